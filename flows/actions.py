@@ -1,0 +1,296 @@
+"""The action interface: what every action provides, and the registry that holds them.
+
+An action is a class with a frozen ``Params`` model, a ``Result`` model, a dotted name, a kind and
+declared IAM permissions, and three methods:
+
+- ``plan(params, ctx) -> Plan``: what it would do and to which resources, with no side effect.
+  Dry-run and drills call only this. It must work without credentials.
+- ``apply(params, ctx) -> Result``: does it, idempotently under ``ctx.idempotency_key``.
+- ``undo(result, ctx) -> UndoResult`` (optional): reverses a completed ``apply``.
+
+The :func:`action` decorator only records metadata; :class:`Registry` checks definitions when it
+loads them from an explicit list of built-in modules and the ``fireline.actions`` entry points.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import re
+import sys
+import typing
+from collections.abc import Callable, Iterable
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from flows.errors import RegistrationError, UnknownActionError
+from flows.spec import ACTION_NAME_PATTERN
+
+if TYPE_CHECKING:
+    from flows.context import ActionContext
+
+ENTRY_POINT_GROUP = "fireline.actions"
+
+# Modules that define the built-in catalogue. Explicit on purpose: packages are never walked.
+BUILTIN_MODULES: tuple[str, ...] = (
+    "flows.control",
+    "integrations.aws.ec2",
+    "integrations.aws.iam",
+    "integrations.aws.s3",
+    "integrations.aws.cloudtrail",
+    "integrations.aws.logs",
+    "integrations.aws.lambda_",
+    "integrations.aws.sagemaker",
+    "integrations.models.actions",
+)
+
+
+class ActionKind(StrEnum):
+    EVIDENCE = "evidence"
+    CONTAINMENT = "containment"
+    RECOVERY = "recovery"
+    NOTIFY = "notify"
+    CONTROL = "control"
+
+
+class ActionParams(BaseModel):
+    """Base of every ``Params`` model: frozen, unknown keys refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ActionResult(BaseModel):
+    """Base of every ``Result`` model. ``changed`` is False for a recorded no-op (already done)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    changed: bool = True
+    summary: str = ""
+
+
+class Target(BaseModel):
+    """A resource an action reads or changes; guards are enforced against these.
+
+    ``tags`` is None when they are unknown (no credentials in a dry-run); a guard that needs tags
+    then refuses in live mode and reports "unknown" in a plan.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: str = Field(description="Resource type, e.g. aws:ec2:instance, aws:iam:user, model:sagemaker:endpoint.")
+    id: str
+    arn: str | None = None
+    region: str | None = None
+    tags: dict[str, str] | None = None
+
+
+class Plan(BaseModel):
+    """What an action would do, produced without side effects."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: str
+    summary: str
+    targets: list[Target] = Field(default_factory=list)
+    changes: list[str] = Field(default_factory=list, description="Each change it would make, one line each.")
+    reads: list[str] = Field(default_factory=list, description="What it would read, for evidence actions.")
+    warnings: list[str] = Field(default_factory=list)
+    mutating: bool = True
+
+
+class UndoResult(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    changed: bool = True
+    summary: str = ""
+
+
+P = TypeVar("P", bound=ActionParams)
+R = TypeVar("R", bound=ActionResult)
+
+
+class Action(Generic[P, R]):
+    """Base class for actions. Subclasses set the class variables through :func:`action`."""
+
+    name: ClassVar[str]
+    kind: ClassVar[ActionKind]
+    Params: ClassVar[type[ActionParams]]
+    Result: ClassVar[type[ActionResult]]
+    permissions: ClassVar[tuple[str, ...]] = ()
+    undo_permissions: ClassVar[tuple[str, ...]] = ()
+    description: ClassVar[str] = ""
+
+    def plan(self, params: P, ctx: ActionContext) -> Plan:
+        raise NotImplementedError
+
+    def apply(self, params: P, ctx: ActionContext) -> R:
+        raise NotImplementedError
+
+    def undo(self, result: R, ctx: ActionContext) -> UndoResult:
+        raise NotImplementedError
+
+    @classmethod
+    def undoable(cls) -> bool:
+        return cls.undo is not Action.undo
+
+    @property
+    def mutating(self) -> bool:
+        return self.kind in (ActionKind.CONTAINMENT, ActionKind.RECOVERY)
+
+    def policy_statements(self, params: P | None) -> list[dict[str, Any]]:
+        """IAM statements this action needs; the default grants its permissions on every resource.
+
+        Actions override this to scope resources when ``params`` are known literals.
+        """
+        actions = sorted({*self.permissions, *self.undo_permissions})
+        if not actions:
+            return []
+        return [{"Effect": "Allow", "Action": actions, "Resource": "*"}]
+
+
+_A = TypeVar("_A", bound=type[Action[Any, Any]])
+_MARK = "__fireline_action__"
+
+
+def action(
+    name: str,
+    *,
+    kind: ActionKind | str,
+    params: type[ActionParams],
+    result: type[ActionResult],
+    permissions: Iterable[str] = (),
+    undo_permissions: Iterable[str] = (),
+) -> Callable[[_A], _A]:
+    """Record an action's metadata on its class; checking happens at registration."""
+
+    def mark(cls: _A) -> _A:
+        cls.name = name
+        cls.kind = ActionKind(kind)
+        cls.Params = params
+        cls.Result = result
+        cls.permissions = tuple(permissions)
+        cls.undo_permissions = tuple(undo_permissions)
+        cls.description = inspect.cleandoc(cls.__doc__ or "").split("\n\n")[0].replace("\n", " ")
+        setattr(cls, _MARK, True)
+        return cls
+
+    return mark
+
+
+def _where(obj: Any) -> str:
+    try:
+        return f"{inspect.getsourcefile(obj)}:{inspect.getsourcelines(obj)[1]}"
+    except (OSError, TypeError):
+        return getattr(obj, "__module__", "?")
+
+
+_PERMISSION = re.compile(r"^[a-z0-9-]+:[A-Za-z0-9*]+$")
+
+
+def _check_method_hint(cls: type, method: str, arg: str, expected: type) -> None:
+    func = getattr(cls, method)
+    try:
+        hints = typing.get_type_hints(func, vars(sys.modules[cls.__module__]))
+    except Exception as e:  # noqa: BLE001 - any failure to resolve hints is a registration error
+        raise RegistrationError(f"{_where(cls)}: action {cls.name!r}: cannot read the hints of {method}(): {e}") from e
+    got = hints.get(arg)
+    if got is not expected:
+        raise RegistrationError(
+            f"{_where(func)}: action {cls.name!r}: {method}() must take {arg}: {expected.__name__}, "
+            f"got {getattr(got, '__name__', got)}"
+        )
+
+
+def check_definition(cls: type[Action[Any, Any]]) -> None:
+    """Verify one action class; raise :class:`RegistrationError` naming its file:line."""
+    where = _where(cls)
+    name = getattr(cls, "name", None)
+    if not isinstance(name, str) or not re.match(ACTION_NAME_PATTERN, name):
+        raise RegistrationError(f"{where}: action name {name!r} must be dotted lower-case (system.resource.verb)")
+    if not (inspect.isclass(cls.Params) and issubclass(cls.Params, ActionParams)):
+        raise RegistrationError(f"{where}: action {name!r}: Params must subclass ActionParams")
+    if not (inspect.isclass(cls.Result) and issubclass(cls.Result, ActionResult)):
+        raise RegistrationError(f"{where}: action {name!r}: Result must subclass ActionResult")
+    if cls.Params.model_config.get("extra") != "forbid" or not cls.Params.model_config.get("frozen"):
+        raise RegistrationError(f"{where}: action {name!r}: Params must be frozen with extra='forbid'")
+    if cls.plan is Action.plan or cls.apply is Action.apply:
+        raise RegistrationError(f"{where}: action {name!r}: plan() and apply() are both required")
+    _check_method_hint(cls, "plan", "params", cls.Params)
+    _check_method_hint(cls, "apply", "params", cls.Params)
+    _check_method_hint(cls, "apply", "return", cls.Result)
+    if cls.undoable():
+        _check_method_hint(cls, "undo", "result", cls.Result)
+    for perm in (*cls.permissions, *cls.undo_permissions):
+        if not _PERMISSION.match(perm):
+            raise RegistrationError(f"{where}: action {name!r}: {perm!r} is not an IAM action like 'ec2:StopInstances'")
+    if name.startswith("aws.") and not cls.permissions:
+        raise RegistrationError(f"{where}: action {name!r}: an AWS action must declare its IAM permissions")
+
+
+class Registry:
+    """Holds action definitions by name."""
+
+    def __init__(self) -> None:
+        self._actions: dict[str, Action[Any, Any]] = {}
+
+    def register(self, cls: type[Action[Any, Any]]) -> None:
+        check_definition(cls)
+        existing = self._actions.get(cls.name)
+        if existing is not None and type(existing) is not cls:
+            raise RegistrationError(
+                f"{_where(cls)}: action {cls.name!r} is already registered by {_where(type(existing))}"
+            )
+        self._actions[cls.name] = cls()
+
+    def register_module(self, module_name: str) -> None:
+        module = importlib.import_module(module_name)
+        for value in vars(module).values():
+            if inspect.isclass(value) and value.__dict__.get(_MARK) and value.__module__ == module.__name__:
+                self.register(value)
+
+    def load_entry_points(self) -> None:
+        from importlib.metadata import entry_points
+
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            try:
+                loaded = ep.load()
+            except Exception as e:  # noqa: BLE001 - a broken plug-in is reported, not fatal to the rest
+                raise RegistrationError(f"entry point {ep.name!r} ({ep.value}) failed to load: {e}") from e
+            if inspect.ismodule(loaded):
+                self.register_module(loaded.__name__)
+            elif inspect.isclass(loaded) and issubclass(loaded, Action):
+                self.register(loaded)
+            else:
+                raise RegistrationError(f"entry point {ep.name!r} ({ep.value}) is neither a module nor an Action")
+
+    def get(self, name: str) -> Action[Any, Any]:
+        try:
+            return self._actions[name]
+        except KeyError:
+            raise UnknownActionError(f"unknown action {name!r}") from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._actions
+
+    def names(self) -> list[str]:
+        return sorted(self._actions)
+
+    def all(self) -> list[Action[Any, Any]]:
+        return [self._actions[n] for n in self.names()]
+
+
+_default: Registry | None = None
+
+
+def default_registry() -> Registry:
+    """The registry with every built-in action and every installed plug-in, loaded once."""
+    global _default
+    if _default is None:
+        registry = Registry()
+        for module in BUILTIN_MODULES:
+            registry.register_module(module)
+        registry.load_entry_points()
+        _default = registry
+    return _default

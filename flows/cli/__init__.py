@@ -1,0 +1,90 @@
+"""The ``fireline`` command line.
+
+Commands live in topic modules that each add themselves to :data:`app`; heavy libraries are
+imported inside commands, so ``fireline validate`` never pays for Prefect, boto3 or slack_sdk.
+Human output goes to the terminal through rich; ``--json`` prints one JSON document to stdout.
+Exit codes: 0 success, 1 the input or the run failed, 2 usage.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from flows.errors import FirelineError, UsageError
+
+app = typer.Typer(
+    name="fireline",
+    help="Incident response playbooks for ML platforms: validate, plan, run, approve, audit.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# Topic modules, imported for their commands. Each must keep its heavy imports inside functions.
+COMMAND_MODULES: tuple[str, ...] = (
+    "flows.cli.spec_cmds",
+    "flows.cli.run_cmds",
+    "flows.cli.aws_cmds",
+    "flows.cli.model_cmds",
+)
+
+
+def _load_commands() -> None:
+    import importlib
+
+    for name in COMMAND_MODULES:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name != name:
+                raise
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script: one clear line per error, no traceback unless --debug."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    if debug:
+        args.remove("--debug")
+    _load_commands()
+    try:
+        app(args=args, prog_name="fireline", standalone_mode=False)
+    except UsageError as e:
+        if debug:
+            raise
+        print(f"fireline: error: {e}", file=sys.stderr)
+        return 2
+    except FirelineError as e:
+        if debug:
+            raise
+        print(f"fireline: error: {e}" if "\n" not in str(e) else str(e), file=sys.stderr)
+        return 1
+    except SystemExit as e:  # typer.Exit inside commands
+        return int(e.code or 0) if isinstance(e.code, int) else 1
+    except KeyboardInterrupt:
+        print("fireline: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - the last line of defence: one line, never a traceback
+        import click
+
+        if isinstance(e, click.exceptions.Exit):
+            return int(e.exit_code)
+        if isinstance(e, click.UsageError):
+            if debug:
+                raise
+            print(f"fireline: usage: {e.format_message()}", file=sys.stderr)
+            return 2
+        if isinstance(e, click.exceptions.Abort):
+            print("fireline: aborted", file=sys.stderr)
+            return 1
+        if debug:
+            raise
+        print(f"fireline: internal error: {type(e).__name__}: {e} (run with --debug for a traceback)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run() -> None:
+    sys.exit(main())

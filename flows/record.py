@@ -1,0 +1,263 @@
+"""The run record: ``run.json``, the hash-chained ``events.jsonl`` and ``evidence/manifest.json``.
+
+Line format of ``events.jsonl`` (fixed, so that other tools can read it)::
+
+    {"seq": 0, "at": "<ISO-8601 UTC>", "type": "<type>", "step": "<id or null>",
+     "item": <json or null>, "detail": {...}, "prev_sha256": "<sha256 of the previous line's bytes>"}
+
+The previous line's bytes are the line without its newline; the first line uses 64 zeros. Files
+other than the append-only log are replaced atomically, so a crash never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from flows.errors import RecordError
+
+ZERO_HASH = "0" * 64
+EVENT_KEYS = ("seq", "at", "type", "step", "item", "detail", "prev_sha256")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` so that readers see the old or the new file, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    with tmp.open("wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def dumps_line(obj: dict[str, Any]) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=str).encode("utf-8")
+
+
+class EvidenceItem(BaseModel):
+    """One preserved piece of evidence, as listed in ``evidence/manifest.json``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    name: str
+    location: str = Field(description="A path relative to the run directory, or s3://bucket/key[?versionId=...].")
+    size: int
+    sha256: str
+    source_arn: str | None = None
+    collected_at: str
+    collected_by: str
+    step: str | None = None
+    item: Any = None
+    description: str = ""
+    content_type: str | None = None
+    retention: dict[str, Any] | None = Field(default=None, description="Object Lock mode/until and legal hold, for S3.")
+
+
+class EventLog:
+    """Append-only, hash-chained event log. Thread-safe within one process."""
+
+    def __init__(self, path: Path, *, fsync: bool = True) -> None:
+        self.path = path
+        self.fsync = fsync
+        self._lock = threading.Lock()
+        self._seq = 0
+        self._prev = ZERO_HASH
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists():
+            self._recover()
+
+    def _recover(self) -> None:
+        """Pick up the chain after a restart; drop a torn last line left by a crash mid-write."""
+        data = self.path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            cut = data.rfind(b"\n") + 1
+            with self.path.open("r+b") as fh:
+                fh.truncate(cut)
+            data = data[:cut]
+        lines = data.splitlines()
+        if lines:
+            last = json.loads(lines[-1])
+            self._seq = int(last["seq"]) + 1
+            self._prev = sha256_bytes(lines[-1])
+
+    @property
+    def head(self) -> tuple[int, str]:
+        """(number of lines, sha256 of the last line) — stored in run.json to detect truncation."""
+        return self._seq, self._prev
+
+    def append(self, type_: str, *, step: str | None = None, item: Any = None, detail: dict[str, Any] | None = None) -> dict[str, Any]:
+        with self._lock:
+            event = {
+                "seq": self._seq,
+                "at": iso(utcnow()),
+                "type": type_,
+                "step": step,
+                "item": item,
+                "detail": detail or {},
+                "prev_sha256": self._prev,
+            }
+            line = dumps_line(event)
+            with self.path.open("ab") as fh:
+                fh.write(line + b"\n")
+                fh.flush()
+                if self.fsync:
+                    os.fsync(fh.fileno())
+            self._seq += 1
+            self._prev = sha256_bytes(line)
+            return event
+
+
+def read_events(path: Path) -> Iterator[dict[str, Any]]:
+    with path.open("rb") as fh:
+        for raw in fh:
+            if raw.strip():
+                yield json.loads(raw)
+
+
+def verify_events(path: Path, expected_head: tuple[int, str] | None = None) -> list[str]:
+    """Check the chain; return one line per problem (empty when intact).
+
+    Detects edited, inserted, deleted and reordered lines; with ``expected_head`` (from run.json)
+    also a truncated tail.
+    """
+    problems: list[str] = []
+    if not path.exists():
+        return [f"{path}: missing"]
+    prev = ZERO_HASH
+    count = 0
+    for number, raw in enumerate(path.read_bytes().splitlines(), start=1):
+        try:
+            event = json.loads(raw)
+        except json.JSONDecodeError:
+            problems.append(f"{path.name}:{number}: not a JSON line")
+            prev = sha256_bytes(raw)
+            count += 1
+            continue
+        if not isinstance(event, dict) or tuple(event) != EVENT_KEYS:
+            problems.append(f"{path.name}:{number}: keys are not {', '.join(EVENT_KEYS)}")
+        elif event["seq"] != count:
+            problems.append(f"{path.name}:{number}: seq {event['seq']} where {count} was expected (line deleted, inserted or moved)")
+        if isinstance(event, dict) and event.get("prev_sha256") != prev:
+            problems.append(f"{path.name}:{number}: prev_sha256 does not match line {number - 1} (edited, deleted, inserted or moved)")
+        prev = sha256_bytes(raw)
+        count += 1
+    if expected_head is not None and (count, prev) != tuple(expected_head):
+        problems.append(
+            f"{path.name}: ends at line {count} with sha256 {prev[:12]}…, run.json expects line {expected_head[0]} "
+            f"with {str(expected_head[1])[:12]}… (lines removed or appended after the run)"
+        )
+    return problems
+
+
+class EvidenceManifest:
+    """``evidence/manifest.json``, rewritten atomically on each addition."""
+
+    def __init__(self, run_dir: Path, run_id: str) -> None:
+        self.path = run_dir / "evidence" / "manifest.json"
+        self.run_id = run_id
+        self._lock = threading.Lock()
+        self.items: list[EvidenceItem] = []
+        if self.path.exists():
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            self.items = [EvidenceItem.model_validate(i) for i in data.get("items", [])]
+
+    def add(self, item: EvidenceItem) -> EvidenceItem:
+        with self._lock:
+            if any(existing.id == item.id for existing in self.items):
+                return next(existing for existing in self.items if existing.id == item.id)
+            self.items.append(item)
+            self._write()
+            return item
+
+    def _write(self) -> None:
+        doc = {"run_id": self.run_id, "items": [i.model_dump(mode="json") for i in self.items]}
+        write_atomic(self.path, json.dumps(doc, indent=2, ensure_ascii=False).encode("utf-8"))
+
+
+class RunRecord:
+    """The files of one run under ``<runs_dir>/<run_id>/``."""
+
+    def __init__(self, run_dir: Path, run_id: str | None = None, *, fsync: bool = True) -> None:
+        self.dir = run_dir
+        self.run_id = run_id or run_dir.name
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / "evidence").mkdir(exist_ok=True)
+        self.events = EventLog(self.dir / "events.jsonl", fsync=fsync)
+        self.evidence = EvidenceManifest(self.dir, self.run_id)
+        self._run_lock = threading.Lock()
+
+    @property
+    def run_json(self) -> Path:
+        return self.dir / "run.json"
+
+    @property
+    def evidence_dir(self) -> Path:
+        return self.dir / "evidence"
+
+    def read_run(self) -> dict[str, Any]:
+        if not self.run_json.exists():
+            return {}
+        data: dict[str, Any] = json.loads(self.run_json.read_text(encoding="utf-8"))
+        return data
+
+    def write_run(self, data: dict[str, Any]) -> None:
+        """Replace run.json atomically, stamping the event log head into it."""
+        with self._run_lock:
+            count, head = self.events.head
+            doc = {**data, "events": {"count": count, "head_sha256": head}}
+            write_atomic(self.run_json, json.dumps(doc, indent=2, ensure_ascii=False, default=str).encode("utf-8"))
+
+    def update_run(self, **changes: Any) -> dict[str, Any]:
+        data = self.read_run()
+        data.update(changes)
+        self.write_run(data)
+        return data
+
+    def emit(self, type_: str, *, step: str | None = None, item: Any = None, detail: dict[str, Any] | None = None) -> dict[str, Any]:
+        return self.events.append(type_, step=step, item=item, detail=detail)
+
+    def add_evidence(self, item: EvidenceItem) -> EvidenceItem:
+        stored = self.evidence.add(item)
+        if stored is item:
+            self.emit(
+                "evidence.stored",
+                step=item.step,
+                item=item.item,
+                detail={"id": item.id, "name": item.name, "location": item.location, "sha256": item.sha256, "size": item.size},
+            )
+        return stored
+
+    def verify(self) -> list[str]:
+        head = self.read_run().get("events")
+        expected = (int(head["count"]), str(head["head_sha256"])) if isinstance(head, dict) else None
+        return verify_events(self.events.path, expected)

@@ -1,0 +1,1 @@
+"""AWS actions: ec2 (being written)."""

@@ -1,0 +1,1 @@
+"""AWS actions: lambda_ (being written)."""

@@ -1,0 +1,1 @@
+"""AWS actions: s3 (being written)."""
