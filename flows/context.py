@@ -49,7 +49,7 @@ class RunServices:
     """Per-run shared state: integration clients, dry-run refusal counts, secret values to redact."""
 
     cache: dict[str, Any] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    lock: threading.RLock = field(default_factory=threading.RLock)
     refused_calls: list[str] = field(default_factory=list)
     secret_values: set[str] = field(default_factory=set)
 

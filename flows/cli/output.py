@@ -1,0 +1,25 @@
+"""Output helpers shared by every command: rich for people, one JSON document for machines."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from rich.console import Console
+
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+JSON_OPTION_HELP = "Print one JSON document to stdout instead of text."
+
+
+def print_json(data: Any) -> None:
+    """Write ``data`` as JSON to stdout (plain, so it pipes cleanly)."""
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def error_line(message: str) -> None:
+    """One error line on stderr, for findings printed before a command exits 1."""
+    err_console.print(message, markup=False)
