@@ -189,11 +189,11 @@ def _where(obj: Any) -> str:
 _PERMISSION = re.compile(r"^[a-z0-9-]+:[A-Za-z0-9*]+$")
 
 
-def _check_method_hint(cls: type, method: str, arg: str, expected: type) -> None:
+def _check_method_hint(cls: type[Action[Any, Any]], method: str, arg: str, expected: type) -> None:
     func = getattr(cls, method)
     try:
         hints = typing.get_type_hints(func, vars(sys.modules[cls.__module__]))
-    except Exception as e:  # noqa: BLE001 - any failure to resolve hints is a registration error
+    except Exception as e:  # any failure to resolve hints is a registration error
         raise RegistrationError(f"{_where(cls)}: action {cls.name!r}: cannot read the hints of {method}(): {e}") from e
     got = hints.get(arg)
     if got is not expected:
@@ -247,7 +247,12 @@ class Registry:
     def register_module(self, module_name: str) -> None:
         module = importlib.import_module(module_name)
         for value in vars(module).values():
-            if inspect.isclass(value) and value.__dict__.get(_MARK) and value.__module__ == module.__name__:
+            if (
+                inspect.isclass(value)
+                and issubclass(value, Action)
+                and value.__dict__.get(_MARK)
+                and value.__module__ == module.__name__
+            ):
                 self.register(value)
 
     def load_entry_points(self) -> None:
@@ -256,7 +261,7 @@ class Registry:
         for ep in entry_points(group=ENTRY_POINT_GROUP):
             try:
                 loaded = ep.load()
-            except Exception as e:  # noqa: BLE001 - a broken plug-in is reported, not fatal to the rest
+            except Exception as e:  # a broken plug-in is reported, not fatal to the rest
                 raise RegistrationError(f"entry point {ep.name!r} ({ep.value}) failed to load: {e}") from e
             if inspect.ismodule(loaded):
                 self.register_module(loaded.__name__)

@@ -55,7 +55,11 @@ class Settings(_Section):
 
 def _env_overrides(environ: dict[str, str] | os._Environ[str]) -> dict[str, Any]:
     data: dict[str, Any] = {}
-    sections = {name for name, f in Settings.model_fields.items() if f.annotation in (AwsSettings, ModelSettings, PrefectSettings)}
+    sections = {
+        name
+        for name, f in Settings.model_fields.items()
+        if f.annotation in (AwsSettings, ModelSettings, PrefectSettings)
+    }
     for key, value in environ.items():
         if not key.startswith("FIRELINE_") or key == "FIRELINE_CONFIG":
             continue

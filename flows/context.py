@@ -173,8 +173,10 @@ class ActionContext:
             try:
                 from prefect.blocks.system import Secret
 
-                value = str(Secret.load(name.lower().replace("_", "-")).get())
-            except Exception as e:  # noqa: BLE001 - any failure means the secret is not available
+                # Block.load is sync-or-async by context; outside an event loop it returns the block itself.
+                block: Any = Secret.load(name.lower().replace("_", "-"))
+                value = str(block.get())
+            except Exception as e:  # any failure means the secret is not available
                 raise ConfigError(f"secret {name!r} is not set (environment variable or Prefect Secret block)") from e
         self.services.secret_values.add(value)
         return value

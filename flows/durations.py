@@ -31,7 +31,7 @@ def format_duration(seconds: float) -> str:
         size = _UNITS[unit]
         if seconds >= size and float(seconds / size).is_integer():
             return f"{int(seconds / size)}{unit}"
-    return f"{int(round(seconds * 1000))}ms"
+    return f"{round(seconds * 1000)}ms"
 
 
 Duration = Annotated[

@@ -22,8 +22,6 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from flows.errors import RecordError
-
 ZERO_HASH = "0" * 64
 EVENT_KEYS = ("seq", "at", "type", "step", "item", "detail", "prev_sha256")
 
@@ -115,7 +113,9 @@ class EventLog:
         """(number of lines, sha256 of the last line) — stored in run.json to detect truncation."""
         return self._seq, self._prev
 
-    def append(self, type_: str, *, step: str | None = None, item: Any = None, detail: dict[str, Any] | None = None) -> dict[str, Any]:
+    def append(
+        self, type_: str, *, step: str | None = None, item: Any = None, detail: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         with self._lock:
             event = {
                 "seq": self._seq,
@@ -166,9 +166,14 @@ def verify_events(path: Path, expected_head: tuple[int, str] | None = None) -> l
         if not isinstance(event, dict) or tuple(event) != EVENT_KEYS:
             problems.append(f"{path.name}:{number}: keys are not {', '.join(EVENT_KEYS)}")
         elif event["seq"] != count:
-            problems.append(f"{path.name}:{number}: seq {event['seq']} where {count} was expected (line deleted, inserted or moved)")
+            problems.append(
+                f"{path.name}:{number}: seq {event['seq']} where {count} was expected (line deleted, inserted or moved)"
+            )
         if isinstance(event, dict) and event.get("prev_sha256") != prev:
-            problems.append(f"{path.name}:{number}: prev_sha256 does not match line {number - 1} (edited, deleted, inserted or moved)")
+            problems.append(
+                f"{path.name}:{number}: prev_sha256 does not match line {number - 1} "
+                "(edited, deleted, inserted or moved)"
+            )
         prev = sha256_bytes(raw)
         count += 1
     if expected_head is not None and (count, prev) != tuple(expected_head):
@@ -243,7 +248,9 @@ class RunRecord:
         self.write_run(data)
         return data
 
-    def emit(self, type_: str, *, step: str | None = None, item: Any = None, detail: dict[str, Any] | None = None) -> dict[str, Any]:
+    def emit(
+        self, type_: str, *, step: str | None = None, item: Any = None, detail: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         return self.events.append(type_, step=step, item=item, detail=detail)
 
     def add_evidence(self, item: EvidenceItem) -> EvidenceItem:
@@ -253,7 +260,13 @@ class RunRecord:
                 "evidence.stored",
                 step=item.step,
                 item=item.item,
-                detail={"id": item.id, "name": item.name, "location": item.location, "sha256": item.sha256, "size": item.size},
+                detail={
+                    "id": item.id,
+                    "name": item.name,
+                    "location": item.location,
+                    "sha256": item.sha256,
+                    "size": item.size,
+                },
             )
         return stored
 

@@ -16,6 +16,7 @@ Severity = Literal["info", "low", "medium", "high", "critical"]
 AlertSource = Literal["alertmanager", "grafana", "cloudwatch", "datadog", "pagerduty", "generic"]
 InputType = Literal["string", "int", "float", "bool", "duration", "list[string]", "list[int]", "dict"]
 Mode = Literal["live", "dry-run", "drill"]
+ReportFormat = Literal["markdown", "html", "json"]
 
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"
 STEP_ID_PATTERN = r"^[a-z0-9]([a-z0-9_-]*[a-z0-9])?$"
@@ -112,7 +113,7 @@ class Step(SpecModel):
 
 
 class ReportSpec(SpecModel):
-    formats: list[Literal["markdown", "html", "json"]] = Field(default_factory=lambda: ["markdown"])
+    formats: list[ReportFormat] = Field(default_factory=lambda: list[ReportFormat](["markdown"]))
 
 
 class Playbook(SpecModel):

@@ -42,8 +42,31 @@ def _load_commands() -> None:
                 raise
 
 
+def _report(e: BaseException) -> int:
+    """Print one line for an exception and return the exit code."""
+    import click
+
+    if isinstance(e, UsageError):
+        print(f"fireline: error: {e}", file=sys.stderr)
+        return 2
+    if isinstance(e, FirelineError):
+        text = str(e)
+        print(text if "\n" in text else f"fireline: error: {text}", file=sys.stderr)
+        return 1
+    if isinstance(e, click.UsageError):
+        print(f"fireline: usage: {e.format_message()}", file=sys.stderr)
+        return 2
+    if isinstance(e, click.exceptions.Abort):
+        print("fireline: aborted", file=sys.stderr)
+        return 1
+    print(f"fireline: internal error: {type(e).__name__}: {e} (run with --debug for a traceback)", file=sys.stderr)
+    return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script: one clear line per error, no traceback unless --debug."""
+    import click
+
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     if debug:
@@ -51,38 +74,17 @@ def main(argv: list[str] | None = None) -> int:
     _load_commands()
     try:
         app(args=args, prog_name="fireline", standalone_mode=False)
-    except UsageError as e:
-        if debug:
-            raise
-        print(f"fireline: error: {e}", file=sys.stderr)
-        return 2
-    except FirelineError as e:
-        if debug:
-            raise
-        print(f"fireline: error: {e}" if "\n" not in str(e) else str(e), file=sys.stderr)
-        return 1
-    except SystemExit as e:  # typer.Exit inside commands
-        return int(e.code or 0) if isinstance(e.code, int) else 1
+    except click.exceptions.Exit as e:
+        return int(e.exit_code)
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else 1
     except KeyboardInterrupt:
         print("fireline: interrupted", file=sys.stderr)
         return 130
-    except Exception as e:  # noqa: BLE001 - the last line of defence: one line, never a traceback
-        import click
-
-        if isinstance(e, click.exceptions.Exit):
-            return int(e.exit_code)
-        if isinstance(e, click.UsageError):
-            if debug:
-                raise
-            print(f"fireline: usage: {e.format_message()}", file=sys.stderr)
-            return 2
-        if isinstance(e, click.exceptions.Abort):
-            print("fireline: aborted", file=sys.stderr)
-            return 1
+    except Exception as e:  # the last line of defence: one line, never a traceback
         if debug:
             raise
-        print(f"fireline: internal error: {type(e).__name__}: {e} (run with --debug for a traceback)", file=sys.stderr)
-        return 1
+        return _report(e)
     return 0
 
 

@@ -14,7 +14,17 @@ from flows.context import ActionContext
 from flows.errors import DryRunRefusal
 
 # Operation-name prefixes that only read. Everything else is refused outside live mode.
-READ_ONLY_PREFIXES: tuple[str, ...] = ("Describe", "Get", "List", "Head", "Lookup", "Filter", "Search", "BatchGet", "Select")
+READ_ONLY_PREFIXES: tuple[str, ...] = (
+    "Describe",
+    "Get",
+    "List",
+    "Head",
+    "Lookup",
+    "Filter",
+    "Search",
+    "BatchGet",
+    "Select",
+)
 # Reads whose names do not say so.
 READ_ONLY_OPERATIONS: frozenset[str] = frozenset({"AssumeRole", "GetCallerIdentity", "StartQuery", "GetQueryResults"})
 
@@ -76,7 +86,9 @@ def client(ctx: ActionContext, service: str, region: str | None = None) -> Any:
 
     def build() -> Any:
         session = ctx.services.get_or_create("aws:session", lambda: _session(ctx))
-        made = session.client(service, region_name=region, endpoint_url=ctx.settings.aws.endpoint_url, config=_config(ctx))
+        made = session.client(
+            service, region_name=region, endpoint_url=ctx.settings.aws.endpoint_url, config=_config(ctx)
+        )
         if not ctx.live:
             install_write_guard(made, ctx)
         return made
@@ -89,5 +101,5 @@ def has_credentials(ctx: ActionContext) -> bool:
     try:
         session = ctx.services.get_or_create("aws:session", lambda: _session(ctx))
         return session.get_credentials() is not None
-    except Exception:  # noqa: BLE001 - any failure means: plan without reading
+    except Exception:  # any failure means: plan without reading
         return False
