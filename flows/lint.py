@@ -1,0 +1,180 @@
+"""Semantic checks of playbooks (``fireline lint``, also part of ``fireline validate``).
+
+Errors make a playbook unusable: cycles, unknown or duplicate step ids, unknown actions, bad
+``with`` parameters, templates that refer to undeclared inputs or to steps that are not upstream.
+Warnings flag what is legal but usually a mistake; ``strict`` turns them into errors.
+
+Codes: E3xx actions and parameters, E4xx the step graph and templates, W5xx warnings (the full
+table is in docs/playbook-language.md).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from flows.actions import ActionKind, Registry
+from flows.diagnose import format_path, suggest
+from flows.errors import Diagnostic, SpecError
+from flows.lint_steps import action_sites, check_actions, check_templates
+from flows.loader import LoadedPlaybook, PlaybookValidationError, load_playbook, sort_diagnostics
+from flows.spec import Playbook
+from flows.template_refs import contains_template
+from flows.yaml_safe import DocPath, PositionMap
+
+_SECRET_KEY = re.compile(r"(^|_)(password|passwd|secret|token|api_key|apikey|private_key|client_secret)$", re.I)
+_SECRET_VALUE = re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b|\bxox[abposr]-[0-9A-Za-z-]{10,}|-----BEGIN [A-Z ]*PRIVATE KEY")
+
+
+def _graph(playbook: Playbook, positions: PositionMap, out: list[Diagnostic]) -> bool:
+    """Report duplicate, unknown and self dependencies and cycles; True when the graph is sound."""
+    from flows.dag import check_graph
+
+    ids = [s.id for s in playbook.steps]
+    problems = check_graph(playbook.steps)
+    for p in problems:
+        base: DocPath = ("steps", p.step_index)
+        if p.kind == "duplicate":
+            path: DocPath = (*base, "id")
+            first = ids.index(p.step_id)
+            out.append(Diagnostic("E401", f"{p.detail} (first used by steps[{first}])", positions.value(path),
+                                  format_path(path)))  # fmt: skip
+        elif p.kind in ("unknown", "self"):
+            path = (*base, "needs", p.needs_index or 0)
+            need = playbook.steps[p.step_index].needs or [""]
+            hint = suggest(need[p.needs_index or 0], ids) if p.kind == "unknown" else None
+            code = "E402" if p.kind == "unknown" else "E403"
+            out.append(Diagnostic(code, p.detail, positions.value(path), format_path(path), hint=hint))
+        else:
+            path = (*base, "needs")
+            out.append(Diagnostic("E404", p.detail, positions.value(path), format_path(path)))
+    return not problems
+
+
+def _kind(registry: Registry, name: str) -> ActionKind | None:
+    return registry.get(name).kind if name in registry else None
+
+
+def _warn(out: list[Diagnostic], positions: PositionMap, code: str, message: str, path: DocPath,
+          hint: str | None = None) -> None:  # fmt: skip
+    out.append(Diagnostic(code, message, positions.value(path), format_path(path), "warning", hint))
+
+
+def _unreachable(playbook: Playbook, deps: dict[str, list[str]]) -> dict[str, str]:
+    """Steps that can never run, each with the ``fail`` step that blocks it."""
+    by_id = {s.id: s for s in playbook.steps}
+    blocked: dict[str, str] = {}
+    changed = True
+    while changed:  # fixpoint, since needs may point forward in the file
+        changed = False
+        for step in playbook.steps:
+            if step.id in blocked or step.needs_outcome == "any":
+                continue
+            for dep in deps[step.id]:
+                d = by_id[dep]
+                if d.action == "fail" and not d.continue_on_error and d.when is None:
+                    blocked[step.id] = dep
+                elif dep in blocked:
+                    blocked[step.id] = blocked[dep]
+                else:
+                    continue
+                changed = True
+                break
+    return blocked
+
+
+def _warnings(playbook: Playbook, deps: dict[str, list[str]], registry: Registry, positions: PositionMap,
+              out: list[Diagnostic]) -> None:  # fmt: skip
+    from flows.dag import upstream
+
+    guarded = playbook.guards.max_targets is not None or bool(playbook.guards.require_tags)
+    blocked = _unreachable(playbook, deps)
+    for index, step in enumerate(playbook.steps):
+        base: DocPath = ("steps", index)
+        if step.id in blocked:
+            hint = "set needs_outcome: any if it must run after the failure"
+            _warn(out, positions, "W501", f"step can never run: it is downstream of fail step {blocked[step.id]!r}",
+                  base, hint)  # fmt: skip
+        kind = _kind(registry, step.action)
+        up = upstream(deps, step.id)
+        if kind == ActionKind.CONTAINMENT and not any(_kind(registry, by.action) == ActionKind.EVIDENCE
+                                                      for by in playbook.steps if by.id in up):  # fmt: skip
+            _warn(out, positions, "W502", "containment step with no evidence step before it", base,
+                  "preserve evidence first (snapshot, capture, collect)")  # fmt: skip
+        if (
+            kind in (ActionKind.CONTAINMENT, ActionKind.RECOVERY)
+            and not guarded
+            and not any(by.action == "approval" for by in playbook.steps if by.id in up)
+        ):
+            _warn(out, positions, "W503", f"{kind.value} step with no approval before it and no guards", base,
+                  "add an approval step to needs, or guards: max_targets / require_tags")  # fmt: skip
+        if step.for_each is not None and step.concurrency is None:
+            _warn(out, positions, "W504", "for_each without a concurrency bound", (*base, "for_each"),
+                  "set concurrency")  # fmt: skip
+
+
+def _secrets(data: Any, path: DocPath, positions: PositionMap, out: list[Diagnostic]) -> None:
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if (isinstance(value, str) and value and _SECRET_KEY.search(str(key)) and not value.startswith("secret:")
+                    and not contains_template(value)):  # fmt: skip
+                _warn(out, positions, "W505", f"{key!r} looks like an inline secret", (*path, key),
+                      "write secret:NAME and set NAME in the environment")  # fmt: skip
+            else:
+                _secrets(value, (*path, key), positions, out)
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            _secrets(value, (*path, index), positions, out)
+    elif isinstance(data, str) and _SECRET_VALUE.search(data):
+        _warn(out, positions, "W505", "value looks like an inline credential", path, "use secret:NAME")
+
+
+def lint_playbook(loaded: LoadedPlaybook, registry: Registry) -> list[Diagnostic]:
+    """Semantic checks of a playbook that passed the schema: errors and warnings, in file order."""
+    playbook, positions = loaded.playbook, loaded.positions
+    out: list[Diagnostic] = []
+    sound = _graph(playbook, positions, out)
+    raw_steps = [{"action": s.action, "with": s.with_,
+                  "on_failure": [{"action": h.action, "with": h.with_} for h in s.on_failure]}
+                 for s in playbook.steps]  # fmt: skip
+    out.extend(check_actions(raw_steps, registry, positions))
+    from flows.dag import dependencies
+
+    deps = dependencies(playbook.steps) if sound else None
+    check_templates(playbook, deps, positions, out)
+    if deps is not None:
+        _warnings(playbook, deps, registry, positions, out)
+    for base, _, with_ in action_sites(raw_steps):
+        _secrets(with_, (*base, "with"), positions, out)
+    for name, spec in playbook.inputs.items():
+        _secrets({"default": spec.default}, ("inputs", name), positions, out)
+    return sort_diagnostics(out)
+
+
+def validate_path(
+    path: Path, registry: Registry | None = None, strict: bool = False
+) -> tuple[LoadedPlaybook | None, list[Diagnostic]]:
+    """Load, validate and lint one playbook file; never raises for a bad playbook.
+
+    Returns the loaded playbook (None when it failed the YAML or the schema) and every finding.
+    With ``strict``, warnings come back as errors.
+    """
+    if registry is None:
+        from flows.actions import default_registry
+
+        registry = default_registry()
+    loaded: LoadedPlaybook | None = None
+    try:
+        loaded = load_playbook(path)
+        found = lint_playbook(loaded, registry)
+    except PlaybookValidationError as e:
+        # The steps of a file that failed the schema can still name unknown actions or bad params.
+        steps = e.data.get("steps") if isinstance(e.data, dict) else None
+        found = sort_diagnostics([*e.diagnostics, *check_actions(steps, registry, e.positions)])
+    except SpecError as e:
+        found = list(e.diagnostics)
+    if strict:
+        found = [replace(d, severity="error") if d.severity == "warning" else d for d in found]
+    return loaded, found
