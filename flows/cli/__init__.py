@@ -53,10 +53,18 @@ def _report(e: BaseException) -> int:
         text = str(e)
         print(text if "\n" in text else f"fireline: error: {text}", file=sys.stderr)
         return 1
-    if isinstance(e, click.UsageError):
-        print(f"fireline: usage: {e.format_message()}", file=sys.stderr)
+    usage: tuple[type[Exception], ...] = (click.UsageError,)
+    abort: tuple[type[BaseException], ...] = (click.exceptions.Abort, typer.Abort)
+    try:  # typer 0.2x raises its own vendored copies of click's exceptions
+        from typer._click.exceptions import UsageError as VendoredUsageError
+
+        usage = (*usage, VendoredUsageError)
+    except ImportError:
+        pass
+    if isinstance(e, usage):
+        print(f"fireline: usage: {e.format_message()}", file=sys.stderr)  # type: ignore[attr-defined]
         return 2
-    if isinstance(e, click.exceptions.Abort):
+    if isinstance(e, abort):
         print("fireline: aborted", file=sys.stderr)
         return 1
     print(f"fireline: internal error: {type(e).__name__}: {e} (run with --debug for a traceback)", file=sys.stderr)
@@ -73,7 +81,10 @@ def main(argv: list[str] | None = None) -> int:
         args.remove("--debug")
     _load_commands()
     try:
-        app(args=args, prog_name="fireline", standalone_mode=False)
+        result = app(args=args, prog_name="fireline", standalone_mode=False)
+        # Without standalone mode, typer hands a command's typer.Exit code back as the return value.
+        if isinstance(result, int) and not isinstance(result, bool):
+            return result
     except click.exceptions.Exit as e:
         return int(e.exit_code)
     except SystemExit as e:
