@@ -1,1 +1,134 @@
-"""AWS actions: logs (being written)."""
+"""CloudWatch Logs evidence: the events of a log group in a window, optionally filtered."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from flows.actions import Action, ActionKind, ActionParams, ActionResult, Plan, action
+from flows.context import ActionContext
+from integrations.aws.common import arn, live_read, plan_read
+from integrations.aws.session import client, known
+
+LOG_GROUP = r"^[\.\-_/#A-Za-z0-9{} |']{1,512}$"
+
+
+class CollectLogsParams(ActionParams):
+    log_group: str = Field(pattern=LOG_GROUP)
+    start: datetime
+    end: datetime
+    filter_pattern: str = ""
+    log_stream_prefix: str | None = None
+    max_events: int = Field(default=100_000, ge=1, le=10_000_000)
+    region: str | None = None
+
+    @model_validator(mode="after")
+    def _window(self) -> CollectLogsParams:
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+
+class CollectLogsResult(ActionResult):
+    log_group: str
+    events: int
+    truncated: bool = False
+    evidence_id: str
+    sha256: str
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+@action(
+    "aws.logs.collect",
+    kind=ActionKind.EVIDENCE,
+    params=CollectLogsParams,
+    result=CollectLogsResult,
+    permissions=("logs:DescribeLogGroups", "logs:FilterLogEvents"),
+)
+class CollectLogs(Action[CollectLogsParams, CollectLogsResult]):
+    """Preserve the events of a log group in a window as JSON Lines (timestamp, stream, message)."""
+
+    def plan(self, params: CollectLogsParams, ctx: ActionContext) -> Plan:
+        warnings: list[str] = []
+        logs = client(ctx, "logs", params.region)
+        groups = plan_read(
+            ctx,
+            f"read log group {params.log_group}",
+            lambda: logs.describe_log_groups(logGroupNamePrefix=params.log_group)["logGroups"],
+            warnings,
+        )
+        if groups is not None and not any(g["logGroupName"] == params.log_group for g in groups):
+            warnings.append(f"log group {params.log_group} does not exist")
+        where = f" matching {params.filter_pattern!r}" if params.filter_pattern else ""
+        return Plan(
+            action=self.name,
+            summary=f"collect {params.log_group}{where}",
+            mutating=False,
+            warnings=warnings,
+            reads=[f"{params.log_group} {params.start.isoformat()} .. {params.end.isoformat()}{where}"],
+        )
+
+    def apply(self, params: CollectLogsParams, ctx: ActionContext) -> CollectLogsResult:
+        logs = client(ctx, "logs", params.region)
+        kwargs: dict[str, Any] = {
+            "logGroupName": params.log_group,
+            "startTime": _ms(params.start),
+            "endTime": _ms(params.end),
+        }
+        if params.filter_pattern:
+            kwargs["filterPattern"] = params.filter_pattern
+        if params.log_stream_prefix:
+            kwargs["logStreamNamePrefix"] = params.log_stream_prefix
+        lines: list[bytes] = []
+        truncated = False
+
+        def read() -> None:
+            nonlocal truncated
+            for page in logs.get_paginator("filter_log_events").paginate(**kwargs):
+                ctx.check_cancelled()
+                for event in page.get("events", []):
+                    lines.append(
+                        json.dumps(
+                            {
+                                "timestamp": event["timestamp"],
+                                "stream": event.get("logStreamName"),
+                                "id": event.get("eventId"),
+                                "message": event["message"],
+                            }
+                        ).encode()
+                    )
+                    if len(lines) >= params.max_events:
+                        truncated = True
+                        return
+
+        live_read(f"read log group {params.log_group}", read)
+        name = params.log_group.strip("/").replace("/", "_") or "log-group"
+        item = ctx.store_evidence_bytes(
+            f"{name}.jsonl",
+            b"\n".join(lines) + (b"\n" if lines else b""),
+            source_arn=arn("logs", f"log-group:{params.log_group}", region=params.region or ""),
+            description=f"CloudWatch Logs {params.log_group}",
+            content_type="application/x-ndjson",
+        )
+        return CollectLogsResult(
+            log_group=params.log_group,
+            events=len(lines),
+            truncated=truncated,
+            evidence_id=item.id,
+            sha256=item.sha256,
+            summary=f"collected {len(lines)} event(s) of {params.log_group}",
+        )
+
+    def policy_statements(self, params: CollectLogsParams | None) -> list[dict[str, Any]]:
+        group = known(params, "log_group")
+        resource = arn("logs", f"log-group:{group}:*", region="*") if group else "*"
+        return [
+            {"Effect": "Allow", "Action": ["logs:DescribeLogGroups"], "Resource": "*"},
+            {"Effect": "Allow", "Action": ["logs:FilterLogEvents"], "Resource": resource},
+        ]

@@ -4,14 +4,19 @@ Per run it builds one boto3 session (optionally assuming a role) and caches clie
 and region. Every client gets adaptive retries, connect/read timeouts and, outside live mode, the
 write guard: a botocore ``before-call`` hook that refuses any operation that is not read-only, so a
 bug in a dry-run or a drill can never leak a side effect.
+
+The module also holds the small helpers every AWS action shares: translating botocore errors into
+fireline errors (:func:`aws_errors`), tag lists, pagination and ARNs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from flows.context import ActionContext
-from flows.errors import DryRunRefusal
+from flows.errors import ActionError, DryRunRefusal, IntegrationError
 
 # Operation-name prefixes that only read. Everything else is refused outside live mode.
 READ_ONLY_PREFIXES: tuple[str, ...] = (
@@ -27,6 +32,22 @@ READ_ONLY_PREFIXES: tuple[str, ...] = (
 )
 # Reads whose names do not say so.
 READ_ONLY_OPERATIONS: frozenset[str] = frozenset({"AssumeRole", "GetCallerIdentity", "StartQuery", "GetQueryResults"})
+# Error codes worth another attempt (after botocore's own adaptive retries gave up).
+RETRYABLE_CODES: frozenset[str] = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "SlowDown",
+        "ServiceUnavailable",
+        "InternalError",
+        "RequestTimeout",
+        "PriorRequestNotComplete",
+    }
+)
+# Codes that mean "the thing named does not exist": bad input, never retried.
+NOT_FOUND_MARKERS: tuple[str, ...] = ("NotFound", "NoSuch", "Malformed", "InvalidInstanceID", "ValidationError")
 
 
 def is_read_only(operation_name: str) -> bool:
@@ -35,8 +56,14 @@ def is_read_only(operation_name: str) -> bool:
 
 
 def install_write_guard(client: Any, ctx: ActionContext) -> None:
-    """Refuse every mutating call made through ``client`` (dry-run and drill modes)."""
+    """Refuse every mutating call made through ``client`` (dry-run and drill modes).
+
+    The hook runs after parameter validation and before the request is signed and sent, so a
+    refused call never reaches the network. Events are named by the hyphenated service id
+    (``cloudwatch-logs``, not ``logs``), so that is what the hook registers on.
+    """
     service = client.meta.service_model.service_name
+    event_service = client.meta.service_model.service_id.hyphenize()
 
     def refuse(model: Any, params: Any, **_: Any) -> None:
         if is_read_only(model.name):
@@ -47,7 +74,7 @@ def install_write_guard(client: Any, ctx: ActionContext) -> None:
         ctx.emit("dryrun.refused", {"call": call, "mode": ctx.mode})
         raise DryRunRefusal(f"{call} refused: mutating calls are not made in {ctx.mode} mode")
 
-    client.meta.events.register(f"before-call.{service}.*", refuse)
+    client.meta.events.register(f"before-call.{event_service}", refuse)
 
 
 def _session(ctx: ActionContext) -> Any:
@@ -58,7 +85,8 @@ def _session(ctx: ActionContext) -> Any:
     if not aws.role_arn:
         return base
     sts = base.client("sts", endpoint_url=aws.endpoint_url, config=_config(ctx))
-    creds = sts.assume_role(RoleArn=aws.role_arn, RoleSessionName=f"fireline-{ctx.run_id}"[:64])["Credentials"]
+    with aws_errors(f"assume role {aws.role_arn}"):
+        creds = sts.assume_role(RoleArn=aws.role_arn, RoleSessionName=f"fireline-{ctx.run_id}"[:64])["Credentials"]
     return boto3.session.Session(
         aws_access_key_id=creds["AccessKeyId"],
         aws_secret_access_key=creds["SecretAccessKey"],
@@ -101,5 +129,73 @@ def has_credentials(ctx: ActionContext) -> bool:
     try:
         session = ctx.services.get_or_create("aws:session", lambda: _session(ctx))
         return session.get_credentials() is not None
-    except Exception:  # any failure means: plan without reading
+    except Exception:
         return False
+
+
+def error_code(error: BaseException) -> str:
+    """The AWS error code of a botocore ``ClientError`` (empty for anything else)."""
+    response = getattr(error, "response", None)
+    if isinstance(response, dict):
+        return str(response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def is_not_found(error: BaseException) -> bool:
+    code = error_code(error)
+    return any(marker in code for marker in NOT_FOUND_MARKERS)
+
+
+@contextmanager
+def aws_errors(what: str) -> Iterator[None]:
+    """Turn botocore errors raised inside the block into one-line fireline errors.
+
+    ``what`` says what was being done ("describe instance i-123"); the AWS error code is kept in
+    ``details["code"]`` and throttling-like codes are marked retryable for the step's retry policy.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        yield
+    except (DryRunRefusal, ActionError):
+        raise
+    except ClientError as e:
+        code = error_code(e)
+        message = e.response.get("Error", {}).get("Message", "") or str(e)
+        raise IntegrationError(
+            f"{what}: {code}: {message}", retryable=code in RETRYABLE_CODES, details={"code": code}
+        ) from e
+    except BotoCoreError as e:
+        raise IntegrationError(f"{what}: {e}", retryable=True, details={"code": type(e).__name__}) from e
+
+
+def tag_dict(tags: list[dict[str, str]] | None) -> dict[str, str]:
+    """``[{"Key": k, "Value": v}]`` as a dict."""
+    return {t["Key"]: t.get("Value", "") for t in tags or []}
+
+
+def tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
+    return [{"Key": k, "Value": v} for k, v in tags.items()]
+
+
+def paginate(aws_client: Any, operation: str, key: str, **kwargs: Any) -> Iterator[Any]:
+    """Yield every element of ``key`` across the pages of ``operation``."""
+    for page in aws_client.get_paginator(operation).paginate(**kwargs):
+        yield from page.get(key, [])
+
+
+def is_template(value: object) -> bool:
+    """True for a parameter that is still a template (not known before the run)."""
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
+def known(params: Any, name: str) -> Any:
+    """A parameter's value when it is a literal, None when it is absent or still a template.
+
+    ``fireline iam-policy`` passes params built without validation from a playbook's ``with``,
+    leaving out the values that are templates; actions scope their IAM resources with this.
+    """
+    if params is None:
+        return None
+    value = getattr(params, name, None)
+    return None if is_template(value) else value
