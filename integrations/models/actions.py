@@ -1,1 +1,302 @@
-"""Model registry actions (being written)."""
+"""Model registry actions: ``model.rollback``, ``model.quarantine`` and ``model.verify``.
+
+``model.rollback`` never deploys a version the known-good policy did not verify. It snapshots what
+the target serves, chooses the newest qualifying version, deploys it (unless it already serves),
+and quarantines the versions it replaced, so no later automation promotes them again. When nothing
+qualifies it drains the target (``on_refusal: drain``, the default) and fails, naming why each
+candidate was rejected. ``undo`` rolls forward to the snapshot and lifts the quarantine it wrote.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import Field
+
+from flows.actions import Action, ActionKind, ActionParams, ActionResult, Plan, Target, UndoResult, action
+from flows.context import ActionContext
+from flows.durations import Duration
+from flows.errors import ActionError
+from integrations.models.base import (
+    KEY_QUARANTINED,
+    KnownGoodPolicy,
+    Rejection,
+    ServingState,
+    TargetParams,
+    load_adapter,
+    select_known_good,
+)
+from integrations.models.verify import VerifyParams, VerifyResult, plan_verify, run_verify
+
+__all__ = ["ModelQuarantine", "ModelRollback", "ModelVerify", "VerifyParams", "VerifyResult"]
+
+SAGEMAKER_READ = (
+    "sagemaker:DescribeEndpoint",
+    "sagemaker:DescribeEndpointConfig",
+    "sagemaker:DescribeModel",
+    "sagemaker:DescribeModelPackage",
+    "sagemaker:ListModelPackages",
+    "s3:GetObject",
+)
+SAGEMAKER_WRITE = (
+    "sagemaker:CreateModel",
+    "sagemaker:CreateEndpointConfig",
+    "sagemaker:UpdateEndpoint",
+    "sagemaker:UpdateEndpointWeightsAndCapacities",
+    "sagemaker:UpdateModelPackage",
+    "iam:PassRole",
+)
+S3_PERMISSIONS = (
+    "s3:ListBucketVersions",
+    "s3:GetObjectVersion",
+    "s3:GetObjectVersionTagging",
+    "s3:PutObjectVersionTagging",
+    "s3:PutObject",
+    "s3:PutObjectTagging",
+    "s3:DeleteObject",
+)
+
+
+def _target(params: TargetParams) -> Target:
+    kind = {"sagemaker": "model:sagemaker:endpoint", "mlflow": "model:mlflow:alias", "s3": "model:s3:object"}[
+        params.registry
+    ]
+    ident = params.endpoint or (
+        f"{params.model_name}@{params.alias}" if params.registry == "mlflow" else f"{params.bucket}/{params.key}"
+    )
+    return Target(type=kind, id=str(ident))
+
+
+class RollbackParams(TargetParams):
+    known_good: KnownGoodPolicy = Field(default_factory=KnownGoodPolicy)
+    quarantine_replaced: bool = Field(default=True, description="Quarantine the versions the rollback replaced.")
+    reason: str = Field(default="replaced by a known-good rollback", max_length=200)
+    on_refusal: Literal["drain", "leave"] = Field(default="drain", description="What to do when nothing qualifies.")
+    wait_timeout: Duration = Field(default=1800.0, description="sagemaker: how long to wait for InService.")
+
+
+class RollbackResult(ActionResult):
+    target: str
+    registry: str
+    chosen: dict[str, Any]
+    sha256: str | None
+    previous: ServingState
+    changes: list[str] = Field(default_factory=list)
+    quarantined: list[str] = Field(
+        default_factory=list, description="Versions this step quarantined (undo lifts them)."
+    )
+    rejections: list[Rejection] = Field(default_factory=list)
+    target_params: dict[str, Any] = Field(default_factory=dict, description="The target, for undo.")
+
+
+def target_fields(params: ActionParams) -> dict[str, Any]:
+    """The target fields of a params model, as JSON, for results that undo needs."""
+    data: dict[str, Any] = json.loads(params.model_dump_json(include=set(TargetParams.model_fields)))
+    return data
+
+
+def _snapshot(ctx: ActionContext, state: ServingState) -> ServingState:
+    """Keep the pre-rollback state in the run record before changing anything; a re-run reuses it."""
+    name = "pre-rollback-serving.json"
+    existing = next((i for i in ctx.record.evidence.items if i.id == ctx.evidence_id(name)), None)
+    if existing is not None:
+        return ServingState.model_validate_json((ctx.record.dir / existing.location).read_bytes())
+    ctx.store_evidence_bytes(
+        name, state.model_dump_json(indent=2).encode(), description="what the target served before the rollback"
+    )
+    return state
+
+
+@action(
+    "model.rollback",
+    kind=ActionKind.RECOVERY,
+    params=RollbackParams,
+    result=RollbackResult,
+    permissions=(*SAGEMAKER_READ, *SAGEMAKER_WRITE, *S3_PERMISSIONS),
+)
+class ModelRollback(Action[RollbackParams, RollbackResult]):
+    """Put a model back to the newest version proven known-good; quarantine what it replaces."""
+
+    def plan(self, params: RollbackParams, ctx: ActionContext) -> Plan:
+        policy = params.known_good
+        cutoff = (
+            policy.before.isoformat()
+            if policy.before
+            else f"the incident start ({ctx.incident.started_at.isoformat()})"
+        )
+        rules = [f"created before {cutoff}"]
+        if policy.approved:
+            rules.append("approved")
+        if policy.require_attestation:
+            rules.append("attested known-good" + (f" by {', '.join(policy.attesters)}" if policy.attesters else ""))
+        if policy.verify_digest:
+            rules.append("artifact sha256 recomputed and equal to the attested one")
+        changes = [
+            f"choose the newest version of {params.label} that is " + ", ".join(rules) + ", not quarantined",
+            f"deploy it to {params.label}",
+        ]
+        if params.quarantine_replaced:
+            changes.append(
+                f"quarantine the versions it replaces ({KEY_QUARANTINED} = '{ctx.incident.id}: {params.reason}')"
+            )
+        if params.on_refusal == "drain":
+            changes.append(
+                f"if no version qualifies: drain {params.label} and fail, naming why each candidate was rejected"
+            )
+        return Plan(
+            action=self.name,
+            summary=f"roll {params.label} back to a verified known-good version",
+            targets=[_target(params)],
+            changes=changes,
+        )
+
+    def apply(self, params: RollbackParams, ctx: ActionContext) -> RollbackResult:
+        ctx.require_live("model.rollback")
+        adapter = load_adapter(params, ctx)
+        previous = _snapshot(ctx, adapter.serving())
+        selection, chosen = select_known_good(adapter, params.known_good, ctx)
+        ctx.store_evidence_bytes(
+            "known-good-selection.json",
+            selection.model_dump_json(indent=2).encode(),
+            description=f"known-good policy over {params.label}",
+        )
+        if chosen is None:
+            drained = adapter.drain() if params.on_refusal == "drain" else []
+            message = selection.refusal(params.label)
+            ctx.emit(
+                "model.rollback_refused",
+                {"target": params.label, "drained": drained, "rejections": len(selection.rejections)},
+            )
+            raise ActionError(
+                message + (" — the target was drained" if drained else ""),
+                details={"rejections": [r.model_dump() for r in selection.rejections], "drained": drained},
+            )
+        now = adapter.serving()
+        changes: list[str] = []
+        if not adapter.is_serving(chosen, now):
+            changes = adapter.deploy(chosen)
+        quarantined: list[str] = []
+        if params.quarantine_replaced:
+            mark = f"{ctx.incident.id}: {params.reason}"
+            for vid in previous.versions:
+                if vid == chosen.id:
+                    continue
+                bad = adapter.version(vid)
+                if (bad.metadata or {}).get(KEY_QUARANTINED):
+                    continue
+                adapter.write_metadata(bad, {KEY_QUARANTINED: mark})
+                quarantined.append(vid)
+                changes.append(f"quarantined {bad.label}")
+        ctx.emit(
+            "model.rolled_back",
+            {"target": params.label, "version": chosen.id, "sha256": selection.sha256, "changed": bool(changes)},
+        )
+        summary = f"{params.label} serves {chosen.label} (sha256 {str(selection.sha256)[:12]}…)"
+        return RollbackResult(
+            changed=bool(changes),
+            summary=summary if changes else f"{summary}; it already did",
+            target=params.label,
+            registry=params.registry,
+            chosen=selection.chosen or {},
+            sha256=selection.sha256,
+            previous=previous,
+            changes=changes,
+            quarantined=quarantined,
+            rejections=selection.rejections,
+            target_params=target_fields(params),
+        )
+
+    def undo(self, result: RollbackResult, ctx: ActionContext) -> UndoResult:
+        adapter = load_adapter(TargetParams.model_validate(result.target_params), ctx)
+        changes = adapter.restore(result.previous)
+        mark_prefix = f"{ctx.incident.id}: "
+        for vid in result.quarantined:
+            version = adapter.version(vid)
+            if str((version.metadata or {}).get(KEY_QUARANTINED, "")).startswith(mark_prefix):
+                adapter.write_metadata(version, {}, remove=[KEY_QUARANTINED])
+                changes.append(f"lifted the quarantine of {version.label}")
+        return UndoResult(changed=bool(changes), summary="; ".join(changes) or "nothing to roll forward")
+
+
+class QuarantineParams(TargetParams):
+    versions: list[str] = Field(default_factory=list, description="Version ids; empty: the versions serving now.")
+    reason: str = Field(min_length=1, max_length=200)
+
+
+class QuarantineResult(ActionResult):
+    target: str
+    quarantined: list[str] = Field(default_factory=list)
+    target_params: dict[str, Any] = Field(default_factory=dict)
+
+
+@action(
+    "model.quarantine",
+    kind=ActionKind.CONTAINMENT,
+    params=QuarantineParams,
+    result=QuarantineResult,
+    permissions=(
+        "sagemaker:DescribeEndpoint",
+        "sagemaker:DescribeModel",
+        "sagemaker:UpdateModelPackage",
+        *S3_PERMISSIONS,
+    ),
+)
+class ModelQuarantine(Action[QuarantineParams, QuarantineResult]):
+    """Mark model versions quarantined so that no rollback or promotion picks them again."""
+
+    def plan(self, params: QuarantineParams, ctx: ActionContext) -> Plan:
+        which = ", ".join(params.versions) if params.versions else "the versions serving now"
+        return Plan(
+            action=self.name,
+            summary=f"quarantine {which} of {params.label}",
+            targets=[_target(params)],
+            changes=[f"set {KEY_QUARANTINED} = '{ctx.incident.id}: {params.reason}' on {which}"],
+        )
+
+    def apply(self, params: QuarantineParams, ctx: ActionContext) -> QuarantineResult:
+        ctx.require_live("model.quarantine")
+        adapter = load_adapter(params, ctx)
+        ids = params.versions or adapter.serving().versions
+        done: list[str] = []
+        for vid in ids:
+            version = adapter.version(vid)
+            if (version.metadata or {}).get(KEY_QUARANTINED):
+                continue
+            adapter.write_metadata(version, {KEY_QUARANTINED: f"{ctx.incident.id}: {params.reason}"})
+            done.append(vid)
+        ctx.emit("model.quarantined", {"target": params.label, "versions": done})
+        return QuarantineResult(
+            changed=bool(done),
+            summary=f"quarantined {len(done)} version(s) of {params.label}",
+            target=params.label,
+            quarantined=done,
+            target_params=target_fields(params),
+        )
+
+    def undo(self, result: QuarantineResult, ctx: ActionContext) -> UndoResult:
+        adapter = load_adapter(TargetParams.model_validate(result.target_params), ctx)
+        lifted = []
+        for vid in result.quarantined:
+            version = adapter.version(vid)
+            if str((version.metadata or {}).get(KEY_QUARANTINED, "")).startswith(f"{ctx.incident.id}: "):
+                adapter.write_metadata(version, {}, remove=[KEY_QUARANTINED])
+                lifted.append(vid)
+        return UndoResult(changed=bool(lifted), summary=f"lifted the quarantine of {len(lifted)} version(s)")
+
+
+@action(
+    "model.verify",
+    kind=ActionKind.RECOVERY,
+    params=VerifyParams,
+    result=VerifyResult,
+    permissions=(*SAGEMAKER_READ, "sagemaker:InvokeEndpoint", "s3:GetObjectVersion"),
+)
+class ModelVerify(Action[VerifyParams, VerifyResult]):
+    """Check that a target serves the known-good digest, answers smoke inputs and shows no drift."""
+
+    def plan(self, params: VerifyParams, ctx: ActionContext) -> Plan:
+        return plan_verify(self.name, params, ctx, _target(params))
+
+    def apply(self, params: VerifyParams, ctx: ActionContext) -> VerifyResult:
+        return run_verify(params, ctx)
