@@ -1,0 +1,99 @@
+"""Where step work runs: the :class:`StepExecutor` protocol, the default thread executor, timeouts, retry rules.
+
+The scheduler hands every unit of step work to a :class:`StepExecutor` under a name (the step id,
+or ``step[item-key]`` for one item of a ``for_each``); :class:`ThreadExecutor` runs it on a bounded
+thread pool, and the Prefect layer provides one that runs it as a Prefect task run.
+
+Retry rule: an attempt is retried (per the step's ``retries``) only when its error is retryable:
+an :class:`~flows.errors.ActionError` with ``retryable=True``, a step timeout, an error whose code
+or class says throttling (``Throttling``, ``TooManyRequests``, ``RequestLimitExceeded``, ``SlowDown``,
+HTTP 429/503), or a connection or read timeout. Everything else (a refused guard, a dry-run
+refusal, a template or validation error, a rejected approval) fails at once.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+from collections.abc import Callable
+from typing import Protocol, TypeVar
+
+from flows.errors import ActionError, DryRunRefusal, StepTimeoutError
+
+T = TypeVar("T")
+
+_THROTTLING = ("throttl", "toomanyrequests", "requestlimitexceeded", "slowdown", "ratelimit", "rate exceeded")
+_TRANSIENT_CLASSES = ("ReadTimeoutError", "ConnectTimeoutError", "EndpointConnectionError", "ConnectionClosedError")
+
+
+class StepExecutor(Protocol):
+    """Runs units of step work; must allow at least as many concurrent units as it is given."""
+
+    def submit(self, name: str, fn: Callable[[], T]) -> concurrent.futures.Future[T]: ...
+
+    def shutdown(self) -> None: ...
+
+
+class ThreadExecutor:
+    """The default executor: a bounded thread pool, no Prefect."""
+
+    def __init__(self, max_workers: int = 16) -> None:
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="fireline-step")
+
+    def submit(self, name: str, fn: Callable[[], T]) -> concurrent.futures.Future[T]:
+        return self._pool.submit(fn)
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def run_with_timeout(fn: Callable[[], T], timeout: float | None, cancel: threading.Event, what: str) -> T:
+    """Run ``fn`` with a deadline: on expiry set ``cancel`` and abandon its thread.
+
+    A sync call cannot be interrupted from outside, so the attempt runs in a daemon thread that is
+    left behind when the deadline passes; actions notice ``cancel`` through ``ctx.check_cancelled()``
+    and ``ctx.sleep()`` and stop early.
+    """
+    if timeout is None:
+        return fn()
+    box: dict[str, object] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as e:
+            box["error"] = e
+
+    thread = threading.Thread(target=target, name=f"fireline-attempt:{what}", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        cancel.set()
+        raise StepTimeoutError(f"{what} timed out after {timeout:g}s", retryable=True)
+    if "error" in box:
+        raise box["error"]  # type: ignore[misc]  # an exception object stored by the thread
+    return box["value"]  # type: ignore[return-value]  # the thread stored fn()'s result
+
+
+def is_retryable(error: BaseException) -> bool:
+    """Whether another attempt may succeed (see the module docstring for the rule)."""
+    if isinstance(error, DryRunRefusal):
+        return False
+    if isinstance(error, StepTimeoutError | TimeoutError | ConnectionError):
+        return True
+    if isinstance(error, ActionError) and error.retryable:
+        return True
+    code = ""
+    if isinstance(error, ActionError):
+        code = str(error.details.get("code", "")) + " " + str(error.details.get("status", ""))
+    response = getattr(error, "response", None)
+    if isinstance(response, dict):
+        code += " " + str(response.get("Error", {}).get("Code", ""))
+        code += " " + str(response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
+    lowered = f"{code} {type(error).__name__}".lower()
+    if any(mark in lowered for mark in _THROTTLING) or " 429" in lowered or " 503" in lowered:
+        return True
+    chain = error.__cause__
+    if chain is not None and chain is not error and is_retryable(chain):
+        return True
+    return type(error).__name__ in _TRANSIENT_CLASSES

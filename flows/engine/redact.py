@@ -1,0 +1,59 @@
+"""Redaction of secret values (and optionally ``secret:`` references) from anything recorded."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from flows.record import RunRecord
+
+MASK = "***"
+_SECRET_PREFIX = "secret:"
+_MIN_SECRET = 4  # shorter values would mask ordinary words
+
+
+class Redactor:
+    """Replaces known secret values everywhere in nested data."""
+
+    def __init__(self, secret_values: Iterable[str] = (), *, hide_refs: bool = False) -> None:
+        self.values = sorted({v for v in secret_values if len(v) >= _MIN_SECRET}, key=len, reverse=True)
+        self.hide_refs = hide_refs
+
+    def scrub_text(self, text: str) -> str:
+        if self.hide_refs and text.startswith(_SECRET_PREFIX):
+            return f"{_SECRET_PREFIX}{MASK}"
+        for value in self.values:
+            if value in text:
+                text = text.replace(value, MASK)
+        return text
+
+    def scrub(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.scrub_text(value)
+        if isinstance(value, list | tuple):
+            return [self.scrub(v) for v in value]
+        if isinstance(value, dict):
+            return {k: self.scrub(v) for k, v in value.items()}
+        return value
+
+
+class RedactingRecord(RunRecord):
+    """A run record that scrubs secret values from every event before it is written.
+
+    ``secrets`` is the run's live set (``RunServices.secret_values``): a secret resolved mid-run is
+    redacted from every later event, whoever emits it (the engine or an action through ``ctx.emit``).
+    """
+
+    def __init__(self, run_dir: Path, run_id: str, secrets: set[str]) -> None:
+        super().__init__(run_dir, run_id)
+        self.secrets = secrets
+
+    def emit(
+        self, type_: str, *, step: str | None = None, item: Any = None, detail: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        scrub = Redactor(set(self.secrets)).scrub
+        return super().emit(type_, step=step, item=scrub(item), detail=scrub(detail or {}))
+
+    def write_run(self, data: dict[str, Any]) -> None:
+        super().write_run(Redactor(set(self.secrets)).scrub(data))

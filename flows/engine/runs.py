@@ -1,0 +1,82 @@
+"""Finding, listing and checking run directories; marking runs whose process died as crashed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from flows.config import Settings
+from flows.engine.state import RunState
+from flows.errors import RecordError
+from flows.record import RunRecord, iso, utcnow
+
+RUNNING = "running"
+FINISHED = "finished"
+CRASHED = "crashed"
+
+
+def find_run(run: str | Path, settings: Settings) -> Path:
+    """A run directory from a run id (under ``settings.runs_dir``) or a path."""
+    candidates = [Path(run), settings.runs_dir / str(run)]
+    for candidate in candidates:
+        if (candidate / "run.json").is_file():
+            return candidate
+    raise RecordError(f"no run {str(run)!r} (looked in {settings.runs_dir} and at the path itself)")
+
+
+def read_run_json(run_dir: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise RecordError(f"{run_dir}: run.json is missing or unreadable: {e}") from e
+    if not isinstance(data, dict):
+        raise RecordError(f"{run_dir}: run.json is not an object")
+    return data
+
+
+def detect_crash(run_dir: Path) -> bool:
+    """Mark a run crashed when run.json says running but its owner process is gone; True if it is crashed."""
+    data = read_run_json(run_dir)
+    if data.get("status") == CRASHED:
+        return True
+    if data.get("status") != RUNNING:
+        return False
+    state = RunState(run_dir)
+    if state.owner_alive():
+        return False
+    record = RunRecord(run_dir)  # the owner is dead: nobody else appends to the log now
+    record.emit("run.crashed", detail={"detected_at": iso(utcnow()), "note": "the process driving the run is gone"})
+    record.update_run(status=CRASHED, outcome=CRASHED)
+    state.release()
+    return True
+
+
+def list_runs(settings: Settings) -> list[dict[str, Any]]:
+    """Every run under ``settings.runs_dir``, newest first, crashed ones marked on the way."""
+    root = settings.runs_dir
+    if not root.is_dir():
+        return []
+    rows: list[dict[str, Any]] = []
+    for run_dir in root.iterdir():
+        if not (run_dir / "run.json").is_file():
+            continue
+        try:
+            detect_crash(run_dir)
+            data = read_run_json(run_dir)
+        except RecordError:
+            continue
+        rows.append(
+            {
+                "run_id": data.get("run_id", run_dir.name),
+                "run_dir": str(run_dir),
+                "playbook": data.get("playbook", {}).get("ref"),
+                "mode": data.get("mode"),
+                "status": data.get("status"),
+                "outcome": data.get("outcome"),
+                "started_at": data.get("started_at"),
+                "finished_at": data.get("finished_at"),
+            }
+        )
+    rows.sort(key=lambda r: str(r.get("started_at") or ""), reverse=True)
+    return rows

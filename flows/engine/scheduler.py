@@ -1,0 +1,329 @@
+"""The scheduler: runs a playbook's step graph on a :class:`~flows.engine.executor.StepExecutor`.
+
+One thread (the caller's) owns all decisions: which step is ready, ``when``, ``for_each``,
+dependency outcomes, the run's step table. Every unit of work (planning, applying an item, waiting
+for an approval, ``on_failure`` handlers) is submitted to the executor from this thread, so an
+executor that needs a context of its own (a Prefect flow run) only ever sees one submitting thread.
+
+Dependency rule: a step runs once all its ``needs`` have ended. With ``needs_outcome: success`` (the
+default) it is skipped when a dependency failed (unless that dependency has ``continue_on_error``)
+or was itself skipped because of a failure; a dependency skipped by its own ``when`` does not block.
+With ``needs_outcome: any`` it runs whatever its dependencies came to.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import json
+import re
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from flows.dag import dependencies
+from flows.engine.executor import StepExecutor
+from flows.engine.outcomes import FAILED, FAILURES, REJECTED, SKIPPED, SUCCEEDED, TERMINAL, TIMED_OUT, StepOutcome
+from flows.engine.templates import Placeholder, render_value, truthy
+from flows.engine.work import ItemResult, PlannedItem, RunEnv, apply_item, await_approval, plan_items, run_handlers
+from flows.errors import FirelineError
+from flows.record import iso, utcnow
+from flows.spec import Step
+
+_PLAIN_KEY = re.compile(r"^[A-Za-z0-9._:@-]{1,64}$")
+SKIP_BY_CONDITION = "condition"
+SKIP_BY_DEPENDENCY = "dependency"
+
+
+def item_key(item: Any) -> str:
+    """A short stable key per item: the item itself when it is a short plain string, else a hash."""
+    if isinstance(item, str) and _PLAIN_KEY.match(item):
+        return item
+    canonical = json.dumps(item, sort_keys=True, separators=(",", ":"), default=str)
+    return "h-" + hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+@dataclass
+class _StepRun:
+    """The scheduler's bookkeeping for one started step."""
+
+    step: Step
+    started_at: str
+    fan_out: bool
+    keys: list[str] = field(default_factory=list)
+    results: dict[str, ItemResult] = field(default_factory=dict)
+    queue: deque[PlannedItem] = field(default_factory=deque)
+    in_flight: int = 0
+    failure: ItemResult | None = None
+
+
+class Scheduler:
+    """Runs the steps of ``env.playbook`` to completion and returns each step's outcome."""
+
+    def __init__(self, env: RunEnv, executor: StepExecutor, scope: dict[str, Any]) -> None:
+        self.env = env
+        self.executor = executor
+        self.base_scope = scope
+        self.steps = {s.id: s for s in env.playbook.steps}
+        self.deps = dependencies(env.playbook.steps)
+        self.outcomes: dict[str, StepOutcome] = {}
+        self.runs: dict[str, _StepRun] = {}
+        self.futures: dict[concurrent.futures.Future[Any], tuple[str, str, PlannedItem | None]] = {}
+
+    # -- the loop ---------------------------------------------------------------------------
+    def run(self) -> dict[str, StepOutcome]:
+        waiting = [s.id for s in self.env.playbook.steps]
+        try:
+            while True:
+                waiting = self._start_ready(waiting)
+                if not self.futures:
+                    break
+                done, _ = concurrent.futures.wait(list(self.futures), return_when=concurrent.futures.FIRST_COMPLETED)
+                for future in done:
+                    kind, step_id, planned = self.futures.pop(future)
+                    self._on_done(kind, step_id, planned, future)
+        except BaseException:
+            self.env.stop.set()  # wake approvals and back-off sleeps so worker threads end
+            raise
+        for step_id in waiting:  # only reachable if the graph was never validated
+            self._finish(step_id, StepOutcome(SKIPPED, reason="never became ready"))
+        return {s.id: self.outcomes[s.id] for s in self.env.playbook.steps}
+
+    def _start_ready(self, waiting: list[str]) -> list[str]:
+        progressed = True
+        while progressed:
+            progressed = False
+            for step_id in list(waiting):
+                if all(dep in self.outcomes for dep in self.deps[step_id]):
+                    waiting.remove(step_id)
+                    self._start(self.steps[step_id])
+                    progressed = True
+        return waiting
+
+    def _submit(self, kind: str, step_id: str, name: str, fn: Any, planned: PlannedItem | None = None) -> None:
+        self.futures[self.executor.submit(name, fn)] = (kind, step_id, planned)
+
+    # -- scope --------------------------------------------------------------------------------
+    def scope(self, **extra: Any) -> dict[str, Any]:
+        steps: dict[str, Any] = {}
+        for step_id, outcome in self.outcomes.items():
+            output = outcome.output
+            if not self.env.live and outcome.status == SUCCEEDED and isinstance(output, dict):
+                output = Placeholder(f"{step_id}", output)
+            steps[step_id] = {"output": output, "status": outcome.status, "error": outcome.error}
+        return {**self.base_scope, "steps": steps, **extra}
+
+    # -- starting a step ------------------------------------------------------------------------
+    def _blocking_dependency(self, step: Step) -> str | None:
+        if step.needs_outcome == "any":
+            return None
+        for dep in self.deps[step.id]:
+            outcome = self.outcomes[dep]
+            if outcome.status in FAILURES and not self.steps[dep].continue_on_error:
+                return dep
+            if outcome.status == SKIPPED and outcome.reason == SKIP_BY_DEPENDENCY:
+                return dep
+        return None
+
+    def _start(self, step: Step) -> None:
+        blocker = self._blocking_dependency(step)
+        if blocker is not None:
+            detail = {
+                "reason": SKIP_BY_DEPENDENCY,
+                "dependency": blocker,
+                "dependency_status": self.outcomes[blocker].status,
+            }
+            self.env.emit("step.skipped", step.id, None, detail)
+            self._finish(step.id, StepOutcome(SKIPPED, reason=SKIP_BY_DEPENDENCY, error=f"{blocker} did not succeed"))
+            return
+        run = _StepRun(step, iso(utcnow()), fan_out=step.for_each is not None)
+        self.runs[step.id] = run
+        try:
+            self._prepare(run)
+        except FirelineError as e:
+            self.env.emit("step.started", step.id, None, {"action": step.action})
+            self._item_failed(run, ItemResult(FAILED, None, str(e), type(e).__name__))
+            self._complete(run)
+
+    def _prepare(self, run: _StepRun) -> None:
+        step, scope = run.step, self.scope()
+        if step.when is not None:
+            decided = render_value(step.when, scope, where=f"steps[{step.id}].when")
+            if not truthy(decided):
+                self.env.emit(
+                    "step.skipped", step.id, None, {"reason": SKIP_BY_CONDITION, "when": step.when, "rendered": decided}
+                )
+                self._finish(step.id, StepOutcome(SKIPPED, reason=SKIP_BY_CONDITION, output=None))
+                return
+        if step.action == "approval":
+            self._start_approval(run, scope)
+            return
+        items = self._items(step, scope)
+        pending: list[tuple[Any, str, dict[str, Any]]] = []
+        for item, key in items:
+            run.keys.append(key)
+            stored = self.env.state.result(step.id, key)
+            if stored is not None and stored.status == SUCCEEDED:
+                run.results[key] = ItemResult(SUCCEEDED, stored.output, reused=True)
+                continue
+            where = f"steps[{step.id}].with"
+            rendered = render_value(step.with_, {**scope, "item": item} if run.fan_out else scope, where=where)
+            pending.append((item, key, rendered))
+        detail: dict[str, Any] = {"action": step.action, "mode": self.env.ctx.mode}
+        if run.fan_out:
+            detail.update(items=len(items), concurrency=step.concurrency or 1)
+        reused = [k for k, r in run.results.items() if r.reused]
+        if reused:
+            detail["reused"] = reused
+        self.env.emit("step.started", step.id, None, detail)
+        self.env.notify(step.id, "running", detail)
+        if not pending:
+            self._complete(run)
+            return
+        self._submit("plan", step.id, step.id, lambda: plan_items(self.env, step, pending))
+
+    def _items(self, step: Step, scope: dict[str, Any]) -> list[tuple[Any, str]]:
+        if step.for_each is None:
+            return [(None, "")]
+        items = render_value(step.for_each, scope, where=f"steps[{step.id}].for_each")
+        if not isinstance(items, list):
+            from flows.errors import TemplateError
+
+            raise TemplateError(f"steps[{step.id}].for_each: expected a list, got {type(items).__name__}")
+        seen: dict[str, Any] = {}
+        for item in items:
+            seen.setdefault(item_key(item), item)  # the same item twice is one effect under one key
+        return [(item, key) for key, item in seen.items()]
+
+    def _start_approval(self, run: _StepRun, scope: dict[str, Any]) -> None:
+        step = run.step
+        run.keys.append("")
+        stored = self.env.state.result(step.id, "")
+        self.env.emit("step.started", step.id, None, {"action": step.action, "mode": self.env.ctx.mode})
+        if stored is not None and stored.status in (SUCCEEDED, REJECTED):
+            run.results[""] = ItemResult(stored.status, stored.output, stored.error, reused=True)
+            if stored.status == REJECTED:
+                run.failure = run.results[""]
+            self._complete(run)
+            return
+        rendered = render_value(step.with_, scope, where=f"steps[{step.id}].with")
+        self.env.notify(step.id, "running", {})
+        self._submit("item", step.id, step.id, lambda: await_approval(self.env, step, rendered))
+
+    # -- completions ------------------------------------------------------------------------------
+    def _on_done(
+        self, kind: str, step_id: str, planned: PlannedItem | None, future: concurrent.futures.Future[Any]
+    ) -> None:
+        run = self.runs[step_id]
+        error = future.exception()
+        if kind == "handlers":
+            self._finish_failed(run)
+            return
+        if error is not None:
+            key = planned.key if planned is not None else ""
+            run.in_flight -= 1 if kind == "item" else 0
+            run.results[key] = ItemResult(FAILED, None, str(error) or type(error).__name__, type(error).__name__)
+            self._item_failed(run, run.results[key])
+            self._after_item(run)
+            return
+        result = future.result()
+        if kind == "plan":
+            self._on_planned(run, result)
+        else:
+            run.in_flight -= 1
+            key = planned.key if planned is not None else ""
+            run.results[key] = result
+            if result.status != SUCCEEDED:
+                self._item_failed(run, result)
+            self._after_item(run)
+
+    def _on_planned(self, run: _StepRun, planned: list[Any]) -> None:
+        if planned and not isinstance(planned[0], PlannedItem):
+            message = "; ".join(r.message for r in planned)
+            self._item_failed(run, ItemResult(FAILED, None, f"guard refused: {message}", "GuardError"))
+            self._complete(run)
+            return
+        run.queue.extend(planned)
+        self._fill(run)
+
+    def _fill(self, run: _StepRun) -> None:
+        limit = (run.step.concurrency or 1) if run.fan_out else 1
+        while run.queue and run.in_flight < limit:
+            planned = run.queue.popleft()
+            run.in_flight += 1
+            name = f"{run.step.id}[{planned.key}]" if run.fan_out else run.step.id
+            step = run.step
+            self._submit(
+                "item",
+                step.id,
+                name,
+                lambda p=planned, s=step: apply_item(self.env, s, p, fan_out=run.fan_out),
+                planned,
+            )
+
+    def _after_item(self, run: _StepRun) -> None:
+        self._fill(run)
+        if run.in_flight == 0 and not run.queue:
+            self._complete(run)
+
+    def _item_failed(self, run: _StepRun, result: ItemResult) -> None:
+        if run.failure is None:
+            run.failure = result
+
+    def _complete(self, run: _StepRun) -> None:
+        if run.failure is None:
+            outputs = [run.results[k].output for k in run.keys if k in run.results]
+            output = outputs if run.fan_out else (outputs[0] if outputs else None)
+            self._finish(
+                run.step.id,
+                StepOutcome(
+                    SUCCEEDED, output=output, started_at=run.started_at, items=len(run.keys) if run.fan_out else None
+                ),
+            )
+            return
+        if run.step.on_failure:
+            failure = run.failure
+            scope = self.scope(error={"message": failure.error, "type": failure.error_type, "step": run.step.id})
+            self.env.emit(
+                "step.on_failure", run.step.id, None, {"handlers": len(run.step.on_failure), "error": failure.error}
+            )
+            self._submit(
+                "handlers", run.step.id, f"{run.step.id}.on_failure", lambda: run_handlers(self.env, run.step, scope)
+            )
+            return
+        self._finish_failed(run)
+
+    def _finish_failed(self, run: _StepRun) -> None:
+        failure = run.failure or ItemResult(FAILED, None, "failed", None)
+        statuses = {r.status for r in run.results.values() if r.status != SUCCEEDED} or {failure.status}
+        status = REJECTED if REJECTED in statuses else TIMED_OUT if statuses == {TIMED_OUT} else FAILED
+        outputs = [run.results[k].output if k in run.results else None for k in run.keys]
+        output = outputs if run.fan_out else (outputs[0] if outputs else None)
+        self._finish(
+            run.step.id,
+            StepOutcome(
+                status,
+                output=output,
+                error=failure.error,
+                error_type=failure.error_type,
+                started_at=run.started_at,
+                items=len(run.keys) if run.fan_out else None,
+            ),
+        )
+
+    def _finish(self, step_id: str, outcome: StepOutcome) -> None:
+        outcome.finished_at = iso(utcnow())
+        self.outcomes[step_id] = outcome
+        if outcome.status == SUCCEEDED:
+            self.env.emit("step.succeeded", step_id, None, {"output": outcome.output})
+        elif outcome.status in FAILURES:
+            detail = {
+                "status": outcome.status,
+                "error": outcome.error,
+                "error_type": outcome.error_type,
+                "continue_on_error": self.steps[step_id].continue_on_error,
+            }
+            self.env.emit("step.failed", step_id, None, detail)
+        assert outcome.status in TERMINAL
+        self.env.doc.update(steps={sid: o.as_dict() for sid, o in self.outcomes.items()})
+        self.env.notify(step_id, outcome.status, {"error": outcome.error} if outcome.error else {})

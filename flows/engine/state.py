@@ -1,0 +1,176 @@
+"""Durable run state under ``<run dir>/state/``: results, intents, the saga log and the owner lock.
+
+- ``state/run.json`` — what a resume needs: playbook path and sha256, inputs (``secret:`` references,
+  never values), alert, trigger, incident id and start.
+- ``state/intents/<key>.json`` — written before ``apply`` of a step-item; ``state/results/<key>.json``
+  — written after it completed, before the step counts as done. A step-item with a result is never
+  applied again; one with an intent and no result was interrupted and is applied again under the
+  same idempotency key (actions are idempotent under that key).
+- ``state/saga.jsonl`` — append-only log of undoable effects and of their undoing.
+- ``state/lock.json`` — pid and process start time of the process driving the run; a run whose
+  owner is gone is crashed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flows.record import iso, utcnow, write_atomic
+
+
+def item_file_key(step_id: str, item_key: str) -> str:
+    """File-name-safe key of a step-item (stable, collision-free)."""
+    digest = hashlib.sha256(f"{step_id}\0{item_key}".encode()).hexdigest()[:16]
+    return f"{step_id}.{digest}"
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _dump(data: Any) -> bytes:
+    return json.dumps(data, indent=1, ensure_ascii=False, default=str).encode("utf-8")
+
+
+def process_start_time(pid: int) -> str | None:
+    """The kernel's start time of ``pid`` (clock ticks since boot), to tell a reused pid apart."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name may hold spaces and parentheses; fields resume after the last ')'.
+    fields = stat[stat.rfind(")") + 2 :].split()
+    return fields[19] if len(fields) > 19 else None
+
+
+def pid_alive(pid: int, start_time: str | None) -> bool:
+    """Whether the process that wrote a lock still runs."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    if Path("/proc").is_dir():
+        current = process_start_time(pid)
+        if current is None:
+            return False
+        # A zombie (exited, not yet reaped) no longer drives anything.
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                return False
+        except (OSError, IndexError):
+            return False
+        return start_time is None or current == start_time
+    return True
+
+
+@dataclass
+class StoredResult:
+    """The durable outcome of one step-item."""
+
+    step: str
+    item_key: str
+    idempotency_key: str
+    status: str
+    output: Any
+    error: str | None
+    finished_at: str
+
+
+class RunState:
+    """Read and write the durable state of one run."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.dir = run_dir / "state"
+        self.results_dir = self.dir / "results"
+        self.intents_dir = self.dir / "intents"
+        self.saga_path = self.dir / "saga.jsonl"
+        self.lock_path = self.dir / "lock.json"
+        self.meta_path = self.dir / "run.json"
+        self._saga_lock = threading.Lock()
+
+    def create(self, meta: dict[str, Any]) -> None:
+        self.results_dir.mkdir(parents=True, exist_ok=True)
+        self.intents_dir.mkdir(parents=True, exist_ok=True)
+        write_atomic(self.meta_path, _dump(meta))
+
+    def meta(self) -> dict[str, Any] | None:
+        return _read_json(self.meta_path)
+
+    # -- results and intents ------------------------------------------------------------------
+    def result(self, step_id: str, item_key: str) -> StoredResult | None:
+        data = _read_json(self.results_dir / f"{item_file_key(step_id, item_key)}.json")
+        return StoredResult(**data) if data is not None else None
+
+    def has_intent(self, step_id: str, item_key: str) -> bool:
+        return (self.intents_dir / f"{item_file_key(step_id, item_key)}.json").exists()
+
+    def write_intent(self, step_id: str, item_key: str, idempotency_key: str, params: Any) -> None:
+        doc = {
+            "step": step_id,
+            "item_key": item_key,
+            "idempotency_key": idempotency_key,
+            "params": params,
+            "at": iso(utcnow()),
+        }
+        write_atomic(self.intents_dir / f"{item_file_key(step_id, item_key)}.json", _dump(doc))
+
+    def write_result(self, result: StoredResult) -> None:
+        write_atomic(self.results_dir / f"{item_file_key(result.step, result.item_key)}.json", _dump(result.__dict__))
+
+    # -- saga log -------------------------------------------------------------------------------
+    def append_saga(self, entry: dict[str, Any]) -> None:
+        line = json.dumps({**entry, "at": iso(utcnow())}, separators=(",", ":"), ensure_ascii=False, default=str)
+        with self._saga_lock:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            with self.saga_path.open("ab") as fh:
+                fh.write(line.encode("utf-8") + b"\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+
+    def saga(self) -> list[dict[str, Any]]:
+        if not self.saga_path.exists():
+            return []
+        entries: list[dict[str, Any]] = []
+        for raw in self.saga_path.read_bytes().splitlines():
+            try:
+                entries.append(json.loads(raw))
+            except json.JSONDecodeError:
+                continue  # a torn last line from a crash mid-append
+        return entries
+
+    # -- owner lock -----------------------------------------------------------------------------
+    def acquire(self) -> None:
+        pid = os.getpid()
+        doc = {"pid": pid, "start_time": process_start_time(pid), "host": socket.gethostname(), "at": iso(utcnow())}
+        write_atomic(self.lock_path, _dump(doc))
+
+    def release(self) -> None:
+        try:
+            self.lock_path.unlink()
+        except FileNotFoundError:
+            pass
+
+    def owner_alive(self) -> bool:
+        """Whether a live process (on this host) holds the run."""
+        lock = _read_json(self.lock_path)
+        if lock is None:
+            return False
+        if lock.get("host") not in (None, socket.gethostname()):
+            return True  # another machine: cannot tell, so never steal it
+        start = lock.get("start_time")
+        return pid_alive(int(lock.get("pid", 0)), str(start) if start is not None else None)
