@@ -53,6 +53,8 @@ def format_path(path: Iterable[str | int]) -> str:
     for part in path:
         if isinstance(part, int):
             out += f"[{part}]"
+        elif part == "...":  # a path cut short
+            out += "[...]"
         elif _IDENT.match(part):
             out += f".{part}" if out else part
         else:

@@ -34,6 +34,8 @@ def _graph(playbook: Playbook, positions: PositionMap, out: list[Diagnostic]) ->
 
     ids = [s.id for s in playbook.steps]
     problems = check_graph(playbook.steps)
+    if any(p.kind == "duplicate" for p in problems):  # a cycle through a duplicated id is not real
+        problems = [p for p in problems if p.kind != "cycle"]
     for p in problems:
         base: DocPath = ("steps", p.step_index)
         if p.kind == "duplicate":

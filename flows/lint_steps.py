@@ -6,6 +6,7 @@ Parameters are checked statically where they are literals; a field whose value h
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -13,9 +14,11 @@ from typing import Any
 from flows.actions import Registry
 from flows.diagnose import PARAM_CODES, format_path, pydantic_diagnostics, suggest
 from flows.errors import Diagnostic
+from flows.spec import ACTION_NAME_PATTERN
 from flows.template_refs import builtin_names, contains_template, is_template, parse_template
 from flows.yaml_safe import DocPath, PositionMap
 
+_ACTION_NAME = re.compile(ACTION_NAME_PATTERN)
 STEP_ROOTS = frozenset({"inputs", "alert", "incident", "steps"})
 DEFAULT_ROOTS = frozenset({"alert", "incident"})
 
@@ -57,7 +60,7 @@ def check_actions(steps: Any, registry: Registry, positions: PositionMap) -> lis
     """Unknown actions (with the closest name) and ``with`` parameters of known ones."""
     out: list[Diagnostic] = []
     for base, name, with_ in action_sites(steps):
-        if not isinstance(name, str):
+        if not isinstance(name, str) or not _ACTION_NAME.match(name):  # the schema reports a malformed name
             continue
         if name not in registry:
             path = (*base, "action")
@@ -109,8 +112,12 @@ class TemplateChecker:
             self._add("E410", f"template syntax error: {parsed.error}", path)
             return
         known = scope.roots | builtin_names()
-        for name in sorted(parsed.free - known):
-            if name == "item":
+        # `steps.collect-logs.output` parses as a subtraction; its id is reported once, as a step.
+        dashed = {part for ref in parsed.refs if ref.root == "steps" for part in self._dashed_tail(ref)}
+        for name in sorted(parsed.free - known - dashed):
+            if name in STEP_ROOTS | {"item", "error"} and name not in scope.roots and scope.roots == DEFAULT_ROOTS:
+                self._add("E415", f"{name!r} is not available in input defaults (only alert and incident)", path)
+            elif name == "item":
                 self._add("E413", "'item' is only defined in steps with for_each (in with and when)", path)
             elif name == "error":
                 self._add("E414", "'error' is only defined in on_failure handlers", path)
@@ -122,6 +129,11 @@ class TemplateChecker:
                 self._input_ref(ref, path)
             elif ref.root == "steps" and "steps" in scope.roots:
                 self._step_ref(ref, path, scope)
+
+    def _dashed_tail(self, ref: Any) -> list[str]:
+        if not ref.parts or not isinstance(ref.parts[0], str) or ref.parts[0] in self.step_ids:
+            return []
+        return [p for s in self.step_ids if s.startswith(f"{ref.parts[0]}-") for p in s.split("-")[1:]]
 
     def _input_ref(self, ref: Any, path: DocPath) -> None:
         if ref.parts and isinstance(ref.parts[0], str) and ref.parts[0] not in self.inputs:
