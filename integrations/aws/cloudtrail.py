@@ -10,7 +10,9 @@ from pydantic import Field, model_validator
 
 from flows.actions import Action, ActionKind, ActionParams, ActionResult, Plan, action
 from flows.context import ActionContext
-from integrations.aws.common import live_read
+from flows.durations import Duration
+from integrations.aws.common import live_read, time_window
+from integrations.aws.logs import span
 from integrations.aws.session import client
 
 LookupKey = Literal[
@@ -19,15 +21,21 @@ LookupKey = Literal[
 
 
 class CollectEventsParams(ActionParams):
-    start: datetime
-    end: datetime
+    start: datetime | None = Field(default=None, description="Default: end minus lookback.")
+    end: datetime | None = Field(default=None, description="Default: now.")
+    lookback: Duration = Field(default=3600.0, description="Window length when start is not given.")
     lookup: dict[LookupKey, str] = Field(default_factory=dict, description="At most one attribute (an API limit).")
     max_events: int = Field(default=5000, ge=1, le=100_000)
     region: str | None = None
 
+    def window(self) -> tuple[datetime, datetime]:
+        """(start, end) with the defaults applied, both timezone-aware."""
+        return time_window(self.start, self.end, self.lookback)
+
     @model_validator(mode="after")
     def _window(self) -> CollectEventsParams:
-        if self.end <= self.start:
+        start, end = self.window()
+        if end <= start:
             raise ValueError("end must be after start")
         if len(self.lookup) > 1:
             raise ValueError("CloudTrail LookupEvents takes at most one lookup attribute")
@@ -55,14 +63,15 @@ class CollectEvents(Action[CollectEventsParams, CollectEventsResult]):
         where = ", ".join(f"{k}={v}" for k, v in params.lookup.items()) or "all events"
         return Plan(
             action=self.name,
-            summary=f"collect CloudTrail events {params.start.isoformat()} .. {params.end.isoformat()} ({where})",
+            summary=f"collect CloudTrail events of {span(params.start, params.end, params.lookback)} ({where})",
             mutating=False,
             reads=[f"cloudtrail:LookupEvents {where}"],
         )
 
     def apply(self, params: CollectEventsParams, ctx: ActionContext) -> CollectEventsResult:
         trail = client(ctx, "cloudtrail", params.region)
-        kwargs: dict[str, Any] = {"StartTime": params.start, "EndTime": params.end}
+        start, end = params.window()
+        kwargs: dict[str, Any] = {"StartTime": start, "EndTime": end}
         if params.lookup:
             kwargs["LookupAttributes"] = [{"AttributeKey": k, "AttributeValue": v} for k, v in params.lookup.items()]
         lines: list[bytes] = []

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from flows.context import ActionContext
 from flows.errors import ActionError, IntegrationError
-from flows.record import EvidenceItem
+from flows.record import EvidenceItem, utcnow
 from integrations.aws.session import NOT_FOUND_MARKERS, aws_errors, has_credentials
 
 T = TypeVar("T")
@@ -59,6 +60,14 @@ def store_json(ctx: ActionContext, name: str, doc: Any, *, source_arn: str | Non
     """Preserve a JSON document as evidence (sorted keys, so a re-capture of the same state hashes the same)."""
     data = json.dumps(doc, indent=2, sort_keys=True, default=str).encode("utf-8")
     return ctx.store_evidence_bytes(name, data, source_arn=source_arn, description=description)
+
+
+def time_window(start: datetime | None, end: datetime | None, lookback: float) -> tuple[datetime, datetime]:
+    """A window from optional bounds: end defaults to now, start to end minus ``lookback`` seconds."""
+    end = end or utcnow()
+    start = start or end - timedelta(seconds=lookback)
+    # Naive datetimes in a playbook mean UTC.
+    return (start if start.tzinfo else start.replace(tzinfo=UTC)), (end if end.tzinfo else end.replace(tzinfo=UTC))
 
 
 def strip_metadata(response: dict[str, Any]) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from integrations.aws.common import arn, live_read, plan_read
 from integrations.aws.iam_capture import capture
 from integrations.aws.session import aws_errors, client, error_code, known, tag_dict, tag_list
 
-IAM_NAME = r"^[\w+=,.@{}\s|'-]{1,128}$"  # braces and spaces admit templates until the engine renders them
+IAM_NAME = r"^[\w+=,.@-]{1,128}$"
 QUARANTINE_POLICY = "fireline-quarantine"
 REVOKE_POLICY = "fireline-revoke-older-sessions"
 QUARANTINE_TAG = "fireline:quarantined"

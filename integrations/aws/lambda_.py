@@ -11,7 +11,7 @@ from flows.context import ActionContext
 from integrations.aws.common import arn, live_read, plan_read
 from integrations.aws.session import aws_errors, client, known
 
-FUNCTION = r"^[A-Za-z0-9_:.{}\s|-]{1,140}$"
+FUNCTION = r"^[A-Za-z0-9_:.-]{1,140}$"
 
 
 class ThrottleParams(ActionParams):

@@ -10,24 +10,31 @@ from pydantic import Field, model_validator
 
 from flows.actions import Action, ActionKind, ActionParams, ActionResult, Plan, action
 from flows.context import ActionContext
-from integrations.aws.common import arn, live_read, plan_read
+from flows.durations import Duration
+from integrations.aws.common import arn, live_read, plan_read, time_window
 from integrations.aws.session import client, known
 
-LOG_GROUP = r"^[\.\-_/#A-Za-z0-9{} |']{1,512}$"
+LOG_GROUP = r"^[\.\-_/#A-Za-z0-9]{1,512}$"
 
 
 class CollectLogsParams(ActionParams):
     log_group: str = Field(pattern=LOG_GROUP)
-    start: datetime
-    end: datetime
+    start: datetime | None = Field(default=None, description="Default: end minus lookback.")
+    end: datetime | None = Field(default=None, description="Default: now.")
+    lookback: Duration = Field(default=3600.0, description="Window length when start is not given.")
     filter_pattern: str = ""
     log_stream_prefix: str | None = None
     max_events: int = Field(default=100_000, ge=1, le=10_000_000)
     region: str | None = None
 
+    def window(self) -> tuple[datetime, datetime]:
+        """(start, end) with the defaults applied, both timezone-aware."""
+        return time_window(self.start, self.end, self.lookback)
+
     @model_validator(mode="after")
     def _window(self) -> CollectLogsParams:
-        if self.end <= self.start:
+        start, end = self.window()
+        if end <= start:
             raise ValueError("end must be after start")
         return self
 
@@ -38,6 +45,13 @@ class CollectLogsResult(ActionResult):
     truncated: bool = False
     evidence_id: str
     sha256: str
+
+
+def span(start: datetime | None, end: datetime | None, lookback: float) -> str:
+    if start is None and end is None:
+        return f"the last {lookback:g}s before the step runs"
+    first, last = time_window(start, end, lookback)
+    return f"{first.isoformat()} .. {last.isoformat()}"
 
 
 def _ms(moment: datetime) -> int:
@@ -71,15 +85,16 @@ class CollectLogs(Action[CollectLogsParams, CollectLogsResult]):
             summary=f"collect {params.log_group}{where}",
             mutating=False,
             warnings=warnings,
-            reads=[f"{params.log_group} {params.start.isoformat()} .. {params.end.isoformat()}{where}"],
+            reads=[f"{params.log_group} {span(params.start, params.end, params.lookback)}{where}"],
         )
 
     def apply(self, params: CollectLogsParams, ctx: ActionContext) -> CollectLogsResult:
         logs = client(ctx, "logs", params.region)
+        start, end = params.window()
         kwargs: dict[str, Any] = {
             "logGroupName": params.log_group,
-            "startTime": _ms(params.start),
-            "endTime": _ms(params.end),
+            "startTime": _ms(start),
+            "endTime": _ms(end),
         }
         if params.filter_pattern:
             kwargs["filterPattern"] = params.filter_pattern

@@ -22,7 +22,7 @@ from integrations.aws.common import live_read, plan_read
 from integrations.aws.s3_stream import stream_copy
 from integrations.aws.session import aws_errors, client, error_code, known, paginate, tag_dict
 
-BUCKET = r"^([a-z0-9][a-z0-9.-]{1,61}[a-z0-9]|\{\{.*\}\})$"
+BUCKET = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 ALL_BLOCKED = {
     "BlockPublicAcls": True,
     "IgnorePublicAcls": True,

@@ -19,7 +19,7 @@ from integrations.aws.common import arn, live_read, plan_read, store_json
 from integrations.aws.sagemaker_capture import CAPTURE_PERMISSIONS, capture_endpoint
 from integrations.aws.session import aws_errors, client, known, tag_dict
 
-ENDPOINT = r"^([a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}|\{\{.*\}\})$"
+ENDPOINT = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"
 
 
 def describe(ctx: ActionContext, name: str, region: str | None) -> dict[str, Any]:
