@@ -132,6 +132,14 @@ class RunState:
     def write_result(self, result: StoredResult) -> None:
         write_atomic(self.results_dir / f"{item_file_key(result.step, result.item_key)}.json", _dump(result.__dict__))
 
+    # -- approval requests -------------------------------------------------------------------
+    def write_request(self, step_id: str, params: dict[str, Any]) -> None:
+        """Record what an approval step asks (rendered params), so ``fireline approve`` can check answers."""
+        write_atomic(self.dir / "approvals" / f"{step_id}.json", _dump(params))
+
+    def read_request(self, step_id: str) -> dict[str, Any] | None:
+        return _read_json(self.dir / "approvals" / f"{step_id}.json")
+
     # -- saga log -------------------------------------------------------------------------------
     def append_saga(self, entry: dict[str, Any]) -> None:
         line = json.dumps({**entry, "at": iso(utcnow())}, separators=(",", ":"), ensure_ascii=False, default=str)

@@ -239,12 +239,15 @@ def await_approval(env: RunEnv, step: Step, rendered: dict[str, Any]) -> ItemRes
         output = dry_run_grant(params, emit, env.ctx.mode)
     else:
         env.notify(step.id, "waiting", {"approvers": params.approvers})
+        env.state.write_request(step.id, params.model_dump(mode="json"))
         env.doc.set_waiting(step.id, True)
         wait = ApprovalWait(
             params, env.ctx.run_id, step.id, env.sources, env.directory, env.triggered_by, emit, cancel=env.stop
         )
-        output = wait.run()
-        env.doc.set_waiting(step.id, False)
+        try:
+            output = wait.run()
+        finally:
+            env.doc.set_waiting(step.id, False)
     output = {"changed": False, **output}
     if output["decision"] != "approved":
         result = ItemResult(REJECTED, output, output["summary"], "ApprovalRejected")

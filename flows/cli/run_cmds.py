@@ -1,0 +1,310 @@
+"""Commands that run playbooks and work with runs: run, runs, resume, approve, reject, undo, audit, report.
+
+``fireline run`` first offers the run to a warm ``fireline serve`` (when one is up) and otherwise
+runs it in this process with the thread executor.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, cast
+
+import typer
+
+from flows.cli import app
+from flows.cli.output import JSON_OPTION_HELP, console, err_console, print_json
+from flows.errors import ApprovalError, RecordError, UsageError
+
+if TYPE_CHECKING:
+    from flows.config import Settings
+    from flows.engine.approvals import Decision
+    from flows.engine.outcomes import RunSummary
+    from flows.spec import Mode
+
+JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_OPTION_HELP)]
+RunArg = Annotated[str, typer.Argument(help="A run id (under the runs directory) or a run directory.")]
+StepArg = Annotated[str, typer.Argument(help="The approval step's id.")]
+
+runs_app = typer.Typer(help="List and inspect runs.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+audit_app = typer.Typer(help="Check run records.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+_MARKS = {
+    "succeeded": "[green]✓[/]",
+    "failed": "[red]✗[/]",
+    "timed_out": "[red]⏱[/]",
+    "rejected": "[red]⊘[/]",
+    "skipped": "[dim]–[/]",
+    "running": "[cyan]…[/]",
+    "waiting": "[yellow]?[/]",
+    "retrying": "[yellow]↻[/]",
+}
+
+
+def _settings() -> Settings:
+    from flows.config import load_settings
+
+    return load_settings()
+
+
+class _Progress:
+    """Prints one line per step status change to stderr."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+
+    def __call__(self, step: str, status: str, detail: dict[str, Any]) -> None:
+        extra = ""
+        if status == "waiting":
+            extra = f" for approval ({', '.join(detail.get('approvers', []))}): fireline approve RUN {step} --as USER"
+        elif detail.get("error"):
+            extra = f": {detail['error']}"
+        elapsed = time.monotonic() - self.started
+        from rich.markup import escape
+
+        line = f"{escape(step)}[/] {status}{escape(extra)}"
+        err_console.print(f"  {_MARKS.get(status, ' ')} [bold]{line} [dim]+{elapsed:.1f}s[/]")
+
+
+def _finish(summary: RunSummary, as_json: bool) -> None:
+    doc = {"run_id": summary.run_id, "run_dir": str(summary.run_dir), "mode": summary.mode, "outcome": summary.outcome}
+    if as_json:
+        print_json(doc)
+    else:
+        colour = "green" if summary.ok else "red"
+        console.print(f"run {summary.run_id} [{colour}]{summary.outcome}[/] ({summary.mode})")
+        console.print(f"run directory: {summary.run_dir}", markup=False)
+    if not summary.ok:
+        raise typer.Exit(1)
+
+
+def _handoff(request: dict[str, Any]) -> Any:
+    try:
+        from flows.engine.handoff import try_handoff  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        return None
+    return try_handoff(request)
+
+
+@app.command("run")
+def run_cmd(
+    playbook: Annotated[str, typer.Argument(help="A playbook file, or a playbook name in the library.")],
+    alert: Annotated[Path | None, typer.Option("--alert", help="An alert file (JSON, at most 1 MiB).")] = None,
+    input_: Annotated[list[str] | None, typer.Option("--input", "-i", help="NAME=VALUE, repeatable.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan only: nothing is changed.")] = False,
+    mode: Annotated[str | None, typer.Option("--mode", help="live, dry-run or drill.")] = None,
+    as_user: Annotated[str | None, typer.Option("--as", help="Who triggers the run (cannot approve it).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run a playbook; prints the run id and the run directory, exits 1 when the run failed."""
+    from flows.engine.alerts import load_alert_file
+    from flows.engine.inputs import parse_pairs
+    from flows.engine.runner import run_playbook
+
+    if dry_run and mode not in (None, "dry-run"):
+        raise UsageError("--dry-run and --mode are exclusive")
+    chosen = "dry-run" if dry_run else (mode or "live")
+    if chosen not in ("live", "dry-run", "drill"):
+        raise UsageError(f"--mode must be live, dry-run or drill, not {chosen!r}")
+    inputs = parse_pairs(input_ or [])
+    alert_doc = load_alert_file(alert).model_dump(mode="json") if alert is not None else None
+    trigger: dict[str, Any] = {"how": "cli"}
+    if as_user:
+        trigger["by"] = f"user:{as_user.removeprefix('user:')}"
+    request = {"playbook": playbook, "inputs": inputs, "alert": alert_doc, "mode": chosen, "trigger": trigger}
+    handed = _handoff(request)
+    if handed is not None:
+        _print_handed(handed, as_json)
+        return
+    summary = run_playbook(
+        playbook,
+        inputs=inputs,
+        alert=alert_doc,
+        mode=cast("Mode", chosen),
+        settings=_settings(),
+        trigger=trigger,
+        progress=None if as_json else _Progress(),
+    )
+    _finish(summary, as_json)
+
+
+def _print_handed(handed: Any, as_json: bool) -> None:
+    def get(key: str) -> Any:
+        return handed.get(key) if isinstance(handed, dict) else getattr(handed, key, None)
+
+    doc = {k: get(k) for k in ("run_id", "run_dir", "mode", "outcome")}
+    doc["run_dir"] = str(doc["run_dir"]) if doc["run_dir"] is not None else None
+    if as_json:
+        print_json(doc)
+    else:
+        console.print(f"run {doc['run_id']} {doc['outcome']} ({doc['mode']}, warm runtime)", markup=False)
+        console.print(f"run directory: {doc['run_dir']}", markup=False)
+    if doc["outcome"] not in (None, "succeeded", "running", "accepted"):
+        raise typer.Exit(1)
+
+
+@app.command("resume")
+def resume_cmd(run: RunArg, as_json: JsonOpt = False) -> None:
+    """Finish a crashed run; completed step-items are not applied again."""
+    from flows.engine.runner import resume_run
+
+    _finish(resume_run(run, settings=_settings(), progress=None if as_json else _Progress()), as_json)
+
+
+def _answer(run: str, step: str, user: str, decision: Decision, reason: str, as_json: bool) -> None:
+    from flows.control import ApprovalParams
+    from flows.engine.approvals import Answer, ApproverDirectory, refusal_reason, write_answer
+    from flows.engine.runs import CRASHED, RUNNING, detect_crash, find_run, read_run_json
+    from flows.engine.state import RunState
+
+    settings = _settings()
+    run_dir = find_run(run, settings)
+    detect_crash(run_dir)
+    data = read_run_json(run_dir)
+    request = RunState(run_dir).read_request(step)
+    if data.get("status") not in (RUNNING, CRASHED) or step not in data.get("waiting", []) or request is None:
+        raise ApprovalError(f"step {step!r} of run {run_dir.name} is not waiting for approval")
+    answer = Answer(by=f"user:{user.removeprefix('user:')}", decision=decision, reason=reason, how="cli")
+    params = ApprovalParams.model_validate(request)
+    refused = refusal_reason(answer, params, ApproverDirectory.load(settings.approvers_file), data["trigger"].get("by"))
+    if refused is not None:
+        write_answer(run_dir, step, answer, refused=refused)  # the waiting run records the refusal
+        raise ApprovalError(f"refused: {refused}")
+    path = write_answer(run_dir, step, answer)
+    if as_json:
+        print_json({"run_id": run_dir.name, "step": step, "decision": decision, "by": answer.user, "answer": str(path)})
+    else:
+        console.print(f"{decision} from {answer.user} recorded for {run_dir.name} step {step}", markup=False)
+
+
+@app.command("approve")
+def approve_cmd(
+    run: RunArg,
+    step: StepArg,
+    as_user: Annotated[str, typer.Option("--as", help="Who approves.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why.")] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Approve a waiting approval step."""
+    _answer(run, step, as_user, "approve", reason, as_json)
+
+
+@app.command("reject")
+def reject_cmd(
+    run: RunArg,
+    step: StepArg,
+    as_user: Annotated[str, typer.Option("--as", help="Who rejects.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (required).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Reject a waiting approval step: the run's dependent steps are skipped and the run is rejected."""
+    if not reason.strip():
+        raise UsageError("--reason must say why")
+    _answer(run, step, as_user, "reject", reason, as_json)
+
+
+@app.command("undo")
+def undo_cmd(
+    run: RunArg,
+    step: Annotated[str | None, typer.Argument(help="Only this step's effects.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Undo a run's undoable effects in reverse order (containment is only ever undone by this command)."""
+    from flows.engine.undo import undo_run
+
+    outcomes = undo_run(run, step, settings=_settings())
+    if as_json:
+        print_json([o.__dict__ for o in outcomes])
+    else:
+        if not outcomes:
+            console.print("nothing to undo")
+        for o in outcomes:
+            console.print(
+                f"{o.status:15} {o.step}{'[' + o.item_key + ']' if o.item_key else ''} {o.action}: {o.summary}",
+                markup=False,
+            )
+    if any(o.status == "failed" for o in outcomes):
+        raise typer.Exit(1)
+
+
+@runs_app.command("list")
+def runs_list(as_json: JsonOpt = False) -> None:
+    """List runs, newest first (runs whose process died are marked crashed)."""
+    from rich.table import Table
+
+    from flows.engine.runs import list_runs
+
+    rows = list_runs(_settings())
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("run", "playbook", "mode", "status", "outcome", "started")
+    for r in rows:
+        table.add_row(
+            r["run_id"],
+            str(r["playbook"]),
+            str(r["mode"]),
+            str(r["status"]),
+            str(r["outcome"] or ""),
+            str(r["started_at"]),
+        )
+    console.print(table)
+
+
+@runs_app.command("show")
+def runs_show(run: RunArg, as_json: JsonOpt = False) -> None:
+    """Show one run: its record summary and steps."""
+    from flows.engine.runs import detect_crash, find_run, read_run_json
+
+    run_dir = find_run(run, _settings())
+    detect_crash(run_dir)
+    data = read_run_json(run_dir)
+    if as_json:
+        print_json(data)
+        return
+    console.print(
+        f"run {data['run_id']}: {data.get('playbook', {}).get('ref')} [{data.get('mode')}] "
+        f"{data.get('status')} {data.get('outcome') or ''}",
+        markup=False,
+    )
+    for sid, step in (data.get("steps") or {}).items():
+        err = f": {step['error']}" if step.get("error") else ""
+        console.print(f"  {sid}: {step.get('status')}{err}", markup=False)
+    if data.get("waiting"):
+        console.print(f"  waiting for approval: {', '.join(data['waiting'])}", markup=False)
+
+
+@audit_app.command("verify")
+def audit_verify(run: RunArg, as_json: JsonOpt = False) -> None:
+    """Verify a run's event chain: any edited, deleted, inserted or reordered line fails."""
+    from flows.engine.runs import find_run, read_run_json
+    from flows.record import verify_events
+
+    run_dir = find_run(run, _settings())
+    head = read_run_json(run_dir).get("events")
+    expected = (int(head["count"]), str(head["head_sha256"])) if isinstance(head, dict) else None
+    problems = verify_events(run_dir / "events.jsonl", expected)
+    if as_json:
+        print_json({"run_id": run_dir.name, "ok": not problems, "problems": problems})
+        if problems:
+            raise typer.Exit(1)
+        return
+    if problems:
+        raise RecordError(f"{run_dir.name}: the event log fails verification:\n" + "\n".join(problems))
+    count = expected[0] if expected else "?"
+    console.print(f"{run_dir.name}: {count} events, chain intact", markup=False)
+
+
+@app.command("report")
+def report_cmd(run: RunArg, as_json: JsonOpt = False) -> None:
+    """Re-render a run's report.md from its record."""
+    from flows.engine.report import write_report
+    from flows.engine.runs import find_run
+
+    path = write_report(find_run(run, _settings()))
+    if as_json:
+        print_json({"report": str(path)})
+    else:
+        console.print(str(path), markup=False)
