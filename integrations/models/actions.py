@@ -18,15 +18,8 @@ from flows.actions import Action, ActionKind, ActionParams, ActionResult, Plan, 
 from flows.context import ActionContext
 from flows.durations import Duration
 from flows.errors import ActionError
-from integrations.models.base import (
-    KEY_QUARANTINED,
-    KnownGoodPolicy,
-    Rejection,
-    ServingState,
-    TargetParams,
-    load_adapter,
-    select_known_good,
-)
+from integrations.models.base import KEY_QUARANTINED, ServingState, TargetParams, load_adapter
+from integrations.models.policy import KnownGoodPolicy, Rejection, select_known_good
 from integrations.models.verify import VerifyParams, VerifyResult, plan_verify, run_verify
 
 __all__ = ["ModelQuarantine", "ModelRollback", "ModelVerify", "VerifyParams", "VerifyResult"]

@@ -4,15 +4,12 @@ Serving means "the latest version of the key". A rollback copies the known-good 
 the latest one (a new version), so every bad version stays readable for forensics; draining puts a
 delete marker on top (nothing is deleted). Metadata lives in the object version's tags.
 
-S3 tag values allow only letters, digits, spaces and ``+ - = . _ : / @`` and at most 256 characters,
-so the compact JSON of ``fireline.eval`` is stored base64-encoded (prefix ``base64:``) and other
-values are stripped of characters S3 refuses. An object carries at most 10 tags.
+Tag values are encoded by :func:`integrations.models.base.encode_tag_value` (S3 refuses JSON
+characters). An object carries at most 10 tags.
 """
 
 from __future__ import annotations
 
-import base64
-import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,34 +20,17 @@ from integrations.aws.session import client
 from integrations.models.base import (
     CHUNK,
     KEY_APPROVED,
-    KEY_EVAL,
     KEY_QUARANTINED,
     KEY_RESTORED_FROM,
     ModelVersion,
     RegistryAdapter,
     ServingState,
+    decode_tag_value,
+    encode_tag_value,
     with_metadata,
 )
 
-_TAG_VALUE_BAD = re.compile(r"[^A-Za-z0-9 +\-=._:/@]")
-_B64 = "base64:"
 MAX_TAGS = 10
-
-
-def encode_tag_value(key: str, value: str) -> str:
-    """A value S3 accepts as a tag value."""
-    if key == KEY_EVAL:
-        return _B64 + base64.b64encode(value.encode()).decode()
-    return _TAG_VALUE_BAD.sub("_", value)[:256]
-
-
-def decode_tag_value(value: str) -> str:
-    if value.startswith(_B64):
-        try:
-            return base64.b64decode(value[len(_B64) :], validate=True).decode()
-        except ValueError:
-            return value
-    return value
 
 
 def _error(what: str, e: Exception) -> IntegrationError:

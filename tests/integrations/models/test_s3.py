@@ -12,8 +12,9 @@ from moto import mock_aws
 
 from flows.errors import ActionError
 from integrations.models.actions import ModelRollback, RollbackParams
-from integrations.models.base import KEY_QUARANTINED, KEY_SHA256, KnownGoodPolicy
-from integrations.models.s3 import S3Adapter, decode_tag_value, encode_tag_value
+from integrations.models.base import KEY_QUARANTINED, KEY_SHA256, decode_tag_value, encode_tag_value
+from integrations.models.policy import KnownGoodPolicy
+from integrations.models.s3 import S3Adapter
 from tests.integrations.models.helpers import attest_s3, ctx_at, cutoff_now, events, put_version
 
 BUCKET, KEY = "models", "fraud/model.bin"
