@@ -186,7 +186,7 @@ class _Composer:
 
     def start(self, event: Any, container: dict[str, Any] | list[Any], path: DocPath) -> None:
         if len(self.stack) >= self.max_depth:
-            shown = path[:8] + ("...",) if len(path) > 8 else path
+            shown = (*path[:8], "...") if len(path) > 8 else path
             raise self.fail("E105", f"nesting deeper than {self.max_depth} levels", event.start_mark, shown)
         tag = getattr(event, "tag", None)
         want = f"{STD_TAG}map" if isinstance(container, dict) else f"{STD_TAG}seq"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.errors import Diagnostic, YamlSyntaxError
+from flows.errors import Diagnostic, SourcePosition, YamlSyntaxError
 from flows.lint import validate_path
 from flows.loader import LoadedPlaybook, load_playbook, load_yaml
 from tests.flows.fake_actions import registry
@@ -71,7 +71,8 @@ def test_good_playbook_loads_with_positions_and_digest(tmp_path: Path) -> None:
     loaded = load_playbook(path)
     assert isinstance(loaded, LoadedPlaybook)
     assert loaded.playbook.ref == "good@3"
-    assert len(loaded.sha256) == 64 and loaded.source == GOOD
+    assert len(loaded.sha256) == 64
+    assert loaded.source == GOOD
     assert str(loaded.position(("steps", 2, "with", "instance_id"))) == f"{path}:23:20"
     assert str(loaded.position(("steps", 1))) == f"{path}:15:5"
     # A path that does not exist falls back to its nearest ancestor.
@@ -136,7 +137,5 @@ def test_diagnostic_shape_is_the_golden_format() -> None:
     assert d.render() == "playbooks/x.yaml:14:7: error[E201] steps[2].with.instance_id: field required"
 
 
-def load_position() -> object:
-    from flows.errors import SourcePosition
-
+def load_position() -> SourcePosition:
     return SourcePosition("playbooks/x.yaml", 14, 7)
