@@ -28,6 +28,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "flows.cli.run_cmds",
     "flows.cli.aws_cmds",
     "flows.cli.model_cmds",
+    "flows.cli.serve_cmds",
 )
 
 

@@ -1,0 +1,92 @@
+"""Commands of the Prefect layer: ``fireline serve`` (the warm runtime) and ``fireline deploy``.
+
+Prefect, uvicorn and starlette are imported inside the commands only.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from flows.cli import app
+from flows.cli.output import JSON_OPTION_HELP, err_console, print_json
+
+JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_OPTION_HELP)]
+
+
+@app.command("serve")
+def serve_command(
+    port: Annotated[
+        int | None, typer.Option("--port", help="Port on 127.0.0.1 (default: prefect.serve_port; 0 picks a free one).")
+    ] = None,
+    ui: Annotated[bool, typer.Option("--ui", help="Serve the Prefect UI from the embedded server too.")] = False,
+    grace: Annotated[float, typer.Option("--grace", help="Seconds in-flight runs get to finish on SIGTERM.")] = 30.0,
+    status: Annotated[bool, typer.Option("--status", help="Say whether a server is running, then exit.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Keep a warm Prefect runtime and run the playbooks that `fireline run` hands over (Ctrl-C stops it)."""
+    from flows.config import load_settings
+    from flows.engine.handoff import serve_status
+    from flows.engine.serve import serve
+
+    settings = load_settings()
+    if status:
+        _print_status(serve_status(settings), as_json)
+        return
+
+    def ready(doc: dict[str, Any]) -> None:
+        if as_json:
+            print_json({k: v for k, v in doc.items() if k != "token"})
+        else:
+            where = "embedded" if doc["embedded"] else "external"
+            err_console.print(
+                f"fireline serve: listening on 127.0.0.1:{doc['port']} (pid {doc['pid']}), Prefect API "
+                f"{doc['prefect_api_url']} ({where}); warm-up took {doc['warm_up_seconds']:.1f}s",
+                markup=False,
+            )
+
+    result = serve(settings, port=port, ui=ui, grace=grace, on_ready=ready)
+    left = result["interrupted_runs"]
+    note = f"; {len(left)} run(s) interrupted, resume them with fireline resume: {' '.join(left)}" if left else ""
+    err_console.print(f"fireline serve: stopped{note}", markup=False)
+
+
+def _print_status(state: dict[str, Any] | None, as_json: bool) -> None:
+    if as_json:
+        print_json({"running": state is not None, **(state or {})})
+    elif state is None:
+        err_console.print("fireline serve: not running", markup=False)
+    else:
+        err_console.print(
+            f"fireline serve: running, pid {state['pid']}, 127.0.0.1:{state['port']}, "
+            f"Prefect API {state['prefect_api_url']}, since {state['started_at']}",
+            markup=False,
+        )
+    if state is None:
+        raise typer.Exit(1)
+
+
+@app.command("deploy")
+def deploy_command(
+    name: Annotated[str, typer.Option("--name", help="Deployment name.")] = "fireline-respond",
+    work_pool: Annotated[
+        str | None, typer.Option("--work-pool", help="Work pool (default: prefect.work_pool).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Register the `respond` flow as a deployment on a work pool of the configured Prefect server."""
+    from flows.config import load_settings
+    from flows.engine.prefect_flow import register_deployment
+
+    result = register_deployment(load_settings(), name=name, work_pool=work_pool)
+    if as_json:
+        print_json(result)
+        return
+    created = " (created as a process pool)" if result["work_pool_created"] else ""
+    err_console.print(
+        f"deployed {result['deployment']} on work pool {result['work_pool']}{created} at {result['api_url']}\n"
+        f"start workers with: prefect worker start --pool {result['work_pool']}\n"
+        f"start a run with:   prefect deployment run {result['deployment']} -p playbook=NAME",
+        markup=False,
+    )

@@ -1,0 +1,302 @@
+"""The ``respond`` flow: one playbook run as one Prefect flow run, each step item as one task run.
+
+``respond`` is static and deployable (``fireline deploy``); its body calls the engine with a
+:class:`PrefectExecutor`, so the scheduler, guards, approvals and durability are the same code on
+both backends. Each unit of step work (a step, or one ``for_each`` item) becomes a task run named
+like the engine names it, ``isolate[i-0abc]``. fireline runs retries and timeouts *inside* that task
+(one mechanism for back-off, events and idempotency on both backends): the task run stands for the
+whole step item, all its attempts included, and carries the step's policy in its tags
+(``retries:4``, ``timeout:2m``). Prefect's own task retries stay at 0.
+
+The flow run is named ``<playbook>/<run id>``, tagged ``fireline``, ``playbook:<name>``,
+``mode:<mode>`` and the owner tag (see :func:`flows.engine.prefect_env.owner_tag`); the run's
+report.md is published as a markdown artifact.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextvars
+import re
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from flows.config import Settings
+from flows.durations import format_duration
+
+if TYPE_CHECKING:
+    from flows.engine.outcomes import RunSummary
+    from flows.spec import Playbook
+
+T = TypeVar("T")
+
+DEFAULT_MAX_WORKERS = 16
+_ARTIFACT_KEY = re.compile(r"[^a-z0-9-]+")
+# Settings handed from run_respond to the flow body (same thread); a worker's flow run loads its own.
+_SETTINGS: contextvars.ContextVar[Settings | None] = contextvars.ContextVar("fireline_settings", default=None)
+# Summaries of runs driven by this process, handed from the flow body back to the caller.
+_SUMMARIES: dict[str, RunSummary] = {}
+_SUMMARIES_LOCK = threading.Lock()
+
+
+def step_tags(playbook: Playbook) -> dict[str, list[str]]:
+    """Task run tags per step: its action and its retry/timeout policy (fireline applies them)."""
+    tags: dict[str, list[str]] = {}
+    for step in playbook.steps:
+        entry = ["fireline", f"action:{step.action}", f"retries:{step.retries.attempts - 1 if step.retries else 0}"]
+        if step.timeout is not None:
+            entry.append(f"timeout:{format_duration(step.timeout)}")
+        tags[step.id] = entry
+    return tags
+
+
+@task(name="step", cache_policy=NO_CACHE, persist_result=False, retries=0)
+def _step_item(work: Callable[[], Any]) -> Any:
+    """Run one step item (all its attempts) as a Prefect task run."""
+    return work()
+
+
+class PrefectExecutor:
+    """A :class:`~flows.engine.executor.StepExecutor` that runs each unit of work as a Prefect task run.
+
+    Units run on a bounded thread pool. Each thread runs in a copy of the context the executor was
+    created in (inside the flow body), so Prefect attaches the task runs to the flow run.
+    """
+
+    def __init__(self, *, max_workers: int = DEFAULT_MAX_WORKERS, tags: dict[str, list[str]] | None = None) -> None:
+        self._context = contextvars.copy_context()
+        self._tags = tags or {}
+        self._task = _step_item
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=max_workers, thread_name_prefix="fireline-prefect"
+        )
+
+    def submit(self, name: str, fn: Callable[[], T]) -> concurrent.futures.Future[T]:
+        # A Context can be entered by one thread at a time: every unit gets its own copy.
+        return self._pool.submit(self._context.copy().run, self._run, name, fn)
+
+    def _run(self, name: str, fn: Callable[[], T]) -> T:
+        step_id = name.split("[", 1)[0]
+        tags = self._tags.get(step_id, ["fireline"])
+        bound = self._task.with_options(name=step_id, task_run_name=name, tags=tags)
+        # A sync task called in a flow run returns its value; Prefect's overloads cannot tell.
+        return cast(T, bound(fn))
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _flow_run_name() -> str:
+    from prefect.runtime import flow_run
+
+    params = flow_run.parameters
+    return f"{Path(str(params.get('playbook', 'playbook'))).stem}/{params.get('run_id') or 'new'}"
+
+
+def _publish_report(run_id: str, run_dir: Path) -> None:
+    from prefect.artifacts import create_markdown_artifact
+
+    report = run_dir / "report.md"
+    if report.is_file():
+        key = _ARTIFACT_KEY.sub("-", f"fireline-report-{run_id}".lower()).strip("-")[:100]
+        create_markdown_artifact(
+            markdown=report.read_text(encoding="utf-8"), key=key, description=f"fireline run {run_id}"
+        )
+
+
+def _tag_flow_run(playbook_name: str, mode: str, run_id: str) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.runtime import flow_run
+
+    from flows.engine.prefect_env import FIRELINE_TAG, owner_tag
+
+    run_uuid = flow_run.id
+    if run_uuid is None:
+        return
+    with get_client(sync_client=True) as client:
+        current = client.read_flow_run(run_uuid).tags
+        wanted = [FIRELINE_TAG, owner_tag(), f"playbook:{playbook_name}", f"mode:{mode}", f"run:{run_id}"]
+        client.update_flow_run(run_uuid, tags=sorted({*current, *wanted}))
+
+
+def _rename_flow_run(name: str) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.runtime import flow_run
+
+    if flow_run.id is not None:
+        with get_client(sync_client=True) as client:
+            client.update_flow_run(flow_run.id, name=name)
+
+
+def respond_body(
+    playbook: str,
+    alert: dict[str, Any] | None,
+    mode: str,
+    run_id: str | None,
+    inputs: dict[str, Any] | None,
+    trigger: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """What the ``respond`` flow does; also callable in a test's own flow."""
+    from prefect.runtime import flow_run
+
+    from flows.config import load_settings
+    from flows.engine import run_playbook
+    from flows.engine.prefect_answers import PrefectAnswerSource
+    from flows.engine.runner import new_run_id, resolve_playbook
+
+    settings = _SETTINGS.get() or load_settings()
+    resolved = resolve_playbook(playbook, settings)
+    name = resolved.playbook.metadata.name
+    if run_id is None:
+        run_id = new_run_id(name)
+        _rename_flow_run(f"{name}/{run_id}")
+    _tag_flow_run(name, mode, run_id)
+    executor = PrefectExecutor(tags=step_tags(resolved.playbook))
+    sources = [PrefectAnswerSource(str(flow_run.id))] if flow_run.id is not None else []
+    try:
+        summary = run_playbook(
+            resolved.path,
+            inputs=inputs,
+            alert=alert,
+            mode=mode,  # type: ignore[arg-type]  # validated by the engine like any other request
+            settings=settings,
+            run_id=run_id,
+            executor=executor,
+            trigger={**(trigger or {}), "via": (trigger or {}).get("via", "prefect"), "flow_run_id": str(flow_run.id)},
+            answer_sources=sources,
+        )
+    finally:
+        executor.shutdown()
+    with _SUMMARIES_LOCK:
+        _SUMMARIES[summary.run_id] = summary
+    _publish_report(summary.run_id, summary.run_dir)
+    doc = {"run_id": summary.run_id, "run_dir": str(summary.run_dir), "mode": summary.mode, "outcome": summary.outcome}
+    if not summary.ok:
+        from prefect.states import Failed
+
+        return Failed(message=f"run {summary.run_id} {summary.outcome}", data=doc)  # type: ignore[return-value]  # a returned State sets the final state
+    return doc
+
+
+@flow(name="respond", flow_run_name=_flow_run_name, persist_result=False, log_prints=False, validate_parameters=True)
+def respond(
+    playbook: str,
+    alert: dict[str, Any] | None = None,
+    mode: str = "live",
+    run_id: str | None = None,
+    inputs: dict[str, Any] | None = None,
+    trigger: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Run a fireline playbook (a path or a library name) as this flow run."""
+    return respond_body(playbook, alert, mode, run_id, inputs, trigger)
+
+
+def take_summary(run_id: str) -> RunSummary | None:
+    """The summary of a run this process drove through ``respond`` (once)."""
+    with _SUMMARIES_LOCK:
+        return _SUMMARIES.pop(run_id, None)
+
+
+def run_respond(
+    playbook: str,
+    *,
+    alert: dict[str, Any] | None = None,
+    mode: str = "live",
+    run_id: str | None = None,
+    inputs: dict[str, Any] | None = None,
+    trigger: dict[str, Any] | None = None,
+    settings: Settings | None = None,
+) -> tuple[Any, RunSummary | None]:
+    """Run ``respond`` in this thread against the active runtime; return its final state and summary."""
+    if run_id is None:
+        from flows.config import load_settings
+        from flows.engine.runner import new_run_id, resolve_playbook
+
+        run_id = new_run_id(resolve_playbook(playbook, settings or load_settings()).playbook.metadata.name)
+    token = _SETTINGS.set(settings)
+    try:
+        state = respond(
+            playbook=playbook, alert=alert, mode=mode, run_id=run_id, inputs=inputs, trigger=trigger, return_state=True
+        )
+    finally:
+        _SETTINGS.reset(token)
+    return state, take_summary(run_id)
+
+
+def run_with_prefect(
+    playbook: str,
+    *,
+    settings: Settings,
+    alert: dict[str, Any] | None = None,
+    mode: str = "live",
+    run_id: str | None = None,
+    inputs: dict[str, Any] | None = None,
+) -> RunSummary:
+    """Start (or connect to) the Prefect runtime, run the playbook as a ``respond`` flow run, stop it."""
+    from flows.engine.prefect_env import prefect_runtime
+    from flows.errors import RunError
+
+    with prefect_runtime(settings):
+        state, summary = run_respond(
+            str(playbook), alert=alert, mode=mode, run_id=run_id, inputs=inputs, settings=settings
+        )
+    if summary is None:
+        raise RunError(f"the respond flow run ended {state.type.value} before the run started: {state.message}")
+    return summary
+
+
+ENTRYPOINT = "flows.engine.prefect_flow.respond"
+
+
+def register_deployment(
+    settings: Settings, *, name: str = "fireline-respond", work_pool: str | None = None
+) -> dict[str, Any]:
+    """Register (or update) the deployment of ``respond`` on a work pool of ``settings.prefect.api_url``.
+
+    Workers need fireline installed: the entrypoint is the module path of ``respond``, so no code
+    storage or pull step is involved. A missing work pool is created as a ``process`` pool.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectNotFound
+    from prefect.utilities.callables import parameter_schema
+
+    from flows.engine.prefect_env import FIRELINE_TAG, prefect_runtime
+    from flows.errors import ConfigError
+
+    if not settings.prefect.api_url:
+        raise ConfigError(
+            "fireline deploy needs a Prefect server: set prefect.api_url in fireline.toml or FIRELINE_PREFECT_API_URL"
+        )
+    pool = work_pool or settings.prefect.work_pool
+    with prefect_runtime(settings) as runtime, get_client(sync_client=True) as client:
+        try:
+            client.read_work_pool(pool)
+            created_pool = False
+        except ObjectNotFound:
+            client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
+            created_pool = True
+        flow_id = client.create_flow_from_name("respond")
+        deployment_id = client.create_deployment(
+            flow_id=flow_id,
+            name=name,
+            work_pool_name=pool,
+            entrypoint=ENTRYPOINT,
+            parameter_openapi_schema=parameter_schema(respond).model_dump(exclude_unset=True),
+            enforce_parameter_schema=True,
+            tags=[FIRELINE_TAG],
+            description="Run a fireline playbook: playbook (a name or a path on the worker), alert, mode, inputs.",
+        )
+    return {
+        "deployment": f"respond/{name}",
+        "deployment_id": str(deployment_id),
+        "work_pool": pool,
+        "work_pool_created": created_pool,
+        "entrypoint": ENTRYPOINT,
+        "api_url": runtime.api_url,
+    }
