@@ -58,13 +58,13 @@ class ActionKind(StrEnum):
 class ActionParams(BaseModel):
     """Base of every ``Params`` model: frozen, unknown keys refused."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class ActionResult(BaseModel):
     """Base of every ``Result`` model. ``changed`` is False for a recorded no-op (already done)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     changed: bool = True
     summary: str = ""
@@ -186,6 +186,22 @@ def _where(obj: Any) -> str:
         return getattr(obj, "__module__", "?")
 
 
+class _LazyWhere:
+    """``file:line`` of a definition, looked up only when an error message needs it.
+
+    Reading source lines costs milliseconds per class; registration checks every built-in at start-up.
+    """
+
+    def __init__(self, obj: Any) -> None:
+        self.obj = obj
+
+    def __str__(self) -> str:
+        return _where(self.obj)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+
 _PERMISSION = re.compile(r"^[a-z0-9-]+:[A-Za-z0-9*]+$")
 
 
@@ -205,7 +221,7 @@ def _check_method_hint(cls: type[Action[Any, Any]], method: str, arg: str, expec
 
 def check_definition(cls: type[Action[Any, Any]]) -> None:
     """Verify one action class; raise :class:`RegistrationError` naming its file:line."""
-    where = _where(cls)
+    where = _LazyWhere(cls)
     name = getattr(cls, "name", None)
     if not isinstance(name, str) or not re.match(ACTION_NAME_PATTERN, name):
         raise RegistrationError(f"{where}: action name {name!r} must be dotted lower-case (system.resource.verb)")
