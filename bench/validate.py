@@ -74,8 +74,10 @@ def main() -> None:
     shipped = REPO / "playbooks"
     lib, code = _median_seconds([*fireline, "validate", str(shipped)], REPO)
     verdict = "within" if lib <= 0.5 else "OVER"
-    print(f"fireline validate playbooks/       {lib * 1000:7.1f} ms  x{lib / bare:5.1f} of bare  exit {code} "
-          f"({verdict} the 0.5 s goal)")  # fmt: skip
+    print(
+        f"fireline validate playbooks/       {lib * 1000:7.1f} ms  x{lib / bare:5.1f} of bare  exit {code} "
+        f"({verdict} the 0.5 s goal)"
+    )
 
 
 if __name__ == "__main__":

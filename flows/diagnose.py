@@ -21,10 +21,24 @@ from flows.yaml_safe import DocPath, PositionMap
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 
-SCHEMA_CODES = {"missing": "E201", "extra": "E202", "type": "E203", "choice": "E204", "pattern": "E205",
-                "value": "E206", "range": "E207"}  # fmt: skip
-PARAM_CODES = {"missing": "E302", "extra": "E303", "type": "E304", "choice": "E304", "pattern": "E304",
-               "value": "E304", "range": "E304"}  # fmt: skip
+SCHEMA_CODES = {
+    "missing": "E201",
+    "extra": "E202",
+    "type": "E203",
+    "choice": "E204",
+    "pattern": "E205",
+    "value": "E206",
+    "range": "E207",
+}
+PARAM_CODES = {
+    "missing": "E302",
+    "extra": "E303",
+    "type": "E304",
+    "choice": "E304",
+    "pattern": "E304",
+    "value": "E304",
+    "range": "E304",
+}
 
 _NOUNS = {
     "string_type": "a string",
@@ -43,8 +57,17 @@ _NOUNS = {
     "tuple_type": "a list",
     "set_type": "a list",
 }
-_RANGE = ("too_short", "too_long", "greater_than", "greater_than_equal", "less_than", "less_than_equal",
-          "string_too_short", "string_too_long", "multiple_of")  # fmt: skip
+_RANGE = (
+    "too_short",
+    "too_long",
+    "greater_than",
+    "greater_than_equal",
+    "less_than",
+    "less_than_equal",
+    "string_too_short",
+    "string_too_long",
+    "multiple_of",
+)
 
 
 def format_path(path: Iterable[str | int]) -> str:

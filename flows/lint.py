@@ -18,7 +18,7 @@ from typing import Any
 from flows.actions import ActionKind, Registry
 from flows.diagnose import format_path, suggest
 from flows.errors import Diagnostic, SpecError
-from flows.lint_steps import action_sites, check_actions, check_templates
+from flows.lint_steps import action_sites, check_actions, check_templates, is_secret_ref
 from flows.loader import LoadedPlaybook, PlaybookValidationError, load_playbook, sort_diagnostics
 from flows.spec import Playbook
 from flows.template_refs import contains_template
@@ -41,8 +41,11 @@ def _graph(playbook: Playbook, positions: PositionMap, out: list[Diagnostic]) ->
         if p.kind == "duplicate":
             path: DocPath = (*base, "id")
             first = ids.index(p.step_id)
-            out.append(Diagnostic("E401", f"{p.detail} (first used by steps[{first}])", positions.value(path),
-                                  format_path(path)))  # fmt: skip
+            out.append(
+                Diagnostic(
+                    "E401", f"{p.detail} (first used by steps[{first}])", positions.value(path), format_path(path)
+                )
+            )
         elif p.kind in ("unknown", "self"):
             path = (*base, "needs", p.needs_index or 0)
             need = playbook.steps[p.step_index].needs or [""]
@@ -59,8 +62,9 @@ def _kind(registry: Registry, name: str) -> ActionKind | None:
     return registry.get(name).kind if name in registry else None
 
 
-def _warn(out: list[Diagnostic], positions: PositionMap, code: str, message: str, path: DocPath,
-          hint: str | None = None) -> None:  # fmt: skip
+def _warn(
+    out: list[Diagnostic], positions: PositionMap, code: str, message: str, path: DocPath, hint: str | None = None
+) -> None:
     out.append(Diagnostic(code, message, positions.value(path), format_path(path), "warning", hint))
 
 
@@ -87,8 +91,9 @@ def _unreachable(playbook: Playbook, deps: dict[str, list[str]]) -> dict[str, st
     return blocked
 
 
-def _warnings(playbook: Playbook, deps: dict[str, list[str]], registry: Registry, positions: PositionMap,
-              out: list[Diagnostic]) -> None:  # fmt: skip
+def _warnings(
+    playbook: Playbook, deps: dict[str, list[str]], registry: Registry, positions: PositionMap, out: list[Diagnostic]
+) -> None:
     from flows.dag import upstream
 
     guarded = playbook.guards.max_targets is not None or bool(playbook.guards.require_tags)
@@ -97,33 +102,63 @@ def _warnings(playbook: Playbook, deps: dict[str, list[str]], registry: Registry
         base: DocPath = ("steps", index)
         if step.id in blocked:
             hint = "set needs_outcome: any if it must run after the failure"
-            _warn(out, positions, "W501", f"step can never run: it is downstream of fail step {blocked[step.id]!r}",
-                  base, hint)  # fmt: skip
+            _warn(
+                out,
+                positions,
+                "W501",
+                f"step can never run: it is downstream of fail step {blocked[step.id]!r}",
+                base,
+                hint,
+            )
         kind = _kind(registry, step.action)
         up = upstream(deps, step.id)
-        if kind == ActionKind.CONTAINMENT and not any(_kind(registry, by.action) == ActionKind.EVIDENCE
-                                                      for by in playbook.steps if by.id in up):  # fmt: skip
-            _warn(out, positions, "W502", "containment step with no evidence step before it", base,
-                  "preserve evidence first (snapshot, capture, collect)")  # fmt: skip
+        if kind == ActionKind.CONTAINMENT and not any(
+            _kind(registry, by.action) == ActionKind.EVIDENCE for by in playbook.steps if by.id in up
+        ):
+            _warn(
+                out,
+                positions,
+                "W502",
+                "containment step with no evidence step before it",
+                base,
+                "preserve evidence first (snapshot, capture, collect)",
+            )
         if (
             kind in (ActionKind.CONTAINMENT, ActionKind.RECOVERY)
             and not guarded
             and not any(by.action == "approval" for by in playbook.steps if by.id in up)
         ):
-            _warn(out, positions, "W503", f"{kind.value} step with no approval before it and no guards", base,
-                  "add an approval step to needs, or guards: max_targets / require_tags")  # fmt: skip
+            _warn(
+                out,
+                positions,
+                "W503",
+                f"{kind.value} step with no approval before it and no guards",
+                base,
+                "add an approval step to needs, or guards: max_targets / require_tags",
+            )
         if step.for_each is not None and step.concurrency is None:
-            _warn(out, positions, "W504", "for_each without a concurrency bound", (*base, "for_each"),
-                  "set concurrency")  # fmt: skip
+            _warn(
+                out, positions, "W504", "for_each without a concurrency bound", (*base, "for_each"), "set concurrency"
+            )
+
+
+def _inline_secret(key: object, value: Any) -> bool:
+    return (
+        isinstance(value, str)
+        and bool(value)
+        and _SECRET_KEY.search(str(key)) is not None
+        and not value.startswith("secret:")
+        and not contains_template(value)
+    )
 
 
 def _secrets(data: Any, path: DocPath, positions: PositionMap, out: list[Diagnostic]) -> None:
+    """Warn about values that look like credentials written into the playbook."""
     if isinstance(data, dict):
         for key, value in data.items():
-            if (isinstance(value, str) and value and _SECRET_KEY.search(str(key)) and not value.startswith("secret:")
-                    and not contains_template(value)):  # fmt: skip
-                _warn(out, positions, "W505", f"{key!r} looks like an inline secret", (*path, key),
-                      "write secret:NAME and set NAME in the environment")  # fmt: skip
+            if _inline_secret(key, value):
+                hint = "write secret:NAME and set NAME in the environment"
+                _warn(out, positions, "W505", f"{key!r} looks like an inline secret", (*path, key), hint)
             else:
                 _secrets(value, (*path, key), positions, out)
     elif isinstance(data, list):
@@ -131,6 +166,9 @@ def _secrets(data: Any, path: DocPath, positions: PositionMap, out: list[Diagnos
             _secrets(value, (*path, index), positions, out)
     elif isinstance(data, str) and _SECRET_VALUE.search(data):
         _warn(out, positions, "W505", "value looks like an inline credential", path, "use secret:NAME")
+    elif isinstance(data, str) and data.startswith("secret:") and not is_secret_ref(data):
+        message = f"{data!r} is not a secret reference the engine resolves (NAME must match [A-Za-z_][A-Za-z0-9_]*)"
+        _warn(out, positions, "W506", message, path)
 
 
 def lint_playbook(loaded: LoadedPlaybook, registry: Registry) -> list[Diagnostic]:
@@ -138,9 +176,14 @@ def lint_playbook(loaded: LoadedPlaybook, registry: Registry) -> list[Diagnostic
     playbook, positions = loaded.playbook, loaded.positions
     out: list[Diagnostic] = []
     sound = _graph(playbook, positions, out)
-    raw_steps = [{"action": s.action, "with": s.with_,
-                  "on_failure": [{"action": h.action, "with": h.with_} for h in s.on_failure]}
-                 for s in playbook.steps]  # fmt: skip
+    raw_steps = [
+        {
+            "action": s.action,
+            "with": s.with_,
+            "on_failure": [{"action": h.action, "with": h.with_} for h in s.on_failure],
+        }
+        for s in playbook.steps
+    ]
     out.extend(check_actions(raw_steps, registry, positions))
     from flows.dag import dependencies
 

@@ -19,6 +19,7 @@ from flows.template_refs import builtin_names, contains_template, is_template, p
 from flows.yaml_safe import DocPath, PositionMap
 
 _ACTION_NAME = re.compile(ACTION_NAME_PATTERN)
+SECRET_REF = re.compile(r"^secret:[A-Za-z_][A-Za-z0-9_]*$")
 STEP_ROOTS = frozenset({"inputs", "alert", "incident", "steps"})
 DEFAULT_ROOTS = frozenset({"alert", "incident"})
 
@@ -37,11 +38,17 @@ def action_sites(steps: Any) -> Iterator[tuple[DocPath, Any, Any]]:
                 yield ("steps", index, "on_failure", h_index), handler.get("action"), handler.get("with", {})
 
 
+def is_secret_ref(value: object) -> bool:
+    """True for a ``secret:NAME`` reference, which the engine resolves when the step runs."""
+    return isinstance(value, str) and SECRET_REF.match(value) is not None
+
+
 def check_params(action: Any, with_: dict[str, Any], base: DocPath, positions: PositionMap) -> list[Diagnostic]:
     """Validate the literal fields of ``with`` against ``action.Params``."""
     from pydantic import ValidationError as PydanticValidationError
 
-    literal = {k: v for k, v in with_.items() if not contains_template(v)}
+    # Templates render and secret:NAME references resolve at run time: only the rest is known now.
+    literal = {k: v for k, v in with_.items() if not contains_template(v) and not is_secret_ref(v)}
     deferred = set(with_) - set(literal)
     try:
         action.Params.model_validate(literal)
@@ -151,9 +158,11 @@ class TemplateChecker:
         elif scope.upstream is not None and target not in scope.upstream:
             where = f"step {scope.step_id!r}" if scope.step_id else "this place"
             self._add(
-                "E412", f"template refers to step {target!r}, which is not upstream of {where}", path,
+                "E412",
+                f"template refers to step {target!r}, which is not upstream of {where}",
+                path,
                 f"add {target!r} to needs",
-            )  # fmt: skip
+            )
 
 
 def check_templates(

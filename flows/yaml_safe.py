@@ -272,7 +272,7 @@ def _syntax_error(file: str, text: str, error: Exception) -> YamlSyntaxError:
     mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
     line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
     problem = str(getattr(error, "problem", None) or error).strip()
-    code, message = "E101", problem
+    code, message, hint = "E101", problem, None
     lines = text.splitlines()
     # libyaml does not name the character it stumbled on; a tab up to that point is the usual cause.
     tab_before = 0 < line <= len(lines) and "\t" in lines[line - 1][:col]
@@ -284,7 +284,9 @@ def _syntax_error(file: str, text: str, error: Exception) -> YamlSyntaxError:
         context = getattr(error, "context", None)
         if context:
             message = f"{problem} ({context})"
-    return YamlSyntaxError([Diagnostic(code, message, SourcePosition(file, line, col))])
+        if "flow" in str(context):  # `{type: list[string]}`: brackets inside flow style end the value
+            hint = "inside { } or [ ], quote values that contain [ ] { } or commas, e.g. \"list[string]\""
+    return YamlSyntaxError([Diagnostic(code, message, SourcePosition(file, line, col), hint=hint)])
 
 
 def parse_yaml_text(

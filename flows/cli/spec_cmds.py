@@ -161,9 +161,17 @@ def actions(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     if as_json:
         print_json({"actions": rows})
         return
-    from rich.table import Table
-
     from flows.cli.output import console
+
+    if not console.is_terminal:  # piped: one line per action, no wrapping
+        import sys
+
+        for row in rows:
+            sys.stdout.write(
+                f"{row['name']}\t{row['kind']}\t{'yes' if row['undoable'] else 'no'}\t{row['description']}\n"
+            )
+        return
+    from rich.table import Table
 
     table = Table(box=None, pad_edge=False)
     table.add_column("name", no_wrap=True)
@@ -176,8 +184,10 @@ def actions(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 
 
 @actions_app.command("show")
-def actions_show(name: Annotated[str, typer.Argument(help="An action name, e.g. aws.ec2.isolate_instance.")],
-                 as_json: JsonOpt = False) -> None:  # fmt: skip
+def actions_show(
+    name: Annotated[str, typer.Argument(help="An action name, e.g. aws.ec2.isolate_instance.")],
+    as_json: JsonOpt = False,
+) -> None:
     """Show one action: parameters (type, default, required), result fields, kind, permissions."""
     from flows.actions import default_registry
     from flows.catalogue import detail
@@ -223,8 +233,10 @@ def _resolve_playbook(ref: str) -> Path:
 
 
 @app.command()
-def plan(playbook: Annotated[str, typer.Argument(help="A playbook file, or a name in the playbooks directory.")],
-         as_json: JsonOpt = False) -> None:  # fmt: skip
+def plan(
+    playbook: Annotated[str, typer.Argument(help="A playbook file, or a name in the playbooks directory.")],
+    as_json: JsonOpt = False,
+) -> None:
     """Show the DAG without running it: waves of parallel steps, their order and dependencies."""
     import sys
 
@@ -243,8 +255,15 @@ def plan(playbook: Annotated[str, typer.Argument(help="A playbook file, or a nam
         raise typer.Exit(1)
     result = static_plan(loaded.playbook, registry)
     if as_json:
-        print_json({"ok": True, "path": str(loaded.path), "sha256": loaded.sha256, **result,
-                    "warnings": [diagnostic_json(d) for d in found]})  # fmt: skip
+        print_json(
+            {
+                "ok": True,
+                "path": str(loaded.path),
+                "sha256": loaded.sha256,
+                **result,
+                "warnings": [diagnostic_json(d) for d in found],
+            }
+        )
         return
     out = [f"{result['playbook']}: {result['title']} ({result['steps']} steps in {len(result['waves'])} waves)"]
     for wave in result["waves"]:
@@ -253,7 +272,10 @@ def plan(playbook: Annotated[str, typer.Argument(help="A playbook file, or a nam
         for s in wave["steps"]:
             after = f"  after {', '.join(s['needs'])}" if s["needs"] else ""
             out.append(f"  {s['id']}: {s['action']} [{s['kind'] or '?'}]{after}")
-            out.extend(f"      {render_marker(k, v)}" for k, v in s["markers"].items() if k != "concurrency" or
-                       "for_each" in s["markers"])  # fmt: skip
+            out.extend(
+                f"      {render_marker(k, v)}"
+                for k, v in s["markers"].items()
+                if k != "concurrency" or "for_each" in s["markers"]
+            )
     sys.stdout.write("\n".join(out) + "\n")
     sys.stderr.write("".join(d.render() + "\n" for d in found))

@@ -24,9 +24,25 @@ def yaml_text(min_size: int = 0, max_size: int = 200) -> st.SearchStrategy[str]:
 
 
 FRAGMENTS = st.sampled_from(
-    ["steps:", "  - id: a", "    action: log", "    with: {message: x}", "&a [", "*a", "!!python/object:os.system",
-     "<<: *a", "? [k]", "---", "needs: [a]", "for_each: '{{ item }}'", "\t", "[" * 40, "]" * 40, "x: &b [*a, *a]"]
-)  # fmt: skip
+    [
+        "steps:",
+        "  - id: a",
+        "    action: log",
+        "    with: {message: x}",
+        "&a [",
+        "*a",
+        "!!python/object:os.system",
+        "<<: *a",
+        "? [k]",
+        "---",
+        "needs: [a]",
+        "for_each: '{{ item }}'",
+        "\t",
+        "[" * 40,
+        "]" * 40,
+        "x: &b [*a, *a]",
+    ]
+)
 REG = registry()
 
 

@@ -140,8 +140,13 @@ def test_actions_catalogue_and_show(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     params = {p["name"]: p for p in json.loads(out)["params"]}
     assert params["approvers"]["required"] is True
-    assert params["timeout"] == {"name": "timeout", "type": "duration", "required": False, "default": "1h",
-                                 "description": ""}  # fmt: skip
+    assert params["timeout"] == {
+        "name": "timeout",
+        "type": "duration",
+        "required": False,
+        "default": "1h",
+        "description": "",
+    }
     code, _, err = _run(capsys, "actions", "show", "aproval")
     assert code == 1
     assert "did you mean 'approval'" in err

@@ -1,0 +1,136 @@
+"""Semantic checks beyond the golden corpus: what is skipped, what strict does, the docs example."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from flows.actions import default_registry
+from flows.lint import validate_path
+from tests.flows.fake_actions import registry
+
+REPO = Path(__file__).resolve().parents[2]
+HEAD = "apiVersion: fireline/v1\nkind: Playbook\nmetadata: {name: t, version: 1, title: T}\n"
+
+
+def _codes(tmp_path: Path, body: str, strict: bool = False) -> list[tuple[str, str]]:
+    path = tmp_path / "t.yaml"
+    path.write_text(HEAD + body, encoding="utf-8")
+    _, found = validate_path(path, registry(), strict=strict)
+    return [(d.severity, d.code) for d in found]
+
+
+def test_templated_and_secret_fields_are_left_to_run_time(tmp_path: Path) -> None:
+    body = """\
+guards: {max_targets: 2}
+steps:
+  - id: c
+    action: demo.evidence.collect
+    with: {target: "{{ alert.labels.host }}"}
+  - id: i
+    action: demo.box.isolate
+    with: {instance_id: secret:INSTANCE}
+"""
+    assert _codes(tmp_path, body) == []
+
+
+def test_literal_fields_are_still_checked_next_to_templated_ones(tmp_path: Path) -> None:
+    body = """\
+steps:
+  - id: c
+    action: demo.evidence.collect
+    with: {target: "{{ alert.labels.host }}", depth: 0}
+"""
+    assert _codes(tmp_path, body) == [("error", "E304")]
+
+
+def test_fail_with_continue_on_error_or_when_does_not_block(tmp_path: Path) -> None:
+    body = """\
+steps:
+  - id: maybe
+    action: fail
+    when: "{{ alert.labels.drill == 'yes' }}"
+    with: {message: drill}
+  - id: soft
+    action: fail
+    continue_on_error: true
+    with: {message: soft}
+  - id: after
+    action: log
+    with: {message: after}
+"""
+    assert _codes(tmp_path, body) == []
+
+
+def test_unreachable_is_transitive_and_strict_makes_it_an_error(tmp_path: Path) -> None:
+    body = """\
+steps:
+  - id: boom
+    action: fail
+    with: {message: x}
+  - id: a
+    action: log
+    with: {message: a}
+  - id: b
+    action: log
+    with: {message: b}
+  - id: cleanup
+    action: log
+    needs: [b]
+    needs_outcome: any
+    with: {message: cleanup}
+"""
+    assert _codes(tmp_path, body) == [("warning", "W501"), ("warning", "W501")]
+    assert _codes(tmp_path, body, strict=True) == [("error", "W501"), ("error", "W501")]
+
+
+def test_approval_upstream_satisfies_the_approval_rule(tmp_path: Path) -> None:
+    body = """\
+steps:
+  - id: c
+    action: demo.evidence.collect
+    with: {target: x}
+  - id: ok
+    action: approval
+    with: {approvers: ["group:sec"]}
+  - id: i
+    action: demo.box.isolate
+    with: {instance_id: i-0abc}
+"""
+    assert _codes(tmp_path, body) == []
+
+
+def test_loop_variables_and_builtins_are_not_unknown_names(tmp_path: Path) -> None:
+    body = """\
+inputs:
+  ids: {type: "list[string]"}
+steps:
+  - id: a
+    action: log
+    with:
+      message: "{% for x in inputs.ids %}{{ x }}{% endfor %} {{ range(2) | list }} {{ namespace(a=1).a }}"
+"""
+    assert _codes(tmp_path, body) == []
+
+
+def test_shipped_playbooks_validate_cleanly() -> None:
+    from flows.cli.spec_cmds import collect_playbooks
+
+    files = collect_playbooks([REPO / "playbooks"])
+    problems = [d.render() for f in files for d in validate_path(f, default_registry())[1] if d.severity == "error"]
+    assert problems == []
+
+
+def test_the_docs_example_validates(tmp_path: Path) -> None:
+    text = (REPO / "docs" / "playbook-language.md").read_text(encoding="utf-8")
+    match = re.search(r"```yaml\n(# yaml-language-server.*?)```", text, re.DOTALL)
+    assert match is not None
+    path = tmp_path / "example.yaml"
+    path.write_text(match.group(1), encoding="utf-8")
+    registry_ = default_registry()
+    _, found = validate_path(path, registry_)
+    # contacts.page is in the catalogue of the design but may not be registered in this checkout;
+    # an unknown-action error for it is the only finding tolerated, and only while it is missing.
+    missing = {"contacts.page"} - set(registry_.names())
+    unexpected = [d.render() for d in found if not (d.code == "E301" and d.message.split("'")[1] in missing)]
+    assert unexpected == []
