@@ -173,7 +173,7 @@ def _secrets(data: Any, path: DocPath, positions: PositionMap, out: list[Diagnos
 
 def lint_playbook(loaded: LoadedPlaybook, registry: Registry) -> list[Diagnostic]:
     """Semantic checks of a playbook that passed the schema: errors and warnings, in file order."""
-    playbook, positions = loaded.playbook, loaded.positions
+    playbook, positions = loaded.playbook, loaded.positions or PositionMap(str(loaded.path))
     out: list[Diagnostic] = []
     sound = _graph(playbook, positions, out)
     raw_steps = [

@@ -37,16 +37,19 @@ class LoadedPlaybook:
     path: Path
     sha256: str
     source: str
-    positions: PositionMap = field(repr=False, compare=False)
+    positions: PositionMap | None = field(default=None, repr=False, compare=False)
     data: Any = field(default=None, repr=False, compare=False)
 
+    def _map(self) -> PositionMap:
+        return self.positions if self.positions is not None else PositionMap(str(self.path))
+
     def position(self, doc_path: tuple[str | int, ...]) -> SourcePosition:
-        """Where ``doc_path`` starts in the file, or its nearest ancestor that exists."""
-        return self.positions.value(doc_path)
+        """Where ``doc_path`` starts in the file, or its nearest ancestor that exists (1:1 when unknown)."""
+        return self._map().value(doc_path)
 
     def key_position(self, doc_path: tuple[str | int, ...]) -> SourcePosition:
         """Where the key that ends ``doc_path`` stands (for unknown or misspelt keys)."""
-        return self.positions.key(doc_path)
+        return self._map().key(doc_path)
 
 
 def _diag(file: str, code: str, message: str, line: int = 1, col: int = 1) -> YamlSyntaxError:

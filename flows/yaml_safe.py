@@ -10,8 +10,11 @@ core schema (``yes``/``on``/``no`` stay strings; mapping keys are always strings
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+import yaml
 
 from flows.errors import Diagnostic, SourcePosition, YamlSyntaxError
 
@@ -165,11 +168,9 @@ class _Composer:
         top.key = None
 
     def key(self, event: Any) -> None:
-        import yaml
-
         top = self.stack[-1]
         mark = event.start_mark
-        if not isinstance(event, yaml.ScalarEvent):
+        if type(event) is not yaml.ScalarEvent:
             raise self.fail("E110", "only plain scalars can be mapping keys", mark, top.path)
         assert isinstance(top.container, dict)
         name = event.value
@@ -236,30 +237,41 @@ class _Composer:
         self.count(size, mark)
         self.add(value, mark, None, size)
 
-    def feed(self, event: Any) -> None:
-        import yaml
+    def document(self, event: Any) -> None:
+        self.documents += 1
+        if self.documents > 1:
+            raise self.fail("E108", "more than one YAML document in the file", event.start_mark)
 
-        if isinstance(event, yaml.DocumentStartEvent):
-            self.documents += 1
-            if self.documents > 1:
-                raise self.fail("E108", "more than one YAML document in the file", event.start_mark)
-            return
-        if isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
-            self.end(event)
-            return
-        if not isinstance(event, yaml.NodeEvent):
-            return
+    def node(self, event: Any) -> None:
         path = self.next_path(event.start_mark)
         if path is None:
             self.key(event)
-        elif isinstance(event, yaml.MappingStartEvent):
-            self.start(event, {}, path)
-        elif isinstance(event, yaml.SequenceStartEvent):
-            self.start(event, [], path)
-        elif isinstance(event, yaml.ScalarEvent):
+            return
+        kind = type(event)
+        if kind is yaml.ScalarEvent:
             self.scalar(event, path)
-        elif isinstance(event, yaml.AliasEvent):
+        elif kind is yaml.MappingStartEvent:
+            self.start(event, {}, path)
+        elif kind is yaml.SequenceStartEvent:
+            self.start(event, [], path)
+        else:
             self.alias(event, path)
+
+    def run(self, events: Iterator[Any]) -> None:
+        """Consume the parser's events; dispatch on the exact event class (this loop is the hot path)."""
+        handlers: dict[type, Callable[[Any], None]] = {
+            yaml.ScalarEvent: self.node,
+            yaml.MappingStartEvent: self.node,
+            yaml.SequenceStartEvent: self.node,
+            yaml.AliasEvent: self.node,
+            yaml.MappingEndEvent: self.end,
+            yaml.SequenceEndEvent: self.end,
+            yaml.DocumentStartEvent: self.document,
+        }
+        for event in events:
+            handler = handlers.get(type(event))
+            if handler is not None:
+                handler(event)
 
 
 def _fmt(path: DocPath) -> str:
@@ -293,13 +305,10 @@ def parse_yaml_text(
     text: str, file: str, *, max_depth: int = MAX_DEPTH, max_nodes: int = MAX_NODES
 ) -> tuple[Any, PositionMap]:
     """Parse one YAML document from ``text``; raise :class:`YamlSyntaxError` with every problem."""
-    import yaml
-
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     composer = _Composer(file, max_depth, max_nodes)
     try:
-        for event in yaml.parse(text, Loader=loader):
-            composer.feed(event)
+        composer.run(yaml.parse(text, Loader=loader))
     except yaml.YAMLError as e:
         raise _syntax_error(file, text, e) from e
     if composer.problems:
