@@ -53,19 +53,19 @@ def _only_fireline_errors(text: str) -> None:
         pass
 
 
-@settings(max_examples=150, deadline=500, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
 @given(yaml_text())
 def test_random_text_only_raises_fireline_errors(text: str) -> None:
     _only_fireline_errors(text)
 
 
-@settings(max_examples=100, deadline=500)
+@settings(max_examples=100, deadline=2000)
 @given(st.lists(FRAGMENTS, max_size=30))
 def test_random_fragments_only_raise_fireline_errors(lines: list[str]) -> None:
     _only_fireline_errors("\n".join(lines))
 
 
-@settings(max_examples=60, deadline=1000, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=2000, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.data())
 def test_mutated_playbooks_validate_without_crashing(tmp_path: Path, data: st.DataObject) -> None:
     text = GOOD

@@ -71,3 +71,18 @@ def test_every_action_has_a_conditional() -> None:
     conditions = schema["$defs"]["Step"]["allOf"]
     names = sorted(c["if"]["properties"]["action"]["const"] for c in conditions)
     assert names == registry().names()
+
+
+def test_shipped_playbooks_pass_the_schema_of_the_real_catalogue() -> None:
+    from pathlib import Path
+
+    from flows.actions import default_registry
+    from flows.cli.spec_cmds import collect_playbooks
+    from flows.loader import load_yaml
+
+    validator = jsonschema.Draft202012Validator(playbook_schema(default_registry()))
+    repo = Path(__file__).resolve().parents[2]
+    for path in collect_playbooks([repo / "playbooks"]):
+        data, _ = load_yaml(path)
+        errors = [f"{path.name}: {list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(data)]
+        assert errors == []
