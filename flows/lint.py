@@ -11,7 +11,7 @@ table is in docs/playbook-language.md).
 from __future__ import annotations
 
 import re
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -62,10 +62,15 @@ def _kind(registry: Registry, name: str) -> ActionKind | None:
     return registry.get(name).kind if name in registry else None
 
 
-def _warn(
-    out: list[Diagnostic], positions: PositionMap, code: str, message: str, path: DocPath, hint: str | None = None
-) -> None:
-    out.append(Diagnostic(code, message, positions.value(path), format_path(path), "warning", hint))
+@dataclass
+class _Warnings:
+    """Collects warnings located through the playbook's positions."""
+
+    positions: PositionMap
+    out: list[Diagnostic]
+
+    def __call__(self, code: str, message: str, path: DocPath, hint: str | None = None) -> None:
+        self.out.append(Diagnostic(code, message, self.positions.value(path), format_path(path), "warning", hint))
 
 
 def _unreachable(playbook: Playbook, deps: dict[str, list[str]]) -> dict[str, str]:
@@ -91,9 +96,7 @@ def _unreachable(playbook: Playbook, deps: dict[str, list[str]]) -> dict[str, st
     return blocked
 
 
-def _warnings(
-    playbook: Playbook, deps: dict[str, list[str]], registry: Registry, positions: PositionMap, out: list[Diagnostic]
-) -> None:
+def _warnings(playbook: Playbook, deps: dict[str, list[str]], registry: Registry, warn: _Warnings) -> None:
     from flows.dag import upstream
 
     guarded = playbook.guards.max_targets is not None or bool(playbook.guards.require_tags)
@@ -101,45 +104,21 @@ def _warnings(
     for index, step in enumerate(playbook.steps):
         base: DocPath = ("steps", index)
         if step.id in blocked:
-            hint = "set needs_outcome: any if it must run after the failure"
-            _warn(
-                out,
-                positions,
-                "W501",
-                f"step can never run: it is downstream of fail step {blocked[step.id]!r}",
-                base,
-                hint,
-            )
+            message = f"step can never run: it is downstream of fail step {blocked[step.id]!r}"
+            warn("W501", message, base, "set needs_outcome: any if it must run after the failure")
         kind = _kind(registry, step.action)
-        up = upstream(deps, step.id)
+        before = [by for by in playbook.steps if by.id in upstream(deps, step.id)]
         if kind == ActionKind.CONTAINMENT and not any(
-            _kind(registry, by.action) == ActionKind.EVIDENCE for by in playbook.steps if by.id in up
+            _kind(registry, by.action) == ActionKind.EVIDENCE for by in before
         ):
-            _warn(
-                out,
-                positions,
-                "W502",
-                "containment step with no evidence step before it",
-                base,
-                "preserve evidence first (snapshot, capture, collect)",
-            )
-        if (
-            kind in (ActionKind.CONTAINMENT, ActionKind.RECOVERY)
-            and not guarded
-            and not any(by.action == "approval" for by in playbook.steps if by.id in up)
-        ):
-            _warn(
-                out,
-                positions,
-                "W503",
-                f"{kind.value} step with no approval before it and no guards",
-                base,
-                "add an approval step to needs, or guards: max_targets / require_tags",
-            )
+            hint = "preserve evidence first (snapshot, capture, collect)"
+            warn("W502", "containment step with no evidence step before it", base, hint)
+        if kind in (ActionKind.CONTAINMENT, ActionKind.RECOVERY) and not guarded:
+            if not any(by.action == "approval" for by in before):
+                hint = "add an approval step to needs, or guards: max_targets / require_tags"
+                warn("W503", f"{kind.value} step with no approval before it and no guards", base, hint)
         if step.for_each is not None and step.concurrency is None:
-            _warn(
-                out, positions, "W504", "for_each without a concurrency bound", (*base, "for_each"), "set concurrency"
-            )
+            warn("W504", "for_each without a concurrency bound", (*base, "for_each"), "set concurrency")
 
 
 def _inline_secret(key: object, value: Any) -> bool:
@@ -152,23 +131,26 @@ def _inline_secret(key: object, value: Any) -> bool:
     )
 
 
-def _secrets(data: Any, path: DocPath, positions: PositionMap, out: list[Diagnostic]) -> None:
+def _secrets(data: Any, path: DocPath, warn: _Warnings) -> None:
     """Warn about values that look like credentials written into the playbook."""
     if isinstance(data, dict):
         for key, value in data.items():
             if _inline_secret(key, value):
                 hint = "write secret:NAME and set NAME in the environment"
-                _warn(out, positions, "W505", f"{key!r} looks like an inline secret", (*path, key), hint)
+                warn("W505", f"{key!r} looks like an inline secret", (*path, key), hint)
             else:
-                _secrets(value, (*path, key), positions, out)
+                _secrets(value, (*path, key), warn)
     elif isinstance(data, list):
         for index, value in enumerate(data):
-            _secrets(value, (*path, index), positions, out)
+            _secrets(value, (*path, index), warn)
     elif isinstance(data, str) and _SECRET_VALUE.search(data):
-        _warn(out, positions, "W505", "value looks like an inline credential", path, "use secret:NAME")
+        warn("W505", "value looks like an inline credential", path, "use secret:NAME")
     elif isinstance(data, str) and data.startswith("secret:") and not is_secret_ref(data):
-        message = f"{data!r} is not a secret reference the engine resolves (NAME must match [A-Za-z_][A-Za-z0-9_]*)"
-        _warn(out, positions, "W506", message, path)
+        warn(
+            "W506",
+            f"{data!r} is not a secret reference the engine resolves (NAME must match [A-Za-z_][A-Za-z0-9_]*)",
+            path,
+        )
 
 
 def lint_playbook(loaded: LoadedPlaybook, registry: Registry) -> list[Diagnostic]:
@@ -189,12 +171,13 @@ def lint_playbook(loaded: LoadedPlaybook, registry: Registry) -> list[Diagnostic
 
     deps = dependencies(playbook.steps) if sound else None
     check_templates(playbook, deps, positions, out)
+    warn = _Warnings(positions, out)
     if deps is not None:
-        _warnings(playbook, deps, registry, positions, out)
+        _warnings(playbook, deps, registry, warn)
     for base, _, with_ in action_sites(raw_steps):
-        _secrets(with_, (*base, "with"), positions, out)
+        _secrets(with_, (*base, "with"), warn)
     for name, spec in playbook.inputs.items():
-        _secrets({"default": spec.default}, ("inputs", name), positions, out)
+        _secrets({"default": spec.default}, ("inputs", name), warn)
     return sort_diagnostics(out)
 
 
