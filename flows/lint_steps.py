@@ -60,6 +60,9 @@ def check_params(action: Any, with_: dict[str, Any], base: DocPath, positions: P
             if ((err["loc"][0] not in deferred) if err["loc"] else not deferred)
         ]
         return pydantic_diagnostics(errors, literal, positions, action.Params, base=base, codes=PARAM_CODES)
+    except Exception as e:  # a Params validator that raises something pydantic does not wrap
+        message = f"parameters of {action.name!r} could not be checked: {type(e).__name__}: {e}"
+        return [Diagnostic("E304", message, positions.value(base), format_path(base))]
     return []
 
 

@@ -5,11 +5,42 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from flows.actions import default_registry
+from pydantic import field_validator
+
+from flows.actions import Action, ActionKind, ActionParams, ActionResult, Plan, Registry, action, default_registry
+from flows.context import ActionContext
 from flows.lint import validate_path
 from tests.flows.fake_actions import registry
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+class TouchyParams(ActionParams):
+    value: str
+
+    @field_validator("value")
+    @classmethod
+    def _explode(cls, value: str) -> str:
+        if value == "boom":
+            raise TypeError("validator bug")  # not a ValueError: pydantic lets it through
+        return value
+
+
+class TouchyResult(ActionResult):
+    pass
+
+
+@action("test.touchy.run", kind=ActionKind.CONTROL, params=TouchyParams, result=TouchyResult)
+class Touchy(Action[TouchyParams, TouchyResult]):
+    """An action whose parameter validator has a bug."""
+
+    def plan(self, params: TouchyParams, ctx: ActionContext) -> Plan:
+        return Plan(action=self.name, summary="touchy")
+
+    def apply(self, params: TouchyParams, ctx: ActionContext) -> TouchyResult:
+        return TouchyResult()
+
+
 HEAD = "apiVersion: fireline/v1\nkind: Playbook\nmetadata: {name: t, version: 1, title: T}\n"
 
 
@@ -134,3 +165,15 @@ def test_the_docs_example_validates(tmp_path: Path) -> None:
     missing = {"contacts.page"} - set(registry_.names())
     unexpected = [d.render() for d in found if not (d.code == "E301" and d.message.split("'")[1] in missing)]
     assert unexpected == []
+
+
+def test_a_crashing_params_validator_is_a_finding_not_a_crash(tmp_path: Path) -> None:
+    reg = Registry()
+    reg.register(Touchy)
+    path = tmp_path / "t.yaml"
+    path.write_text(HEAD + "steps:\n  - id: a\n    action: test.touchy.run\n    with: {value: boom}\n")
+    _, found = validate_path(path, reg)
+    assert [d.render() for d in found] == [
+        f"{path}:7:11: error[E304] steps[0].with: parameters of 'test.touchy.run' could not be checked: "
+        "TypeError: validator bug"
+    ]
