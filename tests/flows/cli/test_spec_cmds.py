@@ -172,3 +172,21 @@ def test_validate_does_not_import_heavy_sdks(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60)
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result == {"code": 0, "loaded": []}, done.stdout + done.stderr
+
+
+def test_plan_by_name_from_the_playbooks_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FIRELINE_PLAYBOOKS_DIR", str(_library(tmp_path)))
+    code, out, _ = _run(capsys, "plan", "one", "--json")
+    assert code == 0
+    assert json.loads(out)["playbook"] == "one@1"
+    assert _run(capsys, "plan", "nope")[0] == 2
+
+
+def test_schema_written_to_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "playbook.schema.json"
+    code, out, _ = _run(capsys, "schema", "--output", str(target), "--json")
+    assert code == 0
+    assert json.loads(out) == {"written": str(target)}
+    assert json.loads(target.read_text())["$defs"]["Step"]["allOf"]
