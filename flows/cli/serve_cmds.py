@@ -77,9 +77,16 @@ def deploy_command(
 ) -> None:
     """Register the `respond` flow as a deployment on a work pool of the configured Prefect server."""
     from flows.config import load_settings
+    from flows.errors import ConfigError
+
+    settings = load_settings()
+    if not settings.prefect.api_url:  # checked before Prefect is imported: the answer is immediate
+        raise ConfigError(
+            "fireline deploy needs a Prefect server: set prefect.api_url in fireline.toml or FIRELINE_PREFECT_API_URL"
+        )
     from flows.engine.prefect_flow import register_deployment
 
-    result = register_deployment(load_settings(), name=name, work_pool=work_pool)
+    result = register_deployment(settings, name=name, work_pool=work_pool)
     if as_json:
         print_json(result)
         return
