@@ -21,15 +21,21 @@ def ctx_at(
     return make_context(tmp_path / name, step_id=step, incident_id="inc-42", started_at=started_at or datetime.now(UTC))
 
 
-def cutoff_now() -> datetime:
+def cutoff_now(whole_seconds: bool = False) -> datetime:
     """A moment after everything created so far and before anything created next.
 
-    S3 lists whole seconds, so the cut-off is taken just past the next second boundary: what came
-    before lies in an earlier second, what comes after is stamped with the cut-off's second or later.
+    SageMaker and MLflow keep milliseconds: a few of them either side are enough. S3 lists whole
+    seconds (``whole_seconds``), so the cut-off is then taken just past the next second boundary:
+    what came before lies in an earlier second, what comes after in the cut-off's second or later.
     """
-    now = time.time()
-    time.sleep(math.floor(now) + 1.02 - now)
-    return datetime.now(UTC)
+    if whole_seconds:
+        now = time.time()
+        time.sleep(math.floor(now) + 1.02 - now)
+        return datetime.now(UTC)
+    time.sleep(0.005)
+    moment = datetime.now(UTC)
+    time.sleep(0.005)
+    return moment
 
 
 def events(ctx: ActionContext, type_: str) -> list[dict[str, Any]]:

@@ -50,7 +50,7 @@ def history(s3: Any, tmp_path: Path) -> dict[str, Any]:
         Bucket=BUCKET, Key=KEY, VersionId=v3, Tagging={"TagSet": [{"Key": "fireline.approved", "Value": "true"}]}
     )
     v4 = forge(s3, v2, b"poisoned-tampered" * 1000)
-    started = cutoff_now()
+    started = cutoff_now(whole_seconds=True)
     v5 = put_version(s3, BUCKET, KEY, b"poisoned-latest" * 1000)
     attest_s3(admin, BUCKET, KEY, v5)
     return {"v1": v1, "v2": v2, "v3": v3, "v4": v4, "v5": v5, "started": started}
@@ -134,7 +134,7 @@ def test_no_qualifying_version_refuses_and_drains(s3: Any, tmp_path: Path) -> No
     S3Adapter(params(), admin).write_metadata(
         S3Adapter(params(), admin).version(good), {KEY_QUARANTINED: "inc-1: earlier"}
     )
-    ctx = ctx_at(tmp_path, cutoff_now())
+    ctx = ctx_at(tmp_path, cutoff_now(whole_seconds=True))
 
     with pytest.raises(ActionError) as caught:
         ModelRollback().apply(params(), ctx)
@@ -154,7 +154,7 @@ def test_no_qualifying_version_refuses_and_drains(s3: Any, tmp_path: Path) -> No
 
 def test_refusal_can_leave_the_target(s3: Any, tmp_path: Path) -> None:
     put_version(s3, BUCKET, KEY, b"unattested")
-    ctx = ctx_at(tmp_path, cutoff_now())
+    ctx = ctx_at(tmp_path, cutoff_now(whole_seconds=True))
     with pytest.raises(ActionError, match="not approved in the registry"):
         ModelRollback().apply(RollbackParams(registry="s3", bucket=BUCKET, key=KEY, on_refusal="leave"), ctx)
     assert latest_bytes(s3) == b"unattested"

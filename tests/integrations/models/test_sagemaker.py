@@ -21,6 +21,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from flows.context import ActionContext
 from flows.errors import ActionError, IntegrationError
 from integrations.models.actions import ModelRollback, RollbackParams
 from integrations.models.attest import attest
@@ -89,24 +90,25 @@ def serve(aws: dict[str, Any], variants: dict[str, tuple[str, float]], config: s
     aws["sm"].create_endpoint(EndpointName=ENDPOINT, EndpointConfigName=config)
 
 
-def attest_pkg(tmp_path: Path, arn: str) -> None:
+def attest_pkg(ctx: ActionContext, arn: str) -> None:
     target = TargetParams(registry="sagemaker", model_package_group=GROUP)
-    attest(ctx_at(tmp_path, name="attest", step="attest"), target, arn, by="ci:train", eval_metrics={"auc": 0.93})
+    attest(ctx, target, arn, by="ci:train", eval_metrics={"auc": 0.93})
 
 
 @pytest.fixture
 def history(aws: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
+    admin = ctx_at(tmp_path, name="attest", step="attest")  # one context: its AWS clients are reused
     v1 = package(aws, "v1", b"good-1" * 500)
-    attest_pkg(tmp_path, v1)
+    attest_pkg(admin, v1)
     v2 = package(aws, "v2", b"good-2" * 500)
-    attest_pkg(tmp_path, v2)
+    attest_pkg(admin, v2)
     v3 = package(aws, "v3", b"unattested" * 500)
     v4 = package(aws, "v4", b"looks-good" * 500)
-    attest_pkg(tmp_path, v4)
+    attest_pkg(admin, v4)
     aws["s3"].put_object(Bucket=BUCKET, Key="v4/model.tar.gz", Body=b"swapped-after-attestation" * 500)  # tampering
     started = cutoff_now()
     v5 = package(aws, "v5", b"poisoned" * 500)
-    attest_pkg(tmp_path, v5)
+    attest_pkg(admin, v5)
     return {"v1": v1, "v2": v2, "v3": v3, "v4": v4, "v5": v5, "started": started}
 
 
@@ -186,7 +188,7 @@ def test_rerun_and_undo(aws: dict[str, Any], history: dict[str, Any], tmp_path: 
 
 def test_no_qualifying_package_refuses_and_drains(aws: dict[str, Any], tmp_path: Path) -> None:
     unapproved = package(aws, "u1", b"u" * 100, approved=False)
-    attest_pkg(tmp_path, unapproved)
+    attest_pkg(ctx_at(tmp_path, name="attest", step="attest"), unapproved)
     plain = package(aws, "u2", b"p" * 100)
     serve(aws, {"primary": (plain, 1.0)})
     ctx = ctx_at(tmp_path, cutoff_now())

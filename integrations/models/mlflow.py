@@ -1,0 +1,198 @@
+"""The ``mlflow`` registry: registered model versions, served through an alias (``champion``).
+
+A model version's tags hold the attestation; MLflow has no approval status, so approval is the tag
+``fireline.approved=true``. The artifact digest is the sha256 of the lines
+``<relative path>\\0<file sha256>\\n`` of the version's artifact files sorted by path (DESIGN.md
+section 3), computed on a temporary download. A rollback moves the alias; draining deletes it.
+
+MLflow is the optional extra ``fireline[mlflow]`` and is imported only here, when used.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from flows.errors import ActionError, ConfigError, IntegrationError
+from integrations.models.base import CHUNK, ModelVersion, RegistryAdapter, ServingState, tree_digest
+from integrations.models.base import KEY_APPROVED as APPROVED
+
+INSTALL_HINT = "the mlflow registry needs MLflow: pip install 'fireline[mlflow]'"
+
+
+@contextmanager
+def mlflow_errors(what: str) -> Iterator[None]:
+    """Turn MLflow client errors into one-line fireline errors."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as e:
+        code = str(getattr(e, "error_code", "MLFLOW_ERROR"))
+        raise IntegrationError(f"mlflow: {what}: {e.message}", details={"code": code}) from e
+    except OSError as e:
+        raise IntegrationError(f"mlflow: {what}: {e}", retryable=True) from e
+
+
+def _not_found(error: BaseException) -> bool:
+    return str(getattr(error, "error_code", "")) in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
+
+
+class MlflowAdapter(RegistryAdapter):
+    """Versions of one registered model, served through an alias."""
+
+    registry = "mlflow"
+
+    @property
+    def name(self) -> str:
+        return str(self.target.model_name)
+
+    @property
+    def uri(self) -> str:
+        uri = self.target.tracking_uri or self.ctx.settings.models.mlflow_tracking_uri
+        if not uri:
+            raise ConfigError("no MLflow tracking URI: set tracking_uri in the step or models.mlflow_tracking_uri")
+        return uri
+
+    @property
+    def client(self) -> Any:
+        def build() -> Any:
+            try:
+                from mlflow import MlflowClient
+            except ImportError as e:
+                raise ConfigError(INSTALL_HINT) from e
+            return MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+
+        return self.ctx.services.get_or_create(f"mlflow:client:{self.uri}", build)
+
+    def _to_version(self, raw: Any) -> ModelVersion:
+        tags = {str(k): str(v) for k, v in (raw.tags or {}).items()}
+        return ModelVersion(
+            id=str(raw.version),
+            label=f"mlflow model {self.name} v{raw.version}",
+            created_at=datetime.fromtimestamp(int(raw.creation_timestamp) / 1000, tz=UTC),
+            artifact=str(raw.source),
+            approved=tags.get(APPROVED) == "true",
+            metadata=tags,
+            extra={"status": raw.status, "run_id": raw.run_id},
+            precision=timedelta(milliseconds=1),
+        )
+
+    def versions(self) -> list[ModelVersion]:
+        found: list[ModelVersion] = []
+        token = None
+        with mlflow_errors(f"list the versions of {self.name}"):
+            while True:
+                page = self.client.search_model_versions(f"name='{self.name}'", max_results=200, page_token=token)
+                found += [self._to_version(v) for v in page]
+                token = page.token
+                if not token:
+                    break
+        found.sort(key=lambda v: (v.created_at, int(v.id)), reverse=True)
+        return found
+
+    def load(self, version: ModelVersion) -> ModelVersion:
+        return version  # the listing carries the tags already
+
+    def version(self, version_id: str) -> ModelVersion:
+        with mlflow_errors(f"read {self.name} v{version_id}"):
+            return self._to_version(self.client.get_model_version(self.name, version_id))
+
+    def compute_digest(self, version: ModelVersion) -> str:
+        from mlflow.artifacts import download_artifacts
+
+        scratch = Path(tempfile.mkdtemp(prefix="fireline-mlflow-"))
+        try:
+            with mlflow_errors(f"download the artifacts of {version.label}"):
+                uri = self.client.get_model_version_download_uri(self.name, version.id)
+                local = Path(download_artifacts(artifact_uri=uri, dst_path=str(scratch), tracking_uri=self.uri))
+            files = [local] if local.is_file() else sorted(p for p in local.rglob("*") if p.is_file())
+            digests: dict[str, str] = {}
+            for path in files:
+                relative = path.name if path == local else path.relative_to(local).as_posix()
+                digests[relative] = self._file_sha256(path)
+            return tree_digest(digests)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def _file_sha256(self, path: Path) -> str:
+        import hashlib
+
+        digest = hashlib.sha256()
+        with path.open("rb") as fh:
+            while block := fh.read(CHUNK):
+                self.ctx.check_cancelled()
+                digest.update(block)
+                self.bytes_read += len(block)
+        return digest.hexdigest()
+
+    def serving(self) -> ServingState:
+        from mlflow.exceptions import MlflowException
+
+        alias = self.target.alias
+        try:
+            raw = self.client.get_model_version_by_alias(self.name, alias)
+        except MlflowException as e:
+            if _not_found(e):
+                return ServingState(versions=[], detail={"alias": alias, "version": None})
+            raise IntegrationError(f"mlflow: read alias {self.name}@{alias}: {e.message}") from e
+        return ServingState(versions=[str(raw.version)], detail={"alias": alias, "version": str(raw.version)})
+
+    def status(self) -> tuple[bool, str]:
+        state = self.serving()
+        if not state.versions:
+            return False, f"alias {self.name}@{self.target.alias} points nowhere"
+        status = self.version(state.versions[0]).extra.get("status")
+        return status == "READY", f"{self.name}@{self.target.alias} -> v{state.versions[0]} ({status})"
+
+    def deploy(self, version: ModelVersion) -> list[str]:
+        before = self.serving().detail.get("version")
+        with mlflow_errors(f"move alias {self.target.alias} to v{version.id}"):
+            self.client.set_registered_model_alias(self.name, self.target.alias, version.id)
+        was = f"v{before}" if before else "unset"
+        return [f"moved alias {self.name}@{self.target.alias} to v{version.id} (was {was})"]
+
+    def restore(self, state: ServingState) -> list[str]:
+        wanted = state.detail.get("version")
+        now = self.serving().detail.get("version")
+        if wanted == now:
+            return []
+        if wanted is None:
+            return self.drain()
+        with mlflow_errors(f"move alias {self.target.alias} back to v{wanted}"):
+            self.client.set_registered_model_alias(self.name, self.target.alias, str(wanted))
+        return [f"rolled forward: alias {self.name}@{self.target.alias} back to v{wanted}"]
+
+    def drain(self) -> list[str]:
+        now = self.serving().detail.get("version")
+        if now is None:
+            return []
+        with mlflow_errors(f"delete alias {self.target.alias}"):
+            self.client.delete_registered_model_alias(self.name, self.target.alias)
+        return [f"deleted alias {self.name}@{self.target.alias} (was v{now}): nothing resolves it"]
+
+    def write_metadata(self, version: ModelVersion, updates: Mapping[str, str], remove: Iterable[str] = ()) -> None:
+        with mlflow_errors(f"tag {version.label}"):
+            for key, value in updates.items():
+                self.client.set_model_version_tag(self.name, version.id, key, value)
+            for key in remove:
+                if key in (version.metadata or {}):
+                    self.client.delete_model_version_tag(self.name, version.id, key)
+
+    def invoke(self, payload: str, content_type: str) -> str:
+        raise ActionError("smoke inputs are not supported for the mlflow registry (it has no serving endpoint to call)")
+
+    def describe(self) -> dict[str, Any]:
+        with mlflow_errors(f"describe {self.name}"):
+            model = self.client.get_registered_model(self.name)
+        return {
+            "target": self.target.label,
+            "aliases": dict(model.aliases or {}),
+            "versions": [v.as_json() for v in self.versions()],
+            "serving": self.serving().model_dump(mode="json"),
+        }

@@ -1,0 +1,160 @@
+"""The mlflow registry adapter and model.rollback against a real MLflow server on loopback."""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flows.context import ActionContext
+from flows.errors import ActionError, ConfigError
+from integrations.models.actions import ModelRollback, RollbackParams
+from integrations.models.attest import attest
+from integrations.models.base import KEY_APPROVED, KEY_QUARANTINED, TargetParams, tree_digest
+from integrations.models.mlflow import MlflowAdapter
+from tests.fixtures.mlflow import MlflowServer
+from tests.integrations.models.helpers import ctx_at, cutoff_now, events
+
+pytestmark = pytest.mark.mlflow
+
+
+def client(server: MlflowServer) -> Any:
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=server.uri, registry_uri=server.uri)
+
+
+def log_version(server: MlflowServer, name: str, files: dict[str, bytes]) -> tuple[str, Path]:
+    """A run with the files under ``model/``, registered as a new version of ``name``."""
+    c = client(server)
+    experiment = c.get_experiment_by_name("fireline-tests") or None
+    experiment_id = experiment.experiment_id if experiment else c.create_experiment("fireline-tests")
+    run = c.create_run(experiment_id)
+    with tempfile.TemporaryDirectory() as scratch:
+        root = Path(scratch) / "model"
+        for relative, data in files.items():
+            (root / relative).parent.mkdir(parents=True, exist_ok=True)
+            (root / relative).write_bytes(data)
+        c.log_artifacts(run.info.run_id, str(root), "model")
+    source = f"{run.info.artifact_uri}/model"
+    version = c.create_model_version(name, source=source, run_id=run.info.run_id)
+    return str(version.version), Path(source)
+
+
+def target(server: MlflowServer, name: str) -> TargetParams:
+    return TargetParams(registry="mlflow", model_name=name, tracking_uri=server.uri)
+
+
+def attest_version(server: MlflowServer, ctx: ActionContext, name: str, version: str) -> None:
+    attest(ctx, target(server, name), version, by="ci:train", approve=True)
+
+
+@pytest.fixture
+def history(mlflow_server: MlflowServer, tmp_path: Path) -> dict[str, Any]:
+    name = f"fraud-{uuid.uuid4().hex[:8]}"
+    admin = ctx_at(tmp_path, name="attest", step="attest")  # one context: its MLflow client is reused
+    client(mlflow_server).create_registered_model(name)
+    v1, _ = log_version(mlflow_server, name, {"weights.bin": b"good-1", "conf/params.json": b"{}"})
+    attest_version(mlflow_server, admin, name, v1)
+    v2, _ = log_version(mlflow_server, name, {"weights.bin": b"good-2", "conf/params.json": b"{}"})
+    attest_version(mlflow_server, admin, name, v2)
+    v3, _ = log_version(mlflow_server, name, {"weights.bin": b"unattested"})
+    client(mlflow_server).set_model_version_tag(name, v3, KEY_APPROVED, "true")
+    v4, v4_dir = log_version(mlflow_server, name, {"weights.bin": b"looks-good", "conf/params.json": b"{}"})
+    attest_version(mlflow_server, admin, name, v4)
+    (v4_dir / "conf" / "params.json").write_bytes(b'{"backdoor": true}')  # tampered in the artifact store
+    started = cutoff_now()
+    v5, _ = log_version(mlflow_server, name, {"weights.bin": b"poisoned"})
+    attest_version(mlflow_server, admin, name, v5)
+    client(mlflow_server).set_registered_model_alias(name, "champion", v5)
+    return {"name": name, "v1": v1, "v2": v2, "v3": v3, "v4": v4, "v5": v5, "started": started}
+
+
+def params(server: MlflowServer, name: str, **extra: Any) -> RollbackParams:
+    return RollbackParams(registry="mlflow", model_name=name, tracking_uri=server.uri, **extra)
+
+
+def alias_version(server: MlflowServer, name: str) -> str:
+    return str(client(server).get_model_version_by_alias(name, "champion").version)
+
+
+def test_rollback_moves_alias_to_newest_verified_version(
+    mlflow_server: MlflowServer, history: dict[str, Any], tmp_path: Path
+) -> None:
+    ctx = ctx_at(tmp_path, history["started"])
+
+    result = ModelRollback().apply(params(mlflow_server, history["name"]), ctx)
+
+    assert result.chosen["id"] == history["v2"]
+    assert alias_version(mlflow_server, history["name"]) == history["v2"]
+    reasons = {r.version: r.reason for r in result.rejections}
+    assert reasons == {
+        history["v5"]: "created_after_cutoff",
+        history["v4"]: "digest_mismatch",
+        history["v3"]: "not_attested",
+    }
+    assert [e["detail"]["version"] for e in events(ctx, "model.tampering_detected")] == [history["v4"]]
+    tags = client(mlflow_server).get_model_version(history["name"], history["v5"]).tags
+    assert tags[KEY_QUARANTINED].startswith("inc-42: ")
+
+
+def test_rerun_is_idempotent_and_undo_rolls_forward(
+    mlflow_server: MlflowServer, history: dict[str, Any], tmp_path: Path
+) -> None:
+    ctx = ctx_at(tmp_path, history["started"])
+    first = ModelRollback().apply(params(mlflow_server, history["name"]), ctx)
+
+    again = ModelRollback().apply(params(mlflow_server, history["name"]), ctx)
+    assert not again.changed
+    assert again.quarantined == []
+
+    ModelRollback().undo(first, ctx)
+    assert alias_version(mlflow_server, history["name"]) == history["v5"]
+    assert KEY_QUARANTINED not in client(mlflow_server).get_model_version(history["name"], history["v5"]).tags
+
+
+def test_no_qualifying_version_refuses_and_deletes_the_alias(mlflow_server: MlflowServer, tmp_path: Path) -> None:
+    name = f"lonely-{uuid.uuid4().hex[:8]}"
+    client(mlflow_server).create_registered_model(name)
+    only, _ = log_version(mlflow_server, name, {"weights.bin": b"x"})
+    client(mlflow_server).set_registered_model_alias(name, "champion", only)
+    ctx = ctx_at(tmp_path, cutoff_now())
+
+    with pytest.raises(ActionError, match="not approved") as caught:
+        ModelRollback().apply(params(mlflow_server, name), ctx)
+
+    assert "drained" in str(caught.value)
+    assert MlflowAdapter(target(mlflow_server, name), ctx).serving().versions == []
+    assert client(mlflow_server).get_model_version(name, only).status == "READY"  # the version itself stays
+
+
+def test_tree_digest_matches_the_contract(mlflow_server: MlflowServer, tmp_path: Path) -> None:
+    name = f"digest-{uuid.uuid4().hex[:8]}"
+    client(mlflow_server).create_registered_model(name)
+    files = {"weights.bin": b"w" * 3000, "conf/params.json": b'{"a": 1}'}
+    version, _ = log_version(mlflow_server, name, files)
+    adapter = MlflowAdapter(target(mlflow_server, name), ctx_at(tmp_path))
+
+    digest = adapter.compute_digest(adapter.version(version))
+
+    lines = "".join(f"{p}\0{hashlib.sha256(files[p]).hexdigest()}\n" for p in sorted(files))
+    assert (
+        digest
+        == hashlib.sha256(lines.encode()).hexdigest()
+        == tree_digest({p: hashlib.sha256(d).hexdigest() for p, d in files.items()})
+    )
+    assert adapter.bytes_read == 3008
+
+
+def test_missing_mlflow_gives_the_install_hint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "mlflow", None)  # what an environment without the extra looks like
+    adapter = MlflowAdapter(
+        TargetParams(registry="mlflow", model_name="m", tracking_uri="http://127.0.0.1:9"), ctx_at(tmp_path)
+    )
+    with pytest.raises(ConfigError, match=r"pip install 'fireline\[mlflow\]'"):
+        adapter.client  # noqa: B018 - the property is what imports MLflow
