@@ -11,6 +11,7 @@ table is in docs/playbook-language.md).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from flows.diagnose import format_path, suggest
 from flows.errors import Diagnostic, SpecError
 from flows.lint_steps import action_sites, check_actions, check_templates, is_secret_ref
 from flows.loader import LoadedPlaybook, PlaybookValidationError, load_playbook, sort_diagnostics
-from flows.spec import Playbook
+from flows.spec import InputSpec, Playbook
 from flows.template_refs import contains_template
 from flows.yaml_safe import DocPath, PositionMap
 
@@ -153,6 +154,76 @@ def _secrets(data: Any, path: DocPath, warn: _Warnings) -> None:
         )
 
 
+def _is_int(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return True
+    return isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d+\s*", value) is not None
+
+
+def _default_problem(spec: InputSpec) -> str | None:
+    """Why a literal default would fail the engine's coercion of its input type (None: it fits).
+
+    Mirrors ``flows.engine.inputs.coerce`` for values written in YAML, without importing the engine
+    (which ``fireline validate`` must stay light of).
+    """
+    value, kind = spec.default, spec.type
+    checks: dict[str, Callable[[Any], bool]] = {
+        "string": lambda v: isinstance(v, str),
+        "int": _is_int,
+        "float": lambda v: (isinstance(v, int | float) and not isinstance(v, bool)) or _is_float_text(v),
+        "bool": lambda v: isinstance(v, bool) or str(v).strip().lower() in _BOOL_WORDS,
+        "duration": _is_duration,
+        "list[string]": lambda v: isinstance(v, str) or (isinstance(v, list) and all(isinstance(i, str) for i in v)),
+        "list[int]": lambda v: isinstance(v, list) and all(_is_int(i) for i in v),
+        "dict": lambda v: isinstance(v, dict),
+    }
+    if not checks[kind](value):
+        return f"expected a value of type {kind}, got {value!r}"
+    if spec.choices is not None and value not in spec.choices:
+        return f"{value!r} is not one of {spec.choices!r}"
+    return None
+
+
+_BOOL_WORDS = frozenset({"true", "yes", "1", "on", "false", "no", "0", "off"})
+
+
+def _is_float_text(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_duration(value: Any) -> bool:
+    from flows.durations import parse_duration
+
+    try:
+        parse_duration(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _input_defaults(playbook: Playbook, positions: PositionMap, out: list[Diagnostic], warn: _Warnings) -> None:
+    """Literal defaults must fit their input's type and choices."""
+    for name, spec in playbook.inputs.items():
+        path: DocPath = ("inputs", name, "default")
+        if spec.default is None or contains_template(spec.default) or is_secret_ref(spec.default):
+            continue
+        if spec.required:
+            warn("W507", "a required input never uses its default", path, "drop required or the default")
+            continue
+        problem = _default_problem(spec)
+        if problem is not None:
+            message = f"default does not fit the input: {problem}"
+            out.append(Diagnostic("E208", message, positions.value(path), format_path(path)))
+
+
 def lint_playbook(loaded: LoadedPlaybook, registry: Registry) -> list[Diagnostic]:
     """Semantic checks of a playbook that passed the schema: errors and warnings, in file order."""
     playbook, positions = loaded.playbook, loaded.positions or PositionMap(str(loaded.path))
@@ -172,6 +243,7 @@ def lint_playbook(loaded: LoadedPlaybook, registry: Registry) -> list[Diagnostic
     deps = dependencies(playbook.steps) if sound else None
     check_templates(playbook, deps, positions, out)
     warn = _Warnings(positions, out)
+    _input_defaults(playbook, positions, out, warn)
     if deps is not None:
         _warnings(playbook, deps, registry, warn)
     for base, _, with_ in action_sites(raw_steps):
