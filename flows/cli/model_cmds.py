@@ -1,0 +1,81 @@
+"""``fireline attest``: record that a model version is known-good, with the sha256 of its artifact.
+
+Run by whoever produced and evaluated the version (usually the training pipeline's CI). Each
+attestation leaves a small record under ``<home>/attestations/`` with the event log of what was
+read and written.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import typer
+
+from flows.cli import app
+from flows.cli.output import JSON_OPTION_HELP, console, print_json
+from flows.errors import UsageError
+
+RegistryOpt = Annotated[
+    Literal["sagemaker", "mlflow", "s3"], typer.Option("--registry", help="Where the version is registered.")
+]
+
+
+def _eval_metrics(path: Path | None) -> dict[str, Any] | None:
+    if path is None:
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise UsageError(f"--eval {path}: {e}") from e
+    if not isinstance(data, dict):
+        raise UsageError(f"--eval {path}: expected a JSON object of metrics")
+    return data
+
+
+@app.command("attest")
+def attest_command(
+    target: Annotated[
+        str,
+        typer.Argument(
+            help="sagemaker: a model package ARN; mlflow: NAME/VERSION; s3: s3://bucket/key[?versionId=ID]."
+        ),
+    ],
+    registry: RegistryOpt,
+    by: Annotated[str, typer.Option("--by", help="Who attests (a person or a pipeline id).")],
+    eval_file: Annotated[
+        Path | None, typer.Option("--eval", help="A JSON file of evaluation metrics to attest with the digest.")
+    ] = None,
+    approve: Annotated[bool, typer.Option("--approve", help="Also mark the version approved in the registry.")] = False,
+    tracking_uri: Annotated[str | None, typer.Option("--tracking-uri", help="mlflow: the tracking server.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_OPTION_HELP)] = False,
+) -> None:
+    """Hash a model version's artifact and write the known-good attestation into the registry."""
+    from flows.config import load_settings
+    from flows.context import make_context
+    from integrations.models.attest import attest, parse_target
+
+    if not by.strip():
+        raise UsageError("--by must name who attests")
+    metrics = _eval_metrics(eval_file)
+    params, version = parse_target(registry, target)
+    if tracking_uri:
+        params = params.model_copy(update={"tracking_uri": tracking_uri})
+    settings = load_settings()
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    ctx = make_context(
+        settings.home / "attestations" / f"attest-{stamp}",
+        settings=settings,
+        step_id="attest",
+        incident_id=f"attest-{stamp}",
+    )
+    outcome = attest(ctx, params, version, by=by, eval_metrics=metrics, approve=approve)
+    ctx.emit("model.attested", outcome.model_dump(mode="json"))
+    if as_json:
+        print_json(outcome.model_dump(mode="json"))
+        return
+    console.print(f"attested {outcome.label}", markup=False)
+    console.print(f"  sha256 {outcome.sha256} ({outcome.size_read} bytes read)", markup=False)
+    console.print(f"  by {by}" + (", approved" if approve else ""), markup=False)
