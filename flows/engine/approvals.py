@@ -94,7 +94,9 @@ class InboxSource:
                 except (OSError, json.JSONDecodeError, TypeError):
                     continue
                 if refused:
-                    self.refusals.append({"step": step_id, "by": answer.by, "how": answer.how, "reason": refused})
+                    self.refusals.append(
+                        {"step": step_id, "by": answer.user, "how": answer.how, "refused_because": refused}
+                    )
                     continue
                 answers.append(answer)
         return answers

@@ -208,6 +208,7 @@ class Scheduler:
             return
         rendered = render_value(step.with_, scope, where=f"steps[{step.id}].with")
         self.env.notify(step.id, "running", {})
+        run.in_flight += 1
         self._submit("item", step.id, step.id, lambda: await_approval(self.env, step, rendered))
 
     # -- completions ------------------------------------------------------------------------------

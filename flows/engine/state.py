@@ -102,6 +102,7 @@ class RunState:
         self.lock_path = self.dir / "lock.json"
         self.meta_path = self.dir / "run.json"
         self._saga_lock = threading.Lock()
+        self._saga_checked = False
 
     def create(self, meta: dict[str, Any]) -> None:
         self.results_dir.mkdir(parents=True, exist_ok=True)
@@ -141,10 +142,20 @@ class RunState:
         return _read_json(self.dir / "approvals" / f"{step_id}.json")
 
     # -- saga log -------------------------------------------------------------------------------
+    def _drop_torn_saga_tail(self) -> None:
+        """Cut a last line left half-written by a crash, so the next entry starts on its own line."""
+        data = self.saga_path.read_bytes() if self.saga_path.exists() else b""
+        if data and not data.endswith(b"\n"):
+            with self.saga_path.open("r+b") as fh:
+                fh.truncate(data.rfind(b"\n") + 1)
+
     def append_saga(self, entry: dict[str, Any]) -> None:
         line = json.dumps({**entry, "at": iso(utcnow())}, separators=(",", ":"), ensure_ascii=False, default=str)
         with self._saga_lock:
             self.dir.mkdir(parents=True, exist_ok=True)
+            if not self._saga_checked:
+                self._drop_torn_saga_tail()
+                self._saga_checked = True
             with self.saga_path.open("ab") as fh:
                 fh.write(line.encode("utf-8") + b"\n")
                 fh.flush()

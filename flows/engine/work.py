@@ -22,6 +22,7 @@ from flows.engine.approvals import AnswerSource, ApprovalWait, ApproverDirectory
 from flows.engine.executor import is_retryable, run_with_timeout
 from flows.engine.guards import Refusal, check_plans
 from flows.engine.outcomes import FAILED, REJECTED, SUCCEEDED, TIMED_OUT
+from flows.engine.redact import Redactor
 from flows.engine.state import RunState, StoredResult
 from flows.errors import ActionError, StepTimeoutError
 from flows.record import RunRecord, iso, utcnow
@@ -73,6 +74,10 @@ class RunEnv:
 
     def emit(self, type_: str, step: str | None, item: Any = None, detail: dict[str, Any] | None = None) -> None:
         self.ctx.record.emit(type_, step=step, item=item, detail=detail)
+
+    def scrub(self, value: Any) -> Any:
+        """``value`` with the run's secret values masked, for anything written to disk."""
+        return Redactor(set(self.ctx.services.secret_values)).scrub(value)
 
     def notify(self, step: str, status: str, detail: dict[str, Any] | None = None) -> None:
         if self.progress is not None:
@@ -144,8 +149,8 @@ def _store(env: RunEnv, step_id: str, key: str, ctx: ActionContext, result: Item
             item_key=key,
             idempotency_key=ctx.idempotency_key,
             status=result.status,
-            output=result.output,
-            error=result.error,
+            output=env.scrub(result.output),
+            error=env.scrub(result.error),
             finished_at=iso(utcnow()),
         )
     )
@@ -165,14 +170,16 @@ def _attempt(env: RunEnv, step: Step, action: Action[Any, Any], planned: Planned
         # Before the result is stored: a crash in between re-applies (a no-op) and logs it again,
         # which undo collapses by idempotency key; the other order could lose an undoable effect.
         env.state.append_saga(
-            {
-                "step": step.id,
-                "item_key": planned.key,
-                "idempotency_key": ctx.idempotency_key,
-                "action": action.name,
-                "params": planned.params.model_dump(mode="json"),
-                "result": result.model_dump(mode="json"),
-            }
+            env.scrub(
+                {
+                    "step": step.id,
+                    "item_key": planned.key,
+                    "idempotency_key": ctx.idempotency_key,
+                    "action": action.name,
+                    "params": planned.params.model_dump(mode="json"),
+                    "result": result.model_dump(mode="json"),
+                }
+            )
         )
     return result.model_dump(mode="json")
 
@@ -190,7 +197,7 @@ def apply_item(env: RunEnv, step: Step, planned: PlannedItem, *, fan_out: bool) 
         try:
             if env.live:
                 env.state.write_intent(
-                    step.id, planned.key, ctx.idempotency_key, planned.params.model_dump(mode="json")
+                    step.id, planned.key, ctx.idempotency_key, env.scrub(planned.params.model_dump(mode="json"))
                 )
             output = _attempt(env, step, action, planned, ctx)
         except Exception as e:
@@ -276,7 +283,7 @@ def run_handlers(env: RunEnv, step: Step, scope: dict[str, Any]) -> list[ItemRes
             params = build_params(action, rendered, ctx)
             plan = action.plan(params, ctx)
             if env.live:
-                env.state.write_intent(step.id, key, ctx.idempotency_key, params.model_dump(mode="json"))
+                env.state.write_intent(step.id, key, ctx.idempotency_key, env.scrub(params.model_dump(mode="json")))
                 output: Any = action.apply(params, ctx).model_dump(mode="json")
             else:
                 output = {"dry_run": True, "mode": ctx.mode, "plan": plan.model_dump(mode="json")}

@@ -61,12 +61,14 @@ class Bump(Action[BumpParams, BumpResult]):
         key = hashlib.sha256(ctx.idempotency_key.encode()).hexdigest()[:24]
         marker = target / "effects" / key
         marker.parent.mkdir(parents=True, exist_ok=True)
-        try:  # check-then-act, atomically: the effect exists once per key
-            fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        staged = marker.with_name(f".{key}.{os.getpid()}.{threading.get_ident()}")
+        staged.write_text(json.dumps({"key": ctx.idempotency_key, "name": params.name}))
+        try:  # check-then-act, atomically: the effect (with its content) exists once per key
+            os.link(staged, marker)
         except FileExistsError:
             return BumpResult(changed=False, summary="already done", key=ctx.idempotency_key, count_file=str(marker))
-        with os.fdopen(fd, "w") as fh:
-            fh.write(json.dumps({"key": ctx.idempotency_key, "name": params.name}))
+        finally:
+            staged.unlink()
         if at and int(at) == call and phase == "after":
             os.kill(os.getpid(), signal.SIGKILL)
         if params.delay:
