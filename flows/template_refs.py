@@ -11,6 +11,7 @@ from functools import lru_cache
 from typing import Any
 
 TEMPLATE_MARKERS = ("{{", "{%")
+IMPLICIT_NAMES = frozenset({"loop", "caller", "varargs", "kwargs"})  # defined by for loops and macros
 
 
 def is_template(value: object) -> bool:
@@ -97,14 +98,18 @@ def _collect(node: Any, refs: list[Ref]) -> None:
 @lru_cache(maxsize=4096)
 def parse_template(text: str) -> Parsed:
     """Parse ``text`` and list what it refers to; a syntax error is reported, not raised."""
-    from jinja2 import TemplateSyntaxError, meta
+    from jinja2 import TemplateSyntaxError, nodes
 
     env = _env()
     try:
         ast = env.parse(text)
     except TemplateSyntaxError as e:
         return Parsed(frozenset(), (), f"line {e.lineno}: {e.message}" if text.count("\n") else str(e.message))
-    free = frozenset(meta.find_undeclared_variables(ast))
+    # Names a template binds itself (loop targets, set, macro parameters) count as bound anywhere in
+    # it: cheaper than jinja2.meta's code generator, and scope slips are caught at render time.
+    names = list(ast.find_all(nodes.Name))
+    bound = {n.name for n in names if n.ctx in ("store", "param")} | IMPLICIT_NAMES
+    free = frozenset(n.name for n in names if n.ctx == "load" and n.name not in bound)
     refs: list[Ref] = []
     _collect(ast, refs)
     return Parsed(free, tuple(r for r in refs if r.root in free))
