@@ -15,6 +15,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,27 @@ from flows.errors import ConfigError
 from integrations.aws.session import is_read_only
 
 SANDBOX_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+
+@contextmanager
+def sandbox_credentials() -> Iterator[None]:
+    """Point this process's AWS credentials at the sandbox for the duration (restored after).
+
+    moto accepts any key; setting them explicitly keeps a developer's real credentials (or
+    their absence) out of the sandbox run.
+    """
+    saved = {k: os.environ.get(k) for k in (*SANDBOX_CREDENTIALS, "AWS_SESSION_TOKEN", "AWS_PROFILE")}
+    os.environ.update(SANDBOX_CREDENTIALS)
+    os.environ.pop("AWS_SESSION_TOKEN", None)
+    os.environ.pop("AWS_PROFILE", None)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def free_port() -> int:

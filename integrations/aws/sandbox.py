@@ -62,7 +62,8 @@ def seed_network(world: World) -> None:
 def run_instance(world: World, name: str, tags: dict[str, str], *, volumes: int = 1) -> str:
     """Launch one instance in the sandbox subnet with a root volume and ``volumes - 1`` data volumes."""
     ec2 = world.client("ec2")
-    mappings = [{"DeviceName": f"/dev/sd{chr(ord('f') + i)}", "Ebs": {"VolumeSize": 8}} for i in range(volumes - 1)]
+    mappings = [{"DeviceName": "/dev/sda1", "Ebs": {"VolumeSize": 20}}]
+    mappings += [{"DeviceName": f"/dev/sd{chr(ord('f') + i)}", "Ebs": {"VolumeSize": 100}} for i in range(volumes - 1)]
     return str(
         ec2.run_instances(
             ImageId=AMI,

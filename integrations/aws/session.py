@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from flows.config import Settings
 from flows.context import ActionContext
 from flows.errors import ActionError, DryRunRefusal, IntegrationError
 
@@ -78,15 +79,20 @@ def install_write_guard(client: Any, ctx: ActionContext) -> None:
 
 
 def _session(ctx: ActionContext) -> Any:
+    return settings_session(ctx.settings, f"fireline-{ctx.run_id}")
+
+
+def settings_session(settings: Settings, session_name: str = "fireline") -> Any:
+    """A boto3 session from fireline's settings (profile, region, and the role to assume if any)."""
     import boto3
 
-    aws = ctx.settings.aws
+    aws = settings.aws
     base = boto3.session.Session(profile_name=aws.profile, region_name=aws.region)
     if not aws.role_arn:
         return base
-    sts = base.client("sts", endpoint_url=aws.endpoint_url, config=_config(ctx))
+    sts = base.client("sts", endpoint_url=aws.endpoint_url, config=botocore_config(settings))
     with aws_errors(f"assume role {aws.role_arn}"):
-        creds = sts.assume_role(RoleArn=aws.role_arn, RoleSessionName=f"fireline-{ctx.run_id}"[:64])["Credentials"]
+        creds = sts.assume_role(RoleArn=aws.role_arn, RoleSessionName=session_name[:64])["Credentials"]
     return boto3.session.Session(
         aws_access_key_id=creds["AccessKeyId"],
         aws_secret_access_key=creds["SecretAccessKey"],
@@ -96,9 +102,14 @@ def _session(ctx: ActionContext) -> Any:
 
 
 def _config(ctx: ActionContext) -> Any:
+    return botocore_config(ctx.settings)
+
+
+def botocore_config(settings: Settings) -> Any:
+    """Adaptive retries, timeouts and a connection pool sized for fan-out steps."""
     from botocore.config import Config
 
-    aws = ctx.settings.aws
+    aws = settings.aws
     return Config(
         retries={"mode": "adaptive", "max_attempts": aws.max_attempts},
         connect_timeout=aws.connect_timeout,
@@ -122,6 +133,15 @@ def client(ctx: ActionContext, service: str, region: str | None = None) -> Any:
         return made
 
     return ctx.services.get_or_create(key, build)
+
+
+def standalone_client(settings: Settings, service: str, region: str | None = None) -> Any:
+    """A client outside any run (for ``fireline evidence verify``); it is only used to read."""
+    session = settings_session(settings)
+    region = region or settings.aws.region
+    return session.client(
+        service, region_name=region, endpoint_url=settings.aws.endpoint_url, config=botocore_config(settings)
+    )
 
 
 def has_credentials(ctx: ActionContext) -> bool:
