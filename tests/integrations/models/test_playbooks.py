@@ -17,7 +17,7 @@ from flows.engine.approvals import Answer, Responders
 from flows.engine.runner import run_playbook
 from flows.record import read_events
 from integrations.models.base import KEY_QUARANTINED
-from tests.integrations.models.helpers import attest_s3, ctx_at, put_version
+from tests.integrations.models.helpers import attest_s3, ctx_at, cutoff_now, put_version
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -63,10 +63,13 @@ def test_artifact_tampering_playbook_restores_attested_bytes(aws: dict[str, Any]
     good = put_version(s3, "ml-models", key, b"attested weights")
     attest_s3(ctx_at(tmp_path, name="attest", step="attest"), "ml-models", key, good)
     bad = put_version(s3, "ml-models", key, b"backdoored weights")
+    # S3 stamps whole seconds: a version from the incident's own second is (rightly) not trusted.
+    since = cutoff_now(whole_seconds=True).isoformat()
 
     summary = run_playbook(
         REPO / "playbooks" / "model-artifact-tampering.yaml",
         alert=alert("model-artifact-tampering"),
+        inputs={"compromised_since": since},
         settings=settings(tmp_path),
         responders=Responders(
             approvals={"approve-restore": [Answer(by="alice", decision="approve", reason="confirmed")]}
