@@ -82,7 +82,7 @@ def _finish(summary: RunSummary, as_json: bool) -> None:
 
 def _handoff(request: dict[str, Any]) -> Any:
     try:
-        from flows.engine.handoff import try_handoff  # type: ignore[import-not-found, unused-ignore]
+        from flows.engine.handoff import try_handoff
     except ImportError:
         return None
     return try_handoff(request)
@@ -101,7 +101,7 @@ def run_cmd(
     """Run a playbook; prints the run id and the run directory, exits 1 when the run failed."""
     from flows.engine.alerts import load_alert_file
     from flows.engine.inputs import parse_pairs
-    from flows.engine.runner import run_playbook
+    from flows.engine.runner import run_playbook, validate_request
 
     if dry_run and mode not in (None, "dry-run"):
         raise UsageError("--dry-run and --mode are exclusive")
@@ -113,6 +113,9 @@ def run_cmd(
     trigger: dict[str, Any] = {"how": "cli"}
     if as_user:
         trigger["by"] = f"user:{as_user.removeprefix('user:')}"
+    settings = _settings()
+    # Checked here even when a warm server takes the run, so bad input is one line and no run at all.
+    validate_request(playbook, inputs=inputs, alert=alert_doc, settings=settings)
     request = {"playbook": playbook, "inputs": inputs, "alert": alert_doc, "mode": chosen, "trigger": trigger}
     handed = _handoff(request)
     if handed is not None:
@@ -123,7 +126,7 @@ def run_cmd(
         inputs=inputs,
         alert=alert_doc,
         mode=cast("Mode", chosen),
-        settings=_settings(),
+        settings=settings,
         trigger=trigger,
         progress=None if as_json else _Progress(),
     )

@@ -27,7 +27,7 @@ from flows.engine.executor import StepExecutor, ThreadExecutor
 from flows.engine.inputs import redact_inputs, resolve_inputs
 from flows.engine.outcomes import FAILURES, REJECTED, SUCCEEDED, RunSummary, StepOutcome
 from flows.engine.redact import RedactingRecord
-from flows.engine.runs import CRASHED, FINISHED, RUNNING, detect_crash, find_run, read_run_json
+from flows.engine.runs import CRASHED, FINISHED, RUNNING, detect_crash, find_run, mark_crashed_runs, read_run_json
 from flows.engine.scheduler import Scheduler
 from flows.engine.state import RunState
 from flows.engine.work import Progress, RunDoc, RunEnv
@@ -59,6 +59,24 @@ def resolve_playbook(ref: str | Path, settings: Settings) -> ResolvedPlaybook:
         path = found
     loaded = load_playbook(path)
     return ResolvedPlaybook(loaded.playbook, loaded.path, loaded.sha256)
+
+
+def validate_request(
+    playbook: str | Path,
+    *,
+    inputs: dict[str, Any] | None = None,
+    alert: dict[str, Any] | None = None,
+    settings: Settings | None = None,
+    registry: Registry | None = None,
+) -> ResolvedPlaybook:
+    """Check a run request the way :func:`run_playbook` does, without starting anything."""
+    settings = settings or load_settings()
+    resolved = resolve_playbook(playbook, settings)
+    check_runnable(resolved.playbook, registry or default_registry())
+    alert_model = normalise(alert) if alert is not None else Alert()
+    incident = Incident(id="check", started_at=utcnow(), severity=resolved.playbook.metadata.severity)
+    resolve_inputs(resolved.playbook, inputs, {"alert": alert_model.as_template(), "incident": incident.as_template()})
+    return resolved
 
 
 def check_runnable(playbook: Playbook, registry: Registry) -> None:
@@ -121,6 +139,7 @@ def run_playbook(
     run_id = run_id or new_run_id(book.metadata.name)
     started = utcnow()
     trigger = {**_default_trigger(), **(trigger or {})}
+    mark_crashed_runs(settings)
     incident = Incident(
         id=str(trigger.get("incident_id") or run_id),
         started_at=started,
@@ -357,4 +376,5 @@ __all__ = [
     "resolve_playbook",
     "resume_run",
     "run_playbook",
+    "validate_request",
 ]

@@ -52,6 +52,25 @@ def detect_crash(run_dir: Path) -> bool:
     return True
 
 
+def mark_crashed_runs(settings: Settings) -> list[str]:
+    """Mark crashed every run under ``settings.runs_dir`` left running by a dead process (start-up sweep)."""
+    root = settings.runs_dir
+    crashed: list[str] = []
+    if not root.is_dir():
+        return crashed
+    for run_dir in root.iterdir():
+        try:
+            if (
+                (run_dir / "run.json").is_file()
+                and read_run_json(run_dir).get("status") == RUNNING
+                and detect_crash(run_dir)
+            ):
+                crashed.append(run_dir.name)
+        except RecordError:
+            continue  # an unreadable record is reported by runs show / audit, not by a sweep
+    return crashed
+
+
 def list_runs(settings: Settings) -> list[dict[str, Any]]:
     """Every run under ``settings.runs_dir``, newest first, crashed ones marked on the way."""
     root = settings.runs_dir

@@ -28,13 +28,20 @@ def make_settings(tmp: Path, approvers: dict[str, list[str]] | None = None) -> S
     if approvers is not None:
         approvers_file = tmp / "approvers.yaml"
         approvers_file.write_text(yaml.safe_dump({"groups": approvers}))
-    return Settings(home=tmp / "home", runs_dir=tmp / "runs", playbooks_dir=tmp / "playbooks", approvers_file=approvers_file)
+    return Settings(
+        home=tmp / "home", runs_dir=tmp / "runs", playbooks_dir=tmp / "playbooks", approvers_file=approvers_file
+    )
 
 
 def write_playbook(tmp: Path, steps: list[dict[str, Any]], *, name: str = "test-book", **extra: Any) -> Path:
     """Write a playbook file into ``<tmp>/playbooks/<name>.yaml`` and return its path."""
-    doc = {"apiVersion": "fireline/v1", "kind": "Playbook", "metadata": {"name": name, "version": 1, "title": "Test"},
-           "steps": steps, **extra}
+    doc = {
+        "apiVersion": "fireline/v1",
+        "kind": "Playbook",
+        "metadata": {"name": name, "version": 1, "title": "Test"},
+        "steps": steps,
+        **extra,
+    }
     path = tmp / "playbooks" / f"{name}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(doc, sort_keys=False))

@@ -49,7 +49,11 @@ class Bump(Action[BumpParams, BumpResult]):
     """Record one effect at the target, once per idempotency key."""
 
     def plan(self, params: BumpParams, ctx: ActionContext) -> Plan:
-        return Plan(action=self.name, summary=f"bump {params.name}", targets=[Target(type="test:counter", id=params.name, tags={})])
+        return Plan(
+            action=self.name,
+            summary=f"bump {params.name}",
+            targets=[Target(type="test:counter", id=params.name, tags={})],
+        )
 
     def apply(self, params: BumpParams, ctx: ActionContext) -> BumpResult:
         target = Path(params.target)
@@ -136,7 +140,9 @@ class Slow(Action[SlowParams, SlowResult]):
         else:
             time.sleep(params.seconds)
         if params.target:
-            Path(params.target).write_text(json.dumps({"cancelled": ctx.cancel_event.is_set(), "took": time.monotonic() - started}))
+            Path(params.target).write_text(
+                json.dumps({"cancelled": ctx.cancel_event.is_set(), "took": time.monotonic() - started})
+            )
         return SlowResult(summary="done")
 
 
@@ -182,7 +188,9 @@ class Echo(Action[EchoParams, EchoResult]):
     def apply(self, params: EchoParams, ctx: ActionContext) -> EchoResult:
         if params.token:
             ctx.log(f"using token {params.token}")
-        return EchoResult(summary=f"echo {params.token or ''}", value=params.value, token_length=len(params.token or ""))
+        return EchoResult(
+            summary=f"echo {params.token or ''}", value=params.value, token_length=len(params.token or "")
+        )
 
 
 class ConcurrencyParams(ActionParams):
@@ -215,3 +223,32 @@ class Gauge(Action[ConcurrencyParams, ConcurrencyResult]):
         with _lock:
             _active[params.target] -= 1
         return ConcurrencyResult(summary="gauged", peak=current)
+
+
+class BarrierParams(ActionParams):
+    name: str
+    parties: int
+
+
+class BarrierResult(ActionResult):
+    pass
+
+
+_barriers: dict[str, threading.Barrier] = {}
+
+
+@action("test.barrier", kind=ActionKind.CONTROL, params=BarrierParams, result=BarrierResult)
+class Meet(Action[BarrierParams, BarrierResult]):
+    """Succeed only when ``parties`` calls are inside at the same time (proves parallelism)."""
+
+    def plan(self, params: BarrierParams, ctx: ActionContext) -> Plan:
+        return Plan(action=self.name, summary="barrier", mutating=False)
+
+    def apply(self, params: BarrierParams, ctx: ActionContext) -> BarrierResult:
+        with _lock:
+            barrier = _barriers.setdefault(params.name, threading.Barrier(params.parties, timeout=10))
+        try:
+            barrier.wait()
+        except threading.BrokenBarrierError as e:
+            raise ActionError(f"only some of {params.parties} parallel calls arrived") from e
+        return BarrierResult(summary="met")

@@ -26,10 +26,18 @@ def _steps(**approval: Any) -> list[dict[str, Any]]:
     ]
 
 
-def _run(tmp_path: Path, steps: list[dict[str, Any]], answers: list[Answer], mode: str = "live", by: str = "user:dave") -> RunSummary:
+def _run(
+    tmp_path: Path, steps: list[dict[str, Any]], answers: list[Answer], mode: str = "live", by: str = "user:dave"
+) -> RunSummary:
     path = write_playbook(tmp_path, steps)
-    return run_playbook(path, settings=make_settings(tmp_path, GROUPS), registry=make_registry(), mode=mode,  # type: ignore[arg-type]
-                        responders=Responders(approvals={"approve": answers}), trigger={"by": by})
+    return run_playbook(
+        path,
+        settings=make_settings(tmp_path, GROUPS),
+        registry=make_registry(),
+        mode=mode,  # type: ignore[arg-type]
+        responders=Responders(approvals={"approve": answers}),
+        trigger={"by": by},
+    )
 
 
 def test_authorised_approval_lets_the_run_go_on(tmp_path: Path) -> None:
@@ -45,8 +53,11 @@ def test_authorised_approval_lets_the_run_go_on(tmp_path: Path) -> None:
 
 
 def test_outsider_and_self_approval_are_refused_and_recorded(tmp_path: Path) -> None:
-    answers = [Answer(by="mallory", decision="approve"), Answer(by="alice", decision="approve"),
-               Answer(by="bob", decision="approve", after=0.05)]
+    answers = [
+        Answer(by="mallory", decision="approve"),
+        Answer(by="alice", decision="approve"),
+        Answer(by="bob", decision="approve", after=0.05),
+    ]
     summary = _run(tmp_path, _steps(), answers, by="user:alice")
     assert summary.outcome == "succeeded"
     refused = events(summary.run_dir, "approval.refused")
@@ -57,8 +68,11 @@ def test_outsider_and_self_approval_are_refused_and_recorded(tmp_path: Path) -> 
 
 
 def test_m_of_n_needs_distinct_people(tmp_path: Path) -> None:
-    answers = [Answer(by="alice", decision="approve"), Answer(by="alice", decision="approve"),
-               Answer(by="carol", decision="approve", after=0.1)]
+    answers = [
+        Answer(by="alice", decision="approve"),
+        Answer(by="alice", decision="approve"),
+        Answer(by="carol", decision="approve", after=0.1),
+    ]
     summary = _run(tmp_path, _steps(min_approvals=2), answers)
     assert summary.outcome == "succeeded"
     assert events(summary.run_dir, "approval.granted")[0]["detail"]["by"] == ["alice", "carol"]
@@ -72,7 +86,8 @@ def test_one_rejection_rejects(tmp_path: Path) -> None:
     assert summary.steps["approve"].status == "rejected"
     assert summary.steps["isolate"].status == "skipped"
     (rejected,) = events(summary.run_dir, "approval.rejected")
-    assert rejected["detail"]["by"] == "bob" and rejected["detail"]["reason"] == "wrong host"
+    assert rejected["detail"]["by"] == "bob"
+    assert rejected["detail"]["reason"] == "wrong host"
 
 
 def test_timeout_rejects(tmp_path: Path) -> None:
@@ -83,8 +98,9 @@ def test_timeout_rejects(tmp_path: Path) -> None:
 
 
 def test_escalation_waits_a_second_period(tmp_path: Path) -> None:
-    late = [Answer(by="carol", decision="approve", after=0.45)]
-    summary = _run(tmp_path, _steps(timeout="300ms", on_timeout="escalate"), late)
+    # Answered after the first period (0.5 s) and well before the second one ends (>= 1 s).
+    late = [Answer(by="carol", decision="approve", after=0.75)]
+    summary = _run(tmp_path, _steps(timeout="500ms", on_timeout="escalate"), late)
     assert summary.outcome == "succeeded"
     assert len(events(summary.run_dir, "approval.escalated")) == 1
     summary2 = _run(tmp_path / "2", _steps(timeout="150ms", on_timeout="escalate"), [])
@@ -106,7 +122,9 @@ def test_drill_uses_scripted_responders(tmp_path: Path) -> None:
     assert summary.outcome == "rejected"
 
 
-def test_cli_answer_reaches_a_waiting_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_answer_reaches_a_waiting_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from flows.cli import main
 
     settings = make_settings(tmp_path, GROUPS)
@@ -114,12 +132,18 @@ def test_cli_answer_reaches_a_waiting_run(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setenv("FIRELINE_APPROVERS_FILE", str(settings.approvers_file))
     path = write_playbook(tmp_path, _steps())
     result: dict[str, RunSummary] = {}
-    worker = threading.Thread(target=lambda: result.setdefault("s", run_playbook(
-        path, settings=settings, registry=make_registry(), run_id="r1", trigger={"by": "user:dave"})))
+    worker = threading.Thread(
+        target=lambda: result.setdefault(
+            "s",
+            run_playbook(path, settings=settings, registry=make_registry(), run_id="r1", trigger={"by": "user:dave"}),
+        )
+    )
     worker.start()
     run_dir = settings.runs_dir / "r1"
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and "approve" not in (run_json(run_dir).get("waiting", []) if (run_dir / "run.json").exists() else []):
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and "approve" not in (
+        run_json(run_dir).get("waiting", []) if (run_dir / "run.json").exists() else []
+    ):
         time.sleep(0.02)
     assert main(["approve", "r1", "approve", "--as", "mallory"]) == 1
     assert "mallory is not an approver" in capsys.readouterr().err

@@ -25,7 +25,12 @@ def _dead_pid() -> int:
 def _book(tmp: Path, target: Path) -> Path:
     steps = [
         {"id": "one", "action": "test.counter.bump", "with": {"target": str(target), "name": "one"}},
-        {"id": "fan", "action": "test.counter.bump", "for_each": ["a", "b"], "with": {"target": str(target), "name": "{{ item }}"}},
+        {
+            "id": "fan",
+            "action": "test.counter.bump",
+            "for_each": ["a", "b"],
+            "with": {"target": str(target), "name": "{{ item }}"},
+        },
         {"id": "last", "action": "test.counter.bump", "with": {"target": str(target), "name": "last"}},
     ]
     return write_playbook(tmp, steps)
@@ -56,7 +61,8 @@ def _calls(target: Path) -> int:
 def test_resume_reuses_completed_items_and_redoes_the_rest(tmp_path: Path, target: Path) -> None:
     settings, registry = make_settings(tmp_path), make_registry()
     first = run_playbook(_book(tmp_path, target), settings=settings, registry=registry)
-    assert first.outcome == "succeeded" and _calls(target) == 4
+    assert first.outcome == "succeeded"
+    assert _calls(target) == 4
     _crash(first.run_dir, drop=["last"])
     assert [r["status"] for r in list_runs(settings)] == ["crashed"]
     assert events(first.run_dir, "run.crashed")
@@ -112,7 +118,11 @@ def test_undo_reverses_effects_newest_first_once(tmp_path: Path, target: Path) -
     assert [(o.step, o.item_key, o.status) for o in only_fan] == [("fan", "b", "undone"), ("fan", "a", "undone")]
     everything = undo_run(first.run_id, settings=settings, registry=registry)
     assert [(o.step, o.status) for o in everything] == [
-        ("last", "undone"), ("fan", "already_undone"), ("fan", "already_undone"), ("one", "undone")]
+        ("last", "undone"),
+        ("fan", "already_undone"),
+        ("fan", "already_undone"),
+        ("one", "undone"),
+    ]
     again = undo_run(first.run_id, settings=settings, registry=registry)
     assert {o.status for o in again} == {"already_undone"}
     assert len(list((target / "effects").glob("*.undone"))) == 4

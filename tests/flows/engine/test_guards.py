@@ -20,8 +20,15 @@ def _run(tmp_path: Path, steps: list[dict[str, Any]], guards: dict[str, Any], mo
 
 
 def test_max_targets_counts_all_items_of_a_fan_out(tmp_path: Path) -> None:
-    steps = [{"id": "touch", "action": "test.touch", "for_each": ["a", "b", "c"], "concurrency": 3,
-              "with": {"ids": ["{{ item }}"], "tags": {"env": "prod"}}}]
+    steps = [
+        {
+            "id": "touch",
+            "action": "test.touch",
+            "for_each": ["a", "b", "c"],
+            "concurrency": 3,
+            "with": {"ids": ["{{ item }}"], "tags": {"env": "prod"}},
+        }
+    ]
     summary = _run(tmp_path, steps, {"max_targets": 2})
     assert summary.steps["touch"].status == "failed"
     assert "max_targets 2" in (summary.steps["touch"].error or "")
@@ -31,7 +38,14 @@ def test_max_targets_counts_all_items_of_a_fan_out(tmp_path: Path) -> None:
 
 
 def test_within_limits_runs(tmp_path: Path) -> None:
-    steps = [{"id": "touch", "action": "test.touch", "for_each": ["a", "b"], "with": {"ids": ["{{ item }}"], "tags": {"env": "prod"}}}]
+    steps = [
+        {
+            "id": "touch",
+            "action": "test.touch",
+            "for_each": ["a", "b"],
+            "with": {"ids": ["{{ item }}"], "tags": {"env": "prod"}},
+        }
+    ]
     assert _run(tmp_path, steps, {"max_targets": 2, "require_tags": {"env": "prod"}}).outcome == "succeeded"
 
 
@@ -60,7 +74,9 @@ def test_dry_run_reports_would_refuse_and_goes_on(tmp_path: Path) -> None:
 
 
 def test_read_only_plans_are_exempt() -> None:
-    plan = Plan(action="x", summary="read", targets=[Target(type="t", id=str(i), tags=None) for i in range(5)], mutating=False)
+    plan = Plan(
+        action="x", summary="read", targets=[Target(type="t", id=str(i), tags=None) for i in range(5)], mutating=False
+    )
     assert check_plans(Guards(max_targets=1, require_tags={"env": "prod"}), [plan], live=True) == []
 
 

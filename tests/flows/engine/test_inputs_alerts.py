@@ -12,29 +12,42 @@ from flows.engine.alerts import MAX_ALERT_BYTES, AlertFileError, from_alertmanag
 from flows.engine.inputs import InputError, parse_pairs, resolve_inputs
 from flows.spec import Playbook
 
-BOOK = Playbook.model_validate({
-    "apiVersion": "fireline/v1", "kind": "Playbook", "metadata": {"name": "b", "version": 1, "title": "B"},
-    "inputs": {
-        "ids": {"type": "list[string]", "required": True},
-        "count": {"type": "int", "default": 2},
-        "ratio": {"type": "float", "default": 0.5},
-        "force": {"type": "bool", "default": False},
-        "wait": {"type": "duration", "default": "5m"},
-        "ports": {"type": "list[int]"},
-        "extra": {"type": "dict"},
-        "endpoint": {"type": "string", "default": "{{ alert.labels.endpoint }}"},
-        "level": {"type": "string", "choices": ["low", "high"], "default": "low"},
-    },
-    "steps": [{"id": "a", "action": "log", "with": {"message": "x"}}],
-})
+BOOK = Playbook.model_validate(
+    {
+        "apiVersion": "fireline/v1",
+        "kind": "Playbook",
+        "metadata": {"name": "b", "version": 1, "title": "B"},
+        "inputs": {
+            "ids": {"type": "list[string]", "required": True},
+            "count": {"type": "int", "default": 2},
+            "ratio": {"type": "float", "default": 0.5},
+            "force": {"type": "bool", "default": False},
+            "wait": {"type": "duration", "default": "5m"},
+            "ports": {"type": "list[int]"},
+            "extra": {"type": "dict"},
+            "endpoint": {"type": "string", "default": "{{ alert.labels.endpoint }}"},
+            "level": {"type": "string", "choices": ["low", "high"], "default": "low"},
+        },
+        "steps": [{"id": "a", "action": "log", "with": {"message": "x"}}],
+    }
+)
 SCOPE = {"alert": {"labels": {"endpoint": "ep-1"}}, "incident": {"id": "i"}}
 
 
 def test_coercion_and_defaults() -> None:
     given = parse_pairs(["ids=i-1, i-2", "count=3", "force=yes", "ports=[80, 443]", 'extra={"a": 1}', "ratio=1.5"])
     got = resolve_inputs(BOOK, given, SCOPE)
-    assert got == {"ids": ["i-1", "i-2"], "count": 3, "ratio": 1.5, "force": True, "wait": "5m", "ports": [80, 443],
-                   "extra": {"a": 1}, "endpoint": "ep-1", "level": "low"}
+    assert got == {
+        "ids": ["i-1", "i-2"],
+        "count": 3,
+        "ratio": 1.5,
+        "force": True,
+        "wait": "5m",
+        "ports": [80, 443],
+        "extra": {"a": 1},
+        "endpoint": "ep-1",
+        "level": "low",
+    }
     assert resolve_inputs(BOOK, {"ids": '["a"]'}, SCOPE)["ids"] == ["a"]
 
 
@@ -67,14 +80,34 @@ def test_parse_pairs_errors() -> None:
 
 
 ALERTMANAGER = {
-    "version": "4", "groupKey": "{}:{alertname=\"X\"}", "status": "firing", "receiver": "fireline",
-    "groupLabels": {"alertname": "X"}, "commonLabels": {"alertname": "X", "severity": "critical"},
-    "commonAnnotations": {"summary": "egress"}, "externalURL": "http://am", "truncatedAlerts": 0,
+    "version": "4",
+    "groupKey": '{}:{alertname="X"}',
+    "status": "firing",
+    "receiver": "fireline",
+    "groupLabels": {"alertname": "X"},
+    "commonLabels": {"alertname": "X", "severity": "critical"},
+    "commonAnnotations": {"summary": "egress"},
+    "externalURL": "http://am",
+    "truncatedAlerts": 0,
     "alerts": [
-        {"status": "resolved", "labels": {"instance": "i-0"}, "annotations": {}, "startsAt": "2026-01-01T00:00:00Z",
-         "endsAt": "2026-01-01T00:05:00Z", "generatorURL": "", "fingerprint": "aaa"},
-        {"status": "firing", "labels": {"instance": "i-1"}, "annotations": {"summary": "more"},
-         "startsAt": "2026-01-01T00:01:00Z", "endsAt": "0001-01-01T00:00:00Z", "generatorURL": "", "fingerprint": "bbb"},
+        {
+            "status": "resolved",
+            "labels": {"instance": "i-0"},
+            "annotations": {},
+            "startsAt": "2026-01-01T00:00:00Z",
+            "endsAt": "2026-01-01T00:05:00Z",
+            "generatorURL": "",
+            "fingerprint": "aaa",
+        },
+        {
+            "status": "firing",
+            "labels": {"instance": "i-1"},
+            "annotations": {"summary": "more"},
+            "startsAt": "2026-01-01T00:01:00Z",
+            "endsAt": "0001-01-01T00:00:00Z",
+            "generatorURL": "",
+            "fingerprint": "bbb",
+        },
     ],
 }
 
@@ -82,7 +115,8 @@ ALERTMANAGER = {
 def test_alertmanager_v4_is_normalised() -> None:
     alert = normalise(ALERTMANAGER)
     assert alert.source == "alertmanager"
-    assert alert.status == "firing" and alert.fingerprint == "bbb"
+    assert alert.status == "firing"
+    assert alert.fingerprint == "bbb"
     assert alert.labels == {"alertname": "X", "severity": "critical", "instance": "i-1"}
     assert alert.annotations == {"summary": "more"}
     assert alert.ends_at is None
@@ -92,8 +126,10 @@ def test_alertmanager_v4_is_normalised() -> None:
 
 def test_normalised_form_takes_defaults() -> None:
     alert = normalise({"labels": {"a": "b"}})
-    assert alert.status == "firing" and alert.source == "generic"
-    assert alert.fingerprint and alert.annotations == {}
+    assert alert.status == "firing"
+    assert alert.source == "generic"
+    assert alert.fingerprint
+    assert alert.annotations == {}
 
 
 @pytest.mark.parametrize(

@@ -31,7 +31,9 @@ ROOT = Path(__file__).resolve().parents[3]
 
 def _book(tmp: Path, target: Path) -> Path:
     def bump(step_id: str, name: str, **extra: Any) -> dict[str, Any]:
-        return {"id": step_id, "action": "test.counter.bump", "with": {"target": str(target), "name": name}, **extra}
+        # A short pause after each effect keeps the run alive long enough for the outside killer.
+        params = {"target": str(target), "name": name, "delay": 0.03}
+        return {"id": step_id, "action": "test.counter.bump", "with": params, **extra}
 
     steps = [
         bump("s1", "a"),
@@ -55,8 +57,13 @@ def _env(extra: dict[str, str]) -> dict[str, str]:
 
 
 def _spawn(args: list[str], extra: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "tests.flows.engine.kill_runner", *args], cwd=ROOT,
-                            env=_env(extra or {}), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.flows.engine.kill_runner", *args],
+        cwd=ROOT,
+        env=_env(extra or {}),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def _scenario(base: Path, point: tuple[str, str]) -> dict[str, Any]:
@@ -84,8 +91,16 @@ def _scenario(base: Path, point: tuple[str, str]) -> dict[str, Any]:
     calls_before = len((target / "calls").read_text().splitlines()) if (target / "calls").exists() else 0
     resume = _spawn(["resume", str(tmp), "r"])
     out, err = resume.communicate(timeout=60)
-    return {"tmp": tmp, "target": target, "run_dir": run_dir, "killed": killed, "resume_rc": resume.returncode,
-            "resume_out": out.decode() + err.decode(), "done_before": done_before, "calls_before": calls_before}
+    return {
+        "tmp": tmp,
+        "target": target,
+        "run_dir": run_dir,
+        "killed": killed,
+        "resume_rc": resume.returncode,
+        "resume_out": out.decode() + err.decode(),
+        "done_before": done_before,
+        "calls_before": calls_before,
+    }
 
 
 POINTS = [("action", f"{n}:{phase}") for n in range(1, EFFECTS + 1) for phase in ("before", "after")]
@@ -101,7 +116,7 @@ def test_kill_anywhere_then_resume_applies_each_effect_once(tmp_path: Path) -> N
         assert r["killed"], f"{point}: the run was not killed (it finished first)"
         assert r["resume_rc"] == 0, where
         data = json.loads((r["run_dir"] / "run.json").read_text())
-        assert data["status"] == "finished" and data["outcome"] == "succeeded", where
+        assert (data["status"], data["outcome"]) == ("finished", "succeeded"), where
         # Dot-files are staged copies a kill left behind before the atomic link made the effect.
         markers = sorted(m for m in (r["target"] / "effects").iterdir() if not m.name.startswith("."))
         keys = [json.loads(m.read_text())["key"] for m in markers]
@@ -111,6 +126,8 @@ def test_kill_anywhere_then_resume_applies_each_effect_once(tmp_path: Path) -> N
         assert calls - r["calls_before"] == EFFECTS - len(r["done_before"]), f"{point}: {calls=} {r}"
         saga_keys = {entry["idempotency_key"] for entry in RunState(r["run_dir"]).saga()}
         assert len(saga_keys) == EFFECTS, point
-        assert verify_events(r["run_dir"] / "events.jsonl", (data["events"]["count"], data["events"]["head_sha256"])) == []
+        assert (
+            verify_events(r["run_dir"] / "events.jsonl", (data["events"]["count"], data["events"]["head_sha256"])) == []
+        )
         types = [json.loads(line)["type"] for line in (r["run_dir"] / "events.jsonl").read_text().splitlines()]
-        assert types.count("run.resumed") == 1 and types[-1] == "run.finished", point
+        assert (types.count("run.resumed"), types[-1]) == (1, "run.finished"), point

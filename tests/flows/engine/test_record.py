@@ -16,11 +16,18 @@ TOKEN = "s3cr3t-value-for-tests"
 @pytest.fixture
 def secret_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("FL_TEST_TOKEN", TOKEN)
-    steps = [{"id": "use", "action": "test.echo", "with": {"token": "{{ inputs.token }}", "value": "v"}},
-             {"id": "note", "action": "log", "with": {"message": "done with {{ steps.use.output.summary }}"}}]
+    steps = [
+        {"id": "use", "action": "test.echo", "with": {"token": "{{ inputs.token }}", "value": "v"}},
+        {"id": "note", "action": "log", "with": {"message": "done with {{ steps.use.output.summary }}"}},
+    ]
     path = write_playbook(tmp_path, steps, inputs={"token": {"type": "string", "required": True}})
-    summary = run_playbook(path, inputs={"token": "secret:FL_TEST_TOKEN"}, settings=make_settings(tmp_path),
-                           registry=make_registry(), trigger={"by": "user:oncall", "how": "cli"})
+    summary = run_playbook(
+        path,
+        inputs={"token": "secret:FL_TEST_TOKEN"},
+        settings=make_settings(tmp_path),
+        registry=make_registry(),
+        trigger={"by": "user:oncall", "how": "cli"},
+    )
     assert summary.outcome == "succeeded"
     assert summary.steps["use"].output["token_length"] == len(TOKEN)  # the action did get the value
     return summary.run_dir
@@ -38,13 +45,16 @@ def test_secret_values_and_refs_never_reach_the_record(secret_run: Path) -> None
 
 def test_run_json_fields(secret_run: Path) -> None:
     data = run_json(secret_run)
-    assert data["playbook"]["name"] == "test-book" and data["playbook"]["version"] == 1
+    assert data["playbook"]["name"] == "test-book"
+    assert data["playbook"]["version"] == 1
     assert data["trigger"] == {"by": "user:oncall", "how": "cli"}
-    assert data["outcome"] == "succeeded" and data["mode"] == "live"
+    assert data["outcome"] == "succeeded"
+    assert data["mode"] == "live"
     assert data["started_at"] <= data["finished_at"]
     assert data["events"]["count"] == len(events(secret_run))
     started = events(secret_run, "run.started")[0]
-    assert started["seq"] == 0 and started["prev_sha256"] == "0" * 64
+    assert started["seq"] == 0
+    assert started["prev_sha256"] == "0" * 64
     assert started["detail"]["mode"] == "live"
     assert list(started) == ["seq", "at", "type", "step", "item", "detail", "prev_sha256"]
 
@@ -53,7 +63,8 @@ def test_report_has_banner_steps_and_timeline(secret_run: Path) -> None:
     report = (secret_run / "report.md").read_text()
     assert "# test-book@1 — succeeded" in report
     assert "| `use` | succeeded |" in report
-    assert "## Timeline" in report and "`run.finished`" in report
+    assert "## Timeline" in report
+    assert "`run.finished`" in report
     assert "DRY-RUN" not in report
 
 

@@ -20,16 +20,20 @@ def _run(tmp_path: Path, steps: list[dict[str, Any]], **kwargs: Any) -> Any:
 
 
 def test_independent_steps_run_in_parallel(tmp_path: Path) -> None:
-    steps = [{"id": f"w{i}", "action": "wait", "needs": [], "with": {"duration": "300ms"}} for i in range(4)]
-    started = time.monotonic()
+    # Each step blocks until all four are inside at once: a sequential scheduler would fail them.
+    name = f"par-{tmp_path.name}"
+    steps = [
+        {"id": f"s{i}", "action": "test.barrier", "needs": [], "with": {"name": name, "parties": 4}} for i in range(4)
+    ]
     summary = _run(tmp_path, steps)
-    elapsed = time.monotonic() - started
-    assert summary.outcome == "succeeded"
-    assert elapsed < 1.0, f"four 0.3 s waits took {elapsed:.2f}s: they did not run in parallel"
+    assert summary.outcome == "succeeded", {k: v.error for k, v in summary.steps.items()}
 
 
 def test_sequential_default_orders_steps(tmp_path: Path) -> None:
-    steps = [{"id": "a", "action": "log", "with": {"message": "a"}}, {"id": "b", "action": "log", "with": {"message": "b"}}]
+    steps = [
+        {"id": "a", "action": "log", "with": {"message": "a"}},
+        {"id": "b", "action": "log", "with": {"message": "b"}},
+    ]
     summary = _run(tmp_path, steps)
     finished = [e["step"] for e in events(summary.run_dir, "step.succeeded")]
     assert finished == ["a", "b"]
@@ -39,8 +43,12 @@ def test_sequential_default_orders_steps(tmp_path: Path) -> None:
 def test_for_each_concurrency_bounds_items(tmp_path: Path, concurrency: int | None, expected_peak: int) -> None:
     gauge = tmp_path / "gauge"
     gauge.mkdir()
-    step: dict[str, Any] = {"id": "fan", "action": "test.gauge", "for_each": ["a", "b", "c", "d", "e", "f"],
-                            "with": {"target": str(gauge), "seconds": 0.1}}
+    step: dict[str, Any] = {
+        "id": "fan",
+        "action": "test.gauge",
+        "for_each": ["a", "b", "c", "d", "e", "f"],
+        "with": {"target": str(gauge), "seconds": 0.1},
+    }
     if concurrency:
         step["concurrency"] = concurrency
     summary = _run(tmp_path, [step])
@@ -59,8 +67,10 @@ def test_for_each_renders_native_list_from_inputs(tmp_path: Path) -> None:
 
 
 def test_when_false_skips_with_rendered_condition(tmp_path: Path) -> None:
-    steps = [{"id": "maybe", "action": "log", "when": "{{ 1 > 2 }}", "with": {"message": "x"}},
-             {"id": "next", "action": "log", "with": {"message": "runs anyway"}}]
+    steps = [
+        {"id": "maybe", "action": "log", "when": "{{ 1 > 2 }}", "with": {"message": "x"}},
+        {"id": "next", "action": "log", "with": {"message": "runs anyway"}},
+    ]
     summary = _run(tmp_path, steps)
     assert summary.steps["maybe"].status == "skipped"
     assert summary.steps["next"].status == "succeeded"  # a step skipped by its condition does not block
@@ -70,9 +80,13 @@ def test_when_false_skips_with_rendered_condition(tmp_path: Path) -> None:
 
 
 def test_failure_skips_dependents_runs_handlers_and_fails_run(tmp_path: Path) -> None:
-    steps = [
-        {"id": "boom", "action": "fail", "with": {"message": "disk on fire"},
-         "on_failure": [{"action": "test.echo", "with": {"value": "{{ error.message }}|{{ error.type }}"}}]},
+    steps: list[dict[str, Any]] = [
+        {
+            "id": "boom",
+            "action": "fail",
+            "with": {"message": "disk on fire"},
+            "on_failure": [{"action": "test.echo", "with": {"value": "{{ error.message }}|{{ error.type }}"}}],
+        },
         {"id": "after", "action": "log", "with": {"message": "never"}},
         {"id": "cleanup", "action": "log", "needs": ["boom"], "needs_outcome": "any", "with": {"message": "always"}},
     ]
@@ -88,8 +102,10 @@ def test_failure_skips_dependents_runs_handlers_and_fails_run(tmp_path: Path) ->
 
 
 def test_continue_on_error_lets_the_run_succeed(tmp_path: Path) -> None:
-    steps = [{"id": "soft", "action": "fail", "continue_on_error": True, "with": {"message": "meh"}},
-             {"id": "next", "action": "log", "with": {"message": "goes on"}}]
+    steps: list[dict[str, Any]] = [
+        {"id": "soft", "action": "fail", "continue_on_error": True, "with": {"message": "meh"}},
+        {"id": "next", "action": "log", "with": {"message": "goes on"}},
+    ]
     summary = _run(tmp_path, steps)
     assert summary.steps["soft"].status == "failed"
     assert summary.steps["next"].status == "succeeded"
@@ -97,16 +113,25 @@ def test_continue_on_error_lets_the_run_succeed(tmp_path: Path) -> None:
 
 
 def test_skip_propagates_through_a_chain(tmp_path: Path) -> None:
-    steps = [{"id": "boom", "action": "fail", "with": {"message": "x"}},
-             {"id": "b", "action": "log", "with": {"message": "b"}},
-             {"id": "c", "action": "log", "with": {"message": "c"}}]
+    steps = [
+        {"id": "boom", "action": "fail", "with": {"message": "x"}},
+        {"id": "b", "action": "log", "with": {"message": "b"}},
+        {"id": "c", "action": "log", "with": {"message": "c"}},
+    ]
     summary = _run(tmp_path, steps)
     assert [summary.steps[s].status for s in ("b", "c")] == ["skipped", "skipped"]
 
 
 def test_step_outputs_flow_to_later_steps(tmp_path: Path) -> None:
-    steps = [{"id": "a", "action": "test.echo", "with": {"value": {"ids": ["x", "y"]}}},
-             {"id": "b", "action": "test.echo", "for_each": "{{ steps.a.output.value.ids }}", "with": {"value": "{{ item }}!"}}]
+    steps = [
+        {"id": "a", "action": "test.echo", "with": {"value": {"ids": ["x", "y"]}}},
+        {
+            "id": "b",
+            "action": "test.echo",
+            "for_each": "{{ steps.a.output.value.ids }}",
+            "with": {"value": "{{ item }}!"},
+        },
+    ]
     summary = _run(tmp_path, steps)
     assert [o["value"] for o in summary.steps["b"].output] == ["x!", "y!"]
 
@@ -114,8 +139,14 @@ def test_step_outputs_flow_to_later_steps(tmp_path: Path) -> None:
 def test_retryable_errors_are_retried_with_backoff(tmp_path: Path) -> None:
     target = tmp_path / "t"
     target.mkdir()
-    steps = [{"id": "flaky", "action": "test.flaky", "with": {"target": str(target), "failures": 2},
-              "retries": {"attempts": 3, "backoff": "exponential", "initial": "50ms", "max": "1s"}}]
+    steps = [
+        {
+            "id": "flaky",
+            "action": "test.flaky",
+            "with": {"target": str(target), "failures": 2},
+            "retries": {"attempts": 3, "backoff": "exponential", "initial": "50ms", "max": "1s"},
+        }
+    ]
     summary = _run(tmp_path, steps)
     assert summary.steps["flaky"].status == "succeeded"
     retries = events(summary.run_dir, "step.retrying", "flaky")
@@ -125,16 +156,28 @@ def test_retryable_errors_are_retried_with_backoff(tmp_path: Path) -> None:
 def test_throttling_is_retryable(tmp_path: Path) -> None:
     target = tmp_path / "t"
     target.mkdir()
-    steps = [{"id": "flaky", "action": "test.flaky", "with": {"target": str(target), "failures": 1, "retryable": False,
-              "throttle": True}, "retries": {"attempts": 2, "initial": "10ms"}}]
+    steps = [
+        {
+            "id": "flaky",
+            "action": "test.flaky",
+            "with": {"target": str(target), "failures": 1, "retryable": False, "throttle": True},
+            "retries": {"attempts": 2, "initial": "10ms"},
+        }
+    ]
     assert _run(tmp_path, steps).steps["flaky"].status == "succeeded"
 
 
 def test_non_retryable_errors_fail_at_once(tmp_path: Path) -> None:
     target = tmp_path / "t"
     target.mkdir()
-    steps = [{"id": "flaky", "action": "test.flaky", "with": {"target": str(target), "failures": 1, "retryable": False},
-              "retries": {"attempts": 5, "initial": "10ms"}}]
+    steps = [
+        {
+            "id": "flaky",
+            "action": "test.flaky",
+            "with": {"target": str(target), "failures": 1, "retryable": False},
+            "retries": {"attempts": 5, "initial": "10ms"},
+        }
+    ]
     summary = _run(tmp_path, steps)
     assert summary.steps["flaky"].status == "failed"
     assert events(summary.run_dir, "step.retrying") == []
@@ -143,28 +186,43 @@ def test_non_retryable_errors_fail_at_once(tmp_path: Path) -> None:
 
 def test_timeout_cancels_a_cooperative_step(tmp_path: Path) -> None:
     out = tmp_path / "slow.json"
-    steps = [{"id": "slow", "action": "test.slow", "timeout": "200ms", "with": {"seconds": 5, "target": str(out)}},
-             {"id": "after", "action": "log", "needs": ["slow"], "needs_outcome": "any", "with": {"message": "{{ steps.slow.status }}"}}]
+    steps = [
+        {"id": "slow", "action": "test.slow", "timeout": "200ms", "with": {"seconds": 5, "target": str(out)}},
+        {
+            "id": "after",
+            "action": "log",
+            "needs": ["slow"],
+            "needs_outcome": "any",
+            "with": {"message": "{{ steps.slow.status }}"},
+        },
+    ]
     started = time.monotonic()
     summary = _run(tmp_path, steps)
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < 4
     assert summary.steps["slow"].status == "timed_out"
     assert summary.steps["after"].output["message"] == "timed_out"
     assert summary.outcome == "failed"
 
 
 def test_timeout_abandons_a_stuck_step(tmp_path: Path) -> None:
-    steps = [{"id": "stuck", "action": "test.slow", "timeout": "100ms", "with": {"seconds": 1.5, "cooperative": False}}]
+    steps = [{"id": "stuck", "action": "test.slow", "timeout": "100ms", "with": {"seconds": 6, "cooperative": False}}]
     started = time.monotonic()
     summary = _run(tmp_path, steps)
-    assert time.monotonic() - started < 1.2, "the run waited for the abandoned thread"
+    assert time.monotonic() - started < 5, "the run waited for the abandoned thread"
     assert summary.steps["stuck"].status == "timed_out"
     assert "timed out after 0.1s" in (summary.steps["stuck"].error or "")
 
 
 def test_timeouts_are_retried(tmp_path: Path) -> None:
-    steps = [{"id": "slow", "action": "test.slow", "timeout": "50ms", "retries": {"attempts": 2, "initial": "10ms"},
-              "with": {"seconds": 2}}]
+    steps = [
+        {
+            "id": "slow",
+            "action": "test.slow",
+            "timeout": "50ms",
+            "retries": {"attempts": 2, "initial": "10ms"},
+            "with": {"seconds": 2},
+        }
+    ]
     summary = _run(tmp_path, steps)
     assert summary.steps["slow"].status == "timed_out"
     assert len(events(summary.run_dir, "step.retrying", "slow")) == 1
@@ -185,7 +243,14 @@ def test_run_json_records_steps_and_outcome(tmp_path: Path) -> None:
     assert data["playbook"]["ref"] == "test-book@1"
     assert len(data["playbook"]["sha256"]) == 64
     assert data["steps"]["a"]["status"] == "succeeded"
-    assert json.loads((summary.run_dir / "evidence" / "manifest.json").read_text() if (summary.run_dir / "evidence" / "manifest.json").exists() else '{"items": []}')["items"] == []
+    assert (
+        json.loads(
+            (summary.run_dir / "evidence" / "manifest.json").read_text()
+            if (summary.run_dir / "evidence" / "manifest.json").exists()
+            else '{"items": []}'
+        )["items"]
+        == []
+    )
 
 
 def test_item_keys_are_short_and_stable() -> None:

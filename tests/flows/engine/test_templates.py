@@ -125,7 +125,10 @@ def test_text_output_cap() -> None:
 
 def test_truthy() -> None:
     assert [truthy(v) for v in ("false", "False ", "0", "", "no", "None")] == [False] * 6
-    assert truthy("yes") and truthy(1) and truthy([0]) and not truthy([])
+    assert truthy("yes")
+    assert truthy(1)
+    assert truthy([0])
+    assert not truthy([])
 
 
 def test_placeholder_keeps_dry_runs_going() -> None:
@@ -135,9 +138,13 @@ def test_placeholder_keeps_dry_runs_going() -> None:
 
 
 def test_a_label_with_braces_is_never_rendered_in_a_run(tmp_path: Path) -> None:
-    steps = [{"id": "say", "action": "test.echo", "with": {"value": "{{ alert.labels.evil }}"}},
-             {"id": "again", "action": "test.echo", "with": {"value": "{{ steps.say.output.value }}"}}]
+    steps = [
+        {"id": "say", "action": "test.echo", "with": {"value": "{{ alert.labels.evil }}"}},
+        {"id": "again", "action": "test.echo", "with": {"value": "{{ steps.say.output.value }}"}},
+    ]
     path = write_playbook(tmp_path, steps)
     payload = "{{ cycler.__init__.__globals__.os.popen('id').read() }}"
-    summary = run_playbook(path, alert={"labels": {"evil": payload}}, settings=make_settings(tmp_path), registry=make_registry())
+    summary = run_playbook(
+        path, alert={"labels": {"evil": payload}}, settings=make_settings(tmp_path), registry=make_registry()
+    )
     assert summary.steps["again"].output["value"] == payload
