@@ -11,7 +11,6 @@ from typing import Any
 
 from flows.actions import Registry
 
-SCHEMA_ID = "https://fireline.dev/schemas/playbook-v1.json"
 TEMPLATE_STRING: dict[str, Any] = {"type": "string", "pattern": r"\{\{|\{%", "description": "A template."}
 
 
@@ -66,7 +65,6 @@ def playbook_schema(registry: Registry) -> dict[str, Any]:
     root = dict(defs.pop(playbook_ref.rsplit("/", 1)[-1]))
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": SCHEMA_ID,
         "title": "fireline playbook (apiVersion fireline/v1)",
         **root,
         "$defs": defs,
