@@ -132,3 +132,7 @@ def _evidence_count(manifest: Path) -> int:
     if not manifest.exists():
         return 0
     return len(json.loads(manifest.read_text(encoding="utf-8")).get("items", []))
+
+from integrations.models.seed import model_demo_steps  # noqa: E402 - the model rollback demo, after the AWS ones
+
+DEMO_STEPS += [DemoStep(**step) for step in model_demo_steps()]

@@ -232,3 +232,7 @@ def sandbox_env(endpoint_url: str, region: str = "us-east-1") -> dict[str, str]:
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": region,
     }
+
+from integrations.models.seed import MODEL_SEEDERS  # noqa: E402 - the model registry's seeders, after the platform's
+
+SEEDERS += MODEL_SEEDERS
