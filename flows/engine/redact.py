@@ -39,21 +39,25 @@ class Redactor:
 
 
 class RedactingRecord(RunRecord):
-    """A run record that scrubs secret values from every event before it is written.
+    """A run record that scrubs secret values from every event before it is written, and marks its mode.
 
     ``secrets`` is the run's live set (``RunServices.secret_values``): a secret resolved mid-run is
     redacted from every later event, whoever emits it (the engine or an action through ``ctx.emit``).
     """
 
-    def __init__(self, run_dir: Path, run_id: str, secrets: set[str]) -> None:
+    def __init__(self, run_dir: Path, run_id: str, secrets: set[str], mode: str | None = None) -> None:
         super().__init__(run_dir, run_id)
         self.secrets = secrets
+        self.mode = mode
 
     def emit(
         self, type_: str, *, step: str | None = None, item: Any = None, detail: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         scrub = Redactor(set(self.secrets)).scrub
-        return super().emit(type_, step=step, item=scrub(item), detail=scrub(detail or {}))
+        detail = dict(detail or {})
+        if self.mode is not None:
+            detail.setdefault("mode", self.mode)  # drills and dry-runs are marked on every line
+        return super().emit(type_, step=step, item=scrub(item), detail=scrub(detail))
 
     def write_run(self, data: dict[str, Any]) -> None:
         super().write_run(Redactor(set(self.secrets)).scrub(data))

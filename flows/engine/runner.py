@@ -289,7 +289,7 @@ def _drive(
 ) -> RunSummary:
     state.acquire()
     services = RunServices()
-    record = RedactingRecord(run_dir, run_id, services.secret_values)
+    record = RedactingRecord(run_dir, run_id, services.secret_values, incident.mode)
     doc = RunDoc(record, doc_data)
     ctx = ActionContext(
         run_id=run_id,

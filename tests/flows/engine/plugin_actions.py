@@ -252,3 +252,38 @@ class Meet(Action[BarrierParams, BarrierResult]):
         except threading.BrokenBarrierError as e:
             raise ActionError(f"only some of {params.parties} parallel calls arrived") from e
         return BarrierResult(summary="met")
+
+
+class SloppyParams(ActionParams):
+    instance_id: str
+
+
+class SloppyResult(ActionResult):
+    pass
+
+
+@action(
+    "test.aws.sloppy",
+    kind=ActionKind.CONTAINMENT,
+    params=SloppyParams,
+    result=SloppyResult,
+    permissions=["ec2:CreateTags"],
+)
+class Sloppy(Action[SloppyParams, SloppyResult]):
+    """A buggy action whose plan() tries to write: the dry-run write guard must refuse it."""
+
+    def plan(self, params: SloppyParams, ctx: ActionContext) -> Plan:
+        from integrations.aws.session import client
+
+        try:
+            client(ctx, "ec2").create_tags(Resources=[params.instance_id], Tags=[{"Key": "k", "Value": "v"}])
+        except IntegrationError:
+            pass  # refused by the guard: the plan goes on without the write
+        return Plan(
+            action=self.name,
+            summary="sloppy",
+            targets=[Target(type="aws:ec2:instance", id=params.instance_id, tags={})],
+        )
+
+    def apply(self, params: SloppyParams, ctx: ActionContext) -> SloppyResult:
+        raise ActionError("never called in this test")

@@ -134,3 +134,21 @@ def test_audit_verify_detects_tampering(
     assert "fails verification" in capsys.readouterr().err
     assert _cli(["audit", "verify", str(secret_run), "--json"], tmp_path, monkeypatch) == 1
     assert json.loads(capsys.readouterr().out)["ok"] is False
+
+
+def test_dry_run_counts_refused_cloud_calls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto import mock_aws
+
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(key, value)
+    path = write_playbook(tmp_path, [{"id": "tag", "action": "test.aws.sloppy", "with": {"instance_id": "i-0abc"}}])
+    with mock_aws():
+        summary = run_playbook(path, settings=make_settings(tmp_path), registry=make_registry(), mode="dry-run")
+    assert summary.refused_calls == ["ec2:CreateTags"]
+    assert run_json(summary.run_dir)["refused_calls"] == ["ec2:CreateTags"]
+    assert events(summary.run_dir, "run.finished")[0]["detail"]["refused_calls"] == 1
+    assert all(e["detail"]["mode"] == "dry-run" for e in events(summary.run_dir))
