@@ -121,6 +121,7 @@ class _Composer:
         self.open_anchors: set[str] = set()
         self.stack: list[_Frame] = []
         self.nodes = 0
+        self.expanded = False  # an alias was expanded: a node count blow-up is an alias bomb
         self.documents = 0
         self.result: Any = None
 
@@ -135,11 +136,8 @@ class _Composer:
     def count(self, n: int, mark: Any) -> None:
         self.nodes += n
         if self.nodes > self.max_nodes:
-            raise self.fail(
-                "E106",
-                f"document expands to more than {self.max_nodes} nodes (alias/anchor bomb?)",
-                mark,
-            )
+            why = "aliases expand it to" if self.expanded else "it has"
+            raise self.fail("E106", f"document too large: {why} more than {self.max_nodes} nodes", mark)
 
     def next_path(self, mark: Any) -> DocPath | None:
         """The path of the node that starts at ``mark``; None when it is a mapping key."""
@@ -234,6 +232,7 @@ class _Composer:
         if event.anchor not in self.anchors:
             raise self.fail("E111", f"alias *{event.anchor} has no anchor before it", mark, path)
         value, size = self.anchors[event.anchor]
+        self.expanded = True
         self.count(size, mark)
         self.add(value, mark, None, size)
 
