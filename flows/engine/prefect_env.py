@@ -399,9 +399,41 @@ def prefect_runtime(
         server = start_server(home, port=port, ui=ui)
         api_url = server.api_url
     try:
-        with temporary_settings(updates=client_settings(api_url, home)):
-            marked = tuple(mark_crashed_flow_runs())
-            yield Runtime(api_url=api_url, home=home, server=server, crashed_marked=marked)
+        with temporary_settings(updates=client_settings(api_url, home)), _quiet_console():
+            try:
+                marked = tuple(mark_crashed_flow_runs())
+                yield Runtime(api_url=api_url, home=home, server=server, crashed_marked=marked)
+            finally:
+                _drain()
     finally:
         if server is not None:
             server.stop()
+
+
+@contextlib.contextmanager
+def _quiet_console() -> Iterator[None]:
+    """Keep Prefect's INFO lines off the terminal (fireline prints its own progress); the API still gets them."""
+    import logging
+
+    import prefect.main  # noqa: F401 - configures Prefect's logging, so its console handler exists now
+
+    loggers = (logging.getLogger(), logging.getLogger("prefect"))
+    handlers = [h for lg in loggers for h in lg.handlers if type(h).__name__ == "PrefectConsoleHandler"]
+    levels = [h.level for h in handlers]
+    for handler in handlers:
+        handler.setLevel(max(handler.level, logging.WARNING))
+    try:
+        yield
+    finally:
+        for handler, level in zip(handlers, levels, strict=True):
+            handler.setLevel(level)
+
+
+def _drain(timeout: float = 5.0) -> None:
+    """Send queued logs and events before the server goes away (else: "Error logging to API" at exit)."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for service in (APILogWorker, EventsWorker):
+        with contextlib.suppress(Exception):  # best effort: the run itself is already recorded
+            service.drain_all(timeout=timeout)
