@@ -110,8 +110,14 @@ def _error_text(error: BaseException) -> str:
 
 
 def build_params(action: Action[Any, Any], rendered: dict[str, Any], ctx: ActionContext) -> ActionParams:
-    """Validate rendered ``with`` values against the action's Params; resolve ``secret:NAME`` values."""
-    resolved = {k: ctx.secret(v) if isinstance(v, str) and _SECRET_REF.match(v) else v for k, v in rendered.items()}
+    """Validate rendered ``with`` values against the action's Params; resolve ``secret:NAME`` values.
+
+    Secrets are resolved in live mode only: ``plan()`` never needs a secret's value, so dry-runs and
+    drills neither require the secrets to exist nor ever hold them.
+    """
+    resolved = {
+        k: ctx.secret(v) if ctx.live and isinstance(v, str) and _SECRET_REF.match(v) else v for k, v in rendered.items()
+    }
     try:
         return action.Params.model_validate(resolved)
     except PydanticValidationError as e:
