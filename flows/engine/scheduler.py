@@ -26,7 +26,6 @@ from flows.engine.executor import StepExecutor
 from flows.engine.outcomes import FAILED, FAILURES, REJECTED, SKIPPED, SUCCEEDED, TERMINAL, TIMED_OUT, StepOutcome
 from flows.engine.templates import Placeholder, render_value, truthy
 from flows.engine.work import ItemResult, PlannedItem, RunEnv, apply_item, await_approval, plan_items, run_handlers
-from flows.errors import FirelineError
 from flows.record import iso, utcnow
 from flows.spec import Step
 
@@ -55,6 +54,7 @@ class _StepRun:
     queue: deque[PlannedItem] = field(default_factory=deque)
     in_flight: int = 0
     failure: ItemResult | None = None
+    announced: bool = False  # step.started was recorded
 
 
 class Scheduler:
@@ -140,8 +140,9 @@ class Scheduler:
         self.runs[step.id] = run
         try:
             self._prepare(run)
-        except FirelineError as e:
-            self.env.emit("step.started", step.id, None, {"action": step.action})
+        except Exception as e:  # a template error or any other surprise fails this step, not the run
+            if not run.announced:
+                self.env.emit("step.started", step.id, None, {"action": step.action})
             self._item_failed(run, ItemResult(FAILED, None, str(e), type(e).__name__))
             self._complete(run)
 
@@ -176,6 +177,7 @@ class Scheduler:
         if reused:
             detail["reused"] = reused
         self.env.emit("step.started", step.id, None, detail)
+        run.announced = True
         self.env.notify(step.id, "running", detail)
         if not pending:
             self._complete(run)
@@ -199,14 +201,16 @@ class Scheduler:
         step = run.step
         run.keys.append("")
         stored = self.env.state.result(step.id, "")
+        reusable = stored is not None and stored.status in (SUCCEEDED, REJECTED)
+        rendered = {} if reusable else render_value(step.with_, scope, where=f"steps[{step.id}].with")
         self.env.emit("step.started", step.id, None, {"action": step.action, "mode": self.env.ctx.mode})
-        if stored is not None and stored.status in (SUCCEEDED, REJECTED):
+        run.announced = True
+        if stored is not None and reusable:
             run.results[""] = ItemResult(stored.status, stored.output, stored.error, reused=True)
             if stored.status == REJECTED:
                 run.failure = run.results[""]
             self._complete(run)
             return
-        rendered = render_value(step.with_, scope, where=f"steps[{step.id}].with")
         self.env.notify(step.id, "running", {})
         run.in_flight += 1
         self._submit("item", step.id, step.id, lambda: await_approval(self.env, step, rendered))

@@ -258,3 +258,18 @@ def test_item_keys_are_short_and_stable() -> None:
     assert item_key({"a": 1}) == item_key({"a": 1})
     assert item_key({"a": 1}).startswith("h-")
     assert item_key("has space") != "has space"
+
+
+def test_template_errors_fail_the_step_not_the_engine(tmp_path: Path) -> None:
+    steps: list[dict[str, Any]] = [
+        {"id": "notalist", "action": "log", "needs": [], "for_each": "{{ 'abc' }}", "with": {"message": "x"}},
+        {"id": "badwhen", "action": "log", "needs": [], "when": "{{ nope.x }}", "with": {"message": "x"},
+         "on_failure": [{"action": "test.echo", "with": {"value": "{{ error.type }}"}}]},
+        {"id": "other", "action": "log", "needs": [], "with": {"message": "fine"}},
+    ]  # fmt: skip
+    summary = _run(tmp_path, steps)
+    assert "expected a list, got str" in (summary.steps["notalist"].error or "")
+    assert summary.steps["badwhen"].status == "failed"
+    assert events(summary.run_dir, "handler.succeeded", "badwhen")[0]["detail"]["output"]["value"] == "TemplateError"
+    assert summary.steps["other"].status == "succeeded"
+    assert len(events(summary.run_dir, "step.started", "badwhen")) == 1
