@@ -11,19 +11,50 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from flows.config import Settings, load_settings
+from flows.engine.prefect_env import process_alive
 from flows.errors import RunError
 
+STATE_FILE = "serve.json"
 CONNECT_TIMEOUT = 0.5
 READ_TIMEOUT = 10.0
 
 
-def _state(settings: Settings) -> dict[str, Any] | None:
-    from flows.engine.serve import read_live_state, state_path
+def state_path(settings: Settings) -> Path:
+    return settings.home / STATE_FILE
 
+
+def write_state(path: Path, doc: Mapping[str, Any]) -> None:
+    """Write the state file readable by its owner only (it holds the token)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(dict(doc), fh)
+    os.replace(tmp, path)
+
+
+def read_live_state(path: Path) -> dict[str, Any] | None:
+    """The state of a ``fireline serve`` that is still running, or None (no file, stale, corrupt)."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if (
+        not isinstance(doc, dict)
+        or not isinstance(doc.get("pid"), int)
+        or not process_alive(doc["pid"], doc.get("start"))
+    ):
+        return None
+    return doc
+
+
+def _state(settings: Settings) -> dict[str, Any] | None:
     return read_live_state(state_path(settings))
 
 

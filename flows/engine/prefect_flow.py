@@ -155,7 +155,8 @@ def respond_body(
     if run_id is None:
         run_id = new_run_id(name)
         _rename_flow_run(f"{name}/{run_id}")
-    _tag_flow_run(name, mode, run_id)
+    if f"run:{run_id}" not in (flow_run.tags or []):  # started by a worker or the API, not run_respond
+        _tag_flow_run(name, mode, run_id)
     executor = PrefectExecutor(tags=step_tags(resolved.playbook))
     sources = [PrefectAnswerSource(str(flow_run.id))] if flow_run.id is not None else []
     try:
@@ -213,16 +214,25 @@ def run_respond(
     settings: Settings | None = None,
 ) -> tuple[Any, RunSummary | None]:
     """Run ``respond`` in this thread against the active runtime; return its final state and summary."""
-    if run_id is None:
-        from flows.config import load_settings
-        from flows.engine.runner import new_run_id, resolve_playbook
+    from flows.config import load_settings
+    from flows.engine.prefect_env import FIRELINE_TAG, owner_tag
+    from flows.engine.runner import new_run_id, resolve_playbook
 
-        run_id = new_run_id(resolve_playbook(playbook, settings or load_settings()).playbook.metadata.name)
+    name = resolve_playbook(playbook, settings or load_settings()).playbook.metadata.name
+    run_id = run_id or new_run_id(name)
     token = _SETTINGS.set(settings)
     try:
-        state = respond(
-            playbook=playbook, alert=alert, mode=mode, run_id=run_id, inputs=inputs, trigger=trigger, return_state=True
-        )
+        # Tags given at creation save the flow body two API calls (read and update the flow run).
+        with prefect_tags(FIRELINE_TAG, owner_tag(), f"playbook:{name}", f"mode:{mode}", f"run:{run_id}"):
+            state = respond(
+                playbook=playbook,
+                alert=alert,
+                mode=mode,
+                run_id=run_id,
+                inputs=inputs,
+                trigger=trigger,
+                return_state=True,
+            )
     finally:
         _SETTINGS.reset(token)
     return state, take_summary(run_id)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextvars
 import hmac
-import json
 import os
 import secrets
 import signal
@@ -35,11 +34,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
 from flows.config import Settings
-from flows.engine.prefect_env import process_alive, process_start_time
+from flows.engine.handoff import read_live_state, state_path, write_state
+from flows.engine.prefect_env import process_start_time
 from flows.errors import FirelineError, RunError
 from flows.record import iso, utcnow
 
-STATE_FILE = "serve.json"
 MAX_BODY = 1 << 20
 DEFAULT_GRACE = 30.0
 
@@ -55,35 +54,6 @@ class RunRequest(BaseModel):
     inputs: dict[str, Any] | None = None
     run_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
     trigger: dict[str, Any] | None = None
-
-
-def state_path(settings: Settings) -> Path:
-    return settings.home / STATE_FILE
-
-
-def write_state(path: Path, doc: Mapping[str, Any]) -> None:
-    """Write the state file readable by its owner only (it holds the token)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(dict(doc), fh)
-    os.replace(tmp, path)
-
-
-def read_live_state(path: Path) -> dict[str, Any] | None:
-    """The state of a ``fireline serve`` that is still running, or None (no file, stale, corrupt)."""
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if (
-        not isinstance(doc, dict)
-        or not isinstance(doc.get("pid"), int)
-        or not process_alive(doc["pid"], doc.get("start"))
-    ):
-        return None
-    return doc
 
 
 @dataclass

@@ -16,7 +16,7 @@ import pytest
 from flows.config import Settings
 from flows.engine.handoff import serve_status, try_handoff, wait_for_run
 from flows.engine.prefect_env import process_alive
-from flows.engine.serve import STATE_FILE, write_state
+from flows.engine.handoff import STATE_FILE, write_state
 from tests.flows.engine.prefect.conftest import PARALLEL
 
 
