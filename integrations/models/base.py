@@ -11,7 +11,7 @@ import base64
 import json
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal
@@ -153,8 +153,8 @@ class RegistryAdapter(ABC):
         self.bytes_read = 0  # artifact bytes streamed so far, for the benchmark and the selection report
 
     @abstractmethod
-    def versions(self) -> list[ModelVersion]:
-        """Every version, newest first, with whatever metadata is cheap to list."""
+    def versions(self) -> Iterator[ModelVersion]:
+        """Every version, newest first, with whatever metadata is cheap to list; fetched lazily, page by page."""
 
     @abstractmethod
     def load(self, version: ModelVersion) -> ModelVersion:

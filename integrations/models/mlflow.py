@@ -83,7 +83,7 @@ class MlflowAdapter(RegistryAdapter):
             precision=timedelta(milliseconds=1),
         )
 
-    def versions(self) -> list[ModelVersion]:
+    def versions(self) -> Iterator[ModelVersion]:
         found: list[ModelVersion] = []
         token = None
         with mlflow_errors(f"list the versions of {self.name}"):
@@ -93,8 +93,9 @@ class MlflowAdapter(RegistryAdapter):
                 token = page.token
                 if not token:
                     break
+        # Listed whole: a registered model rarely has more than a few hundred versions.
         found.sort(key=lambda v: (v.created_at, int(v.id)), reverse=True)
-        return found
+        return iter(found)
 
     def load(self, version: ModelVersion) -> ModelVersion:
         return version  # the listing carries the tags already

@@ -88,7 +88,6 @@ class Selection(BaseModel):
     sha256: str | None = None
     rejections: list[Rejection] = Field(default_factory=list)
     examined: int = 0
-    total: int = 0
     hashed_bytes: int = 0
     digests_computed: int = 0
     cutoff: str | None = None
@@ -99,7 +98,9 @@ class Selection(BaseModel):
             return f"no version of {target} qualifies as known-good: the registry has no versions"
         shown = "; ".join(f"{r.label}: {r.message}" for r in self.rejections[:20])
         more = f"; and {len(self.rejections) - 20} more" if len(self.rejections) > 20 else ""
-        return f"no version of {target} qualifies as known-good ({self.total} examined, none qualifies): {shown}{more}"
+        return (
+            f"no version of {target} qualifies as known-good ({self.examined} examined, none qualifies): {shown}{more}"
+        )
 
 
 def _eval_metrics(meta: Mapping[str, str]) -> dict[str, Any]:
@@ -188,14 +189,13 @@ def select_known_good(
     cutoff = policy.before or ctx.incident.started_at
     if cutoff.tzinfo is None:
         cutoff = cutoff.replace(tzinfo=UTC)
-    listing = adapter.versions()
-    selection = Selection(total=len(listing), cutoff=iso(cutoff))
+    selection = Selection(cutoff=iso(cutoff))
     start_bytes = adapter.bytes_read
 
     def reject(version: ModelVersion, reason: str, message: str) -> None:
         selection.rejections.append(Rejection(version=version.id, label=version.label, reason=reason, message=message))  # type: ignore[arg-type]  # reason comes from the Literal set above
 
-    for listed in listing:
+    for listed in adapter.versions():  # a lazy listing: pages past the winner are never fetched
         ctx.check_cancelled()
         selection.examined += 1
         quick = _quick_rejection(listed, policy, cutoff)

@@ -10,7 +10,7 @@ characters). An object carries at most 10 tags.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -31,6 +31,7 @@ from integrations.models.base import (
 )
 
 MAX_TAGS = 10
+PAGE_SIZE = 100  # versions per listing page: the winner is usually on the first
 
 
 def _error(what: str, e: Exception) -> IntegrationError:
@@ -79,11 +80,22 @@ class S3Adapter(RegistryAdapter):
             precision=timedelta(seconds=1),
         )
 
-    def versions(self) -> list[ModelVersion]:
-        listed, _ = self._listing()
-        # S3 lists a key's versions newest first; the stable sort keeps that order for equal timestamps.
-        listed.sort(key=lambda v: v["LastModified"], reverse=True)
-        return [self._to_version(v) for v in listed]
+    def versions(self) -> Iterator[ModelVersion]:
+        # S3 lists a key's versions newest first, and the key itself before any longer key sharing
+        # its prefix: so the listing streams in policy order and can stop at the first other key.
+        pages = self.s3.get_paginator("list_object_versions").paginate(
+            Bucket=self.bucket, Prefix=self.key, PaginationConfig={"PageSize": PAGE_SIZE}
+        )
+        try:
+            for page in pages:
+                for raw in page.get("Versions", []):
+                    if raw["Key"] != self.key:
+                        if raw["Key"] > self.key:
+                            return
+                        continue
+                    yield self._to_version(raw)
+        except Exception as e:
+            raise _error(f"cannot list the versions of {self.target.label}", e) from e
 
     def tags(self, version_id: str) -> dict[str, str]:
         try:
@@ -119,11 +131,16 @@ class S3Adapter(RegistryAdapter):
         return digest.hexdigest()
 
     def serving(self) -> ServingState:
-        versions, markers = self._listing()
-        latest = next((v for v in versions if v.get("IsLatest")), None)
-        if latest is None or any(m.get("IsLatest") for m in markers):
-            return ServingState(versions=[], detail={"version_id": None})
-        vid = str(latest["VersionId"])
+        from botocore.exceptions import ClientError
+
+        try:
+            head = self.s3.head_object(Bucket=self.bucket, Key=self.key)
+        except ClientError as e:
+            # 404: no object, or a delete marker on top (drained): nothing is served.
+            if e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return ServingState(versions=[], detail={"version_id": None})
+            raise _error(f"cannot read {self.target.label}", e) from e
+        vid = str(head.get("VersionId"))
         restored_from = self.tags(vid).get(KEY_RESTORED_FROM)
         return ServingState(versions=[vid], detail={"version_id": vid, "restored_from": restored_from})
 

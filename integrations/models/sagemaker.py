@@ -11,7 +11,7 @@ rolls forward to exactly what served before.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -92,22 +92,20 @@ class SageMakerAdapter(RegistryAdapter):
                 return str(self._describe_package(vid["version"])["ModelPackageGroupName"])
         raise ActionError(f"{self.target.label} serves no model package: name model_package_group in the playbook")
 
-    def versions(self) -> list[ModelVersion]:
+    def versions(self) -> Iterator[ModelVersion]:
+        # The API sorts newest first; pages are fetched only as far as the policy reads.
         group = self._group()
         with aws_errors(f"list model packages of {group}"):
-            summaries = list(
-                paginate(
-                    self.sm,
-                    "list_model_packages",
-                    "ModelPackageSummaryList",
-                    ModelPackageGroupName=group,
-                    SortBy="CreationTime",
-                    SortOrder="Descending",
-                )
+            summaries = paginate(
+                self.sm,
+                "list_model_packages",
+                "ModelPackageSummaryList",
+                ModelPackageGroupName=group,
+                SortBy="CreationTime",
+                SortOrder="Descending",
             )
-        out = [self._summary_version(s) for s in summaries]
-        out.sort(key=lambda v: v.created_at, reverse=True)
-        return out
+            for summary in summaries:
+                yield self._summary_version(summary)
 
     def _summary_version(self, raw: Mapping[str, Any]) -> ModelVersion:
         created = raw["CreationTime"]
