@@ -45,6 +45,26 @@ class ResolvedPlaybook:
     sha256: str
 
 
+@dataclass
+class _Launch:
+    """Everything a started or resumed run is driven with."""
+
+    run_dir: Path
+    run_id: str
+    book: Playbook
+    incident: Incident
+    scope: dict[str, Any]
+    doc: dict[str, Any]
+    state: RunState
+    settings: Settings
+    registry: Registry
+    executor: StepExecutor | None
+    sources: list[AnswerSource]
+    trigger: dict[str, Any]
+    progress: Progress | None
+    resumed: bool
+
+
 def resolve_playbook(ref: str | Path, settings: Settings) -> ResolvedPlaybook:
     """Load a playbook from a path, or by name from ``settings.playbooks_dir``."""
     from flows.loader import load_playbook
@@ -186,21 +206,11 @@ def run_playbook(
         "waiting": [],
     }
     return _drive(
-        run_dir,
-        run_id,
-        book,
-        incident,
-        scope | {"inputs": resolved_inputs},
-        doc_data,
-        state,
-        settings,
-        registry,
-        executor,
-        _sources(run_dir, responders, answer_sources),
-        trigger,
-        progress,
-        resumed=False,
-    )
+        _Launch(
+            run_dir, run_id, book, incident, scope | {"inputs": resolved_inputs}, doc_data, state, settings, registry,
+            executor, _sources(run_dir, responders, answer_sources), trigger, progress, resumed=False,
+        )
+    )  # fmt: skip
 
 
 def resume_run(
@@ -246,21 +256,11 @@ def resume_run(
     scope = {"alert": alert_model.as_template(), "incident": incident.as_template(), "inputs": meta["inputs"]}
     data.update(status=RUNNING, outcome=None, resumed=[*data.get("resumed", []), iso(utcnow())])
     return _drive(
-        run_dir,
-        data["run_id"],
-        book,
-        incident,
-        scope,
-        data,
-        state,
-        settings,
-        registry,
-        executor,
-        _sources(run_dir, responders, answer_sources),
-        meta["trigger"],
-        progress,
-        resumed=True,
-    )
+        _Launch(
+            run_dir, data["run_id"], book, incident, scope, data, state, settings, registry, executor,
+            _sources(run_dir, responders, answer_sources), meta["trigger"], progress, resumed=True,
+        )
+    )  # fmt: skip
 
 
 def _outcome(book: Playbook, steps: dict[str, StepOutcome]) -> str:
@@ -270,27 +270,13 @@ def _outcome(book: Playbook, steps: dict[str, StepOutcome]) -> str:
     return "failed" if required else SUCCEEDED
 
 
-def _drive(
-    run_dir: Path,
-    run_id: str,
-    book: Playbook,
-    incident: Incident,
-    scope: dict[str, Any],
-    doc_data: dict[str, Any],
-    state: RunState,
-    settings: Settings,
-    registry: Registry,
-    executor: StepExecutor | None,
-    sources: list[AnswerSource],
-    trigger: dict[str, Any],
-    progress: Progress | None,
-    *,
-    resumed: bool,
-) -> RunSummary:
+def _drive(launch: _Launch) -> RunSummary:
+    run_dir, run_id, book, incident, state = launch.run_dir, launch.run_id, launch.book, launch.incident, launch.state
+    settings, trigger, executor = launch.settings, launch.trigger, launch.executor
     state.acquire()
     services = RunServices()
     record = RedactingRecord(run_dir, run_id, services.secret_values, incident.mode)
-    doc = RunDoc(record, doc_data)
+    doc = RunDoc(record, launch.doc)
     ctx = ActionContext(
         run_id=run_id,
         incident=incident,
@@ -300,7 +286,7 @@ def _drive(
         playbook=book.ref,
         services=services,
     )
-    if resumed:
+    if launch.resumed:
         record.emit("run.resumed", detail={"mode": incident.mode, "playbook": book.ref})
     else:
         record.emit(
@@ -308,29 +294,29 @@ def _drive(
             detail={
                 "mode": incident.mode,
                 "playbook": book.ref,
-                "sha256": doc_data["playbook"]["sha256"],
+                "sha256": launch.doc["playbook"]["sha256"],
                 "trigger": trigger,
-                "inputs": doc_data["inputs"],
+                "inputs": launch.doc["inputs"],
                 "incident": incident.as_template(),
             },
         )
     doc.update()
     env = RunEnv(
         playbook=book,
-        registry=registry,
+        registry=launch.registry,
         ctx=ctx,
         state=state,
         doc=doc,
-        sources=sources,
+        sources=launch.sources,
         directory=ApproverDirectory.load(settings.approvers_file),
         triggered_by=trigger.get("by"),
-        progress=progress,
+        progress=launch.progress,
     )
     own_executor = executor is None
     runner: StepExecutor = executor or ThreadExecutor()
     clock = time.monotonic()
     try:
-        steps = Scheduler(env, runner, scope).run()
+        steps = Scheduler(env, runner, launch.scope).run()
     finally:
         if own_executor:
             runner.shutdown()
