@@ -152,7 +152,7 @@ class IsolateInstance(Action[IsolateParams, IsolateResult]):
             result.previous_groups[eni["NetworkInterfaceId"]] = previous
             result.changed |= moved
         tags = tag_dict(found.get("Tags"))
-        if tags.get(ISOLATED_TAG) != ctx.incident.id:
+        if ISOLATED_TAG not in tags:  # an instance isolated by an earlier incident keeps that incident's tag
             with aws_errors(f"tag {params.instance_id}"):
                 ec2.create_tags(
                     Resources=[params.instance_id],

@@ -28,9 +28,10 @@ class World:
     data: dict[str, Any] = field(default_factory=dict)
 
     def client(self, service: str) -> Any:
-        import boto3
+        """A client for the sandbox (sharing the process's parsed service models with fireline's own)."""
+        from integrations.aws.session import shared_botocore_session
 
-        return boto3.client(
+        return shared_botocore_session().create_client(
             service,
             endpoint_url=self.endpoint_url,
             region_name=self.region,

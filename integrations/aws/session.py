@@ -11,8 +11,10 @@ fireline errors (:func:`aws_errors`), tag lists, pagination and ARNs.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from flows.config import Settings
@@ -82,22 +84,65 @@ def _session(ctx: ActionContext) -> Any:
     return settings_session(ctx.settings, f"fireline-{ctx.run_id}")
 
 
-def settings_session(settings: Settings, session_name: str = "fireline") -> Any:
-    """A boto3 session from fireline's settings (profile, region, and the role to assume if any)."""
-    import boto3
+_LOADER: list[Any] = []
+_LOADER_LOCK = threading.Lock()
 
+
+def _botocore_session(profile: str | None) -> Any:
+    """A fresh botocore session (its own credential chain) sharing one process-wide model loader.
+
+    Parsing the service models is what makes a new session slow (about 0.3 s per service); the
+    loader caches them, so runs after the first pay only for credentials and client set-up.
+    """
+    import botocore.session
+
+    made = botocore.session.get_session()
+    with _LOADER_LOCK:
+        if not _LOADER:
+            _LOADER.append(made.get_component("data_loader"))
+        made.register_component("data_loader", _LOADER[0])
+    if profile:
+        made.set_config_variable("profile", profile)
+    return made
+
+
+def shared_botocore_session() -> Any:
+    """A botocore session on the shared model loader, for tools that bring their own credentials."""
+    return _botocore_session(None)
+
+
+@dataclass
+class AwsSession:
+    """Credentials and region for a run's clients, on a process-wide botocore session."""
+
+    botocore_session: Any
+    region: str
+    credentials: dict[str, str] | None = None  # explicit keys (an assumed role); None: the default chain
+
+    def client(self, service: str, **kwargs: Any) -> Any:
+        return self.botocore_session.create_client(service, **(self.credentials or {}), **kwargs)
+
+    def get_credentials(self) -> Any:
+        return self.credentials or self.botocore_session.get_credentials()
+
+
+def settings_session(settings: Settings, session_name: str = "fireline") -> AwsSession:
+    """A session from fireline's settings (profile, region, and the role to assume if any)."""
     aws = settings.aws
-    base = boto3.session.Session(profile_name=aws.profile, region_name=aws.region)
+    base = AwsSession(_botocore_session(aws.profile), aws.region)
     if not aws.role_arn:
         return base
-    sts = base.client("sts", endpoint_url=aws.endpoint_url, config=botocore_config(settings))
+    sts = base.client("sts", region_name=aws.region, endpoint_url=aws.endpoint_url, config=botocore_config(settings))
     with aws_errors(f"assume role {aws.role_arn}"):
         creds = sts.assume_role(RoleArn=aws.role_arn, RoleSessionName=session_name[:64])["Credentials"]
-    return boto3.session.Session(
-        aws_access_key_id=creds["AccessKeyId"],
-        aws_secret_access_key=creds["SecretAccessKey"],
-        aws_session_token=creds["SessionToken"],
-        region_name=aws.region,
+    return AwsSession(
+        base.botocore_session,
+        aws.region,
+        {
+            "aws_access_key_id": creds["AccessKeyId"],
+            "aws_secret_access_key": creds["SecretAccessKey"],
+            "aws_session_token": creds["SessionToken"],
+        },
     )
 
 
@@ -173,7 +218,14 @@ def aws_errors(what: str) -> Iterator[None]:
     ``what`` says what was being done ("describe instance i-123"); the AWS error code is kept in
     ``details["code"]`` and throttling-like codes are marked retryable for the step's retry policy.
     """
-    from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        ConnectionClosedError,
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        ReadTimeoutError,
+    )
 
     try:
         yield
@@ -186,7 +238,11 @@ def aws_errors(what: str) -> Iterator[None]:
             f"{what}: {code}: {message}", retryable=code in RETRYABLE_CODES, details={"code": code}
         ) from e
     except BotoCoreError as e:
-        raise IntegrationError(f"{what}: {e}", retryable=True, details={"code": type(e).__name__}) from e
+        # Network trouble may pass; missing credentials or invalid parameters will not.
+        transient = isinstance(
+            e, EndpointConnectionError | ConnectionClosedError | ReadTimeoutError | ConnectTimeoutError
+        )
+        raise IntegrationError(f"{what}: {e}", retryable=transient, details={"code": type(e).__name__}) from e
 
 
 def tag_dict(tags: list[dict[str, str]] | None) -> dict[str, str]:
