@@ -50,6 +50,15 @@ def serve_command(
     left = result["interrupted_runs"]
     note = f"; {len(left)} run(s) interrupted, resume them with fireline resume: {' '.join(left)}" if left else ""
     err_console.print(f"fireline serve: stopped{note}", markup=False)
+    if left:
+        # Threads of abandoned runs cannot be stopped and would block the interpreter's exit; their
+        # durable state is on disk and their flow runs are marked Crashed, so leave at once.
+        import os
+        import sys
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def _print_status(state: dict[str, Any] | None, as_json: bool) -> None:

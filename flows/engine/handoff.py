@@ -12,7 +12,8 @@ from __future__ import annotations
 import http.client
 import json
 import os
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -111,19 +112,45 @@ def try_handoff(request: dict[str, Any], settings: Settings | None = None) -> di
     return answer
 
 
-def wait_for_run(run_dir: Path, *, timeout: float, poll: float = 0.1) -> dict[str, Any]:
-    """Follow a handed-over run until run.json has an outcome; return run.json."""
-    import time
+def follow_run(run_dir: Path, *, timeout: float, poll: float = 0.1) -> Iterator[dict[str, Any]]:
+    """Yield the run's events as they are appended, until run.json says it is no longer running.
 
+    For a CLI that shows the progress of a handed-over run; :func:`wait_for_run` returns run.json after.
+    """
     deadline = time.monotonic() + timeout
-    run_json = run_dir / "run.json"
+    events, run_json, offset = run_dir / "events.jsonl", run_dir / "run.json", 0
     while True:
+        finished = _status(run_json) not in (None, "running")  # read before the log: no last event is missed
         try:
-            doc: dict[str, Any] = json.loads(run_json.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            doc = {}
-        if doc.get("status") not in (None, "running"):
-            return doc
+            with events.open("rb") as fh:
+                fh.seek(offset)
+                chunk = fh.read()
+        except OSError:
+            chunk = b""
+        complete = chunk[: chunk.rfind(b"\n") + 1]  # a line being written is read next time
+        offset += len(complete)
+        for line in complete.splitlines():
+            if line.strip():
+                yield json.loads(line)
+        if finished:
+            return
         if time.monotonic() > deadline:
             raise RunError(f"run in {run_dir} did not finish within {timeout:g}s")
         time.sleep(poll)
+
+
+def _status(run_json: Path) -> str | None:
+    try:
+        doc = json.loads(run_json.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    status = doc.get("status") if isinstance(doc, dict) else None
+    return str(status) if status is not None else None
+
+
+def wait_for_run(run_dir: Path, *, timeout: float, poll: float = 0.1) -> dict[str, Any]:
+    """Follow a handed-over run until it is no longer running; return its run.json."""
+    for _ in follow_run(run_dir, timeout=timeout, poll=poll):
+        pass
+    doc: dict[str, Any] = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    return doc

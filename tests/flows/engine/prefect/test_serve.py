@@ -14,10 +14,18 @@ from typing import Any
 import pytest
 
 from flows.config import Settings
-from flows.engine.handoff import serve_status, try_handoff, wait_for_run
+from flows.engine.handoff import STATE_FILE, serve_status, try_handoff, wait_for_run, write_state
 from flows.engine.prefect_env import process_alive
-from flows.engine.handoff import STATE_FILE, write_state
+from flows.engine.runs import detect_crash
 from tests.flows.engine.prefect.conftest import PARALLEL
+
+SLOW = """\
+apiVersion: fireline/v1
+kind: Playbook
+metadata: {name: slow-one, version: 1, title: Still running when serve stops}
+steps:
+  - {id: hold, action: wait, with: {duration: 60s}}
+"""
 
 
 def _settings(tmp_path: Path) -> Settings:
@@ -63,6 +71,7 @@ def test_serve_runs_a_handed_over_playbook_and_stops_cleanly(tmp_path: Path) -> 
     settings = _settings(tmp_path)
     settings.playbooks_dir.mkdir(parents=True)
     (settings.playbooks_dir / "prefect-check.yaml").write_text(PARALLEL, encoding="utf-8")
+    (settings.playbooks_dir / "slow-one.yaml").write_text(SLOW, encoding="utf-8")
     prepare_database(prefect_home(settings), template=default_template_dir())
     env = {
         **os.environ,
@@ -71,7 +80,7 @@ def test_serve_runs_a_handed_over_playbook_and_stops_cleanly(tmp_path: Path) -> 
         "FIRELINE_PLAYBOOKS_DIR": str(settings.playbooks_dir),
     }
     serve = subprocess.Popen(
-        [sys.executable, "-m", "flows", "serve", "--port", "0", "--grace", "5", "--json"],
+        [sys.executable, "-m", "flows", "serve", "--port", "0", "--grace", "1", "--json"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -94,10 +103,42 @@ def test_serve_runs_a_handed_over_playbook_and_stops_cleanly(tmp_path: Path) -> 
 
         with pytest.raises(Exception, match="refused the run"):
             try_handoff({"playbook": "no-such-playbook"}, settings)
+
+        slow = try_handoff({"playbook": "slow-one"}, settings)
+        assert slow is not None
+        slow_events = Path(slow["run_dir"]) / "events.jsonl"
+        _wait_for(lambda: slow_events.exists() and b'"step.started"' in slow_events.read_bytes(), 30, "slow step")
     finally:
         serve.send_signal(signal.SIGTERM)
         out, err = serve.communicate(timeout=30)
     assert serve.returncode == 0, err
+    # The run still going after the grace period is named, and left resumable (its owner is gone).
+    assert f"interrupted, resume them with fireline resume: {slow['run_id']}" in err
+    assert detect_crash(Path(slow["run_dir"]))
     assert json.loads(out)["port"] == state["port"]
     assert not (settings.home / STATE_FILE).exists()
     _wait_for(lambda: not process_alive(prefect_pid, None), 10, "the Prefect server to stop")
+
+
+def test_follow_run_yields_events_until_the_run_ends(tmp_path: Path) -> None:
+    import threading
+
+    from flows.engine.handoff import follow_run
+    from flows.record import RunRecord
+
+    record = RunRecord(tmp_path / "run-1", fsync=False)
+    record.write_run({"status": "running"})
+    record.emit("run.started")
+
+    def finish() -> None:
+        for step in ("a", "b"):
+            time.sleep(0.05)
+            record.emit("step.started", step=step)
+        record.emit("run.finished")
+        record.update_run(status="finished", outcome="succeeded")
+
+    writer = threading.Thread(target=finish)
+    writer.start()
+    seen = [(e["type"], e["step"]) for e in follow_run(record.dir, timeout=10, poll=0.02)]
+    writer.join()
+    assert seen == [("run.started", None), ("step.started", "a"), ("step.started", "b"), ("run.finished", None)]
