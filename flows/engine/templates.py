@@ -5,7 +5,8 @@ list); any other string renders to text. Values that reach a template from an al
 step output are data: the rendered result is never rendered again, so a label holding ``{{ ... }}``
 is inert. Playbook templates themselves are bounded: ``*``, ``**`` and ``%`` refuse results past the
 cap, ``range`` is capped by the sandbox, filters and calls refuse huge numeric arguments (``center``,
-``ljust``, widths in format strings), and text output stops at :data:`MAX_VALUE_BYTES`.
+``ljust``, widths in format strings), text output stops at :data:`MAX_VALUE_BYTES`, and a render
+that runs past :data:`RENDER_SECONDS` (nested loops that print nothing) is stopped.
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ from __future__ import annotations
 import functools
 import json
 import re
+import sys
+import time
 from collections.abc import Callable, Mapping
+from types import FrameType
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined
@@ -29,6 +33,8 @@ MAX_VALUE_BYTES = 64 * 1024
 MAX_NUMERIC_ARG = 100_000
 """Largest integer a filter or call may receive: guards widths and counts (``center``, ``ljust``, ``batch``)."""
 MAX_INT_BITS = 4096
+RENDER_SECONDS = 2.0
+"""Wall-clock budget of one render (loops that print nothing included)."""
 _SINGLE_EXPR = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\{\{|\}\}|\{%|\{#).)*)\}\}\s*$", re.DOTALL)
 _BIG_WIDTH = re.compile(r"\d{6,}")
 _MARKERS = ("{{", "{%", "{#")
@@ -134,23 +140,56 @@ def _cached_template(source: str) -> Any:
     return _ENV.from_string(source)
 
 
+class _Budget:
+    """A wall-clock budget for one render, enforced by tracing the template's own frames.
+
+    Loops in a template are Python loops in code compiled from ``<template>``; a tracer on those
+    frames (and no others) raises once the budget is spent, so nested loops that print nothing
+    still end. The previous tracer (a debugger, coverage) is restored afterwards.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.deadline = time.monotonic() + seconds
+        self.events = 0
+
+    def _local(self, frame: FrameType, event: str, arg: Any) -> Any:
+        self.events += 1
+        if self.events % 1024 == 0 and time.monotonic() > self.deadline:
+            raise SecurityError(f"rendering took longer than {RENDER_SECONDS:g}s")
+        return self._local
+
+    def _global(self, frame: FrameType, event: str, arg: Any) -> Any:
+        return self._local if frame.f_code.co_filename == "<template>" else None
+
+    def run(self, fn: Callable[[], Any]) -> Any:
+        previous = sys.gettrace()
+        sys.settrace(self._global)
+        try:
+            return fn()
+        finally:
+            sys.settrace(previous)
+
+
+def _render(source: str, scope: Mapping[str, Any], where: str) -> Any:
+    match = _SINGLE_EXPR.match(source)
+    if match is not None:
+        return _check_size(_to_data(_cached_expression(match.group("expr").strip())(**scope)), where)
+    pieces: list[str] = []
+    size = 0
+    for chunk in _cached_template(source).generate(**scope):
+        size += len(chunk)
+        if size > MAX_VALUE_BYTES:
+            raise TemplateError(f"{where}: rendered text is over the {MAX_VALUE_BYTES // 1024} KiB cap")
+        pieces.append(chunk)
+    return "".join(pieces)
+
+
 def render_string(source: str, scope: Mapping[str, Any], *, where: str = "template") -> Any:
     """Render one playbook string: native value for a lone ``{{ expr }}``, text otherwise."""
     if not is_template(source):
         return source
     try:
-        match = _SINGLE_EXPR.match(source)
-        if match is not None:
-            result = _to_data(_cached_expression(match.group("expr").strip())(**scope))
-            return _check_size(result, where)
-        pieces: list[str] = []
-        size = 0
-        for chunk in _cached_template(source).generate(**scope):
-            size += len(chunk)
-            if size > MAX_VALUE_BYTES:
-                raise TemplateError(f"{where}: rendered text is over the {MAX_VALUE_BYTES // 1024} KiB cap")
-            pieces.append(chunk)
-        return "".join(pieces)
+        return _Budget(RENDER_SECONDS).run(lambda: _render(source, scope, where))
     except TemplateError:
         raise
     except UndefinedError as e:

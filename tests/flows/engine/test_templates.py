@@ -148,3 +148,18 @@ def test_a_label_with_braces_is_never_rendered_in_a_run(tmp_path: Path) -> None:
         path, alert={"labels": {"evil": payload}}, settings=make_settings(tmp_path), registry=make_registry()
     )
     assert summary.steps["again"].output["value"] == payload
+
+
+def test_render_time_budget_stops_silent_loops(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    import time
+
+    from flows.engine import templates
+
+    monkeypatch.setattr(templates, "RENDER_SECONDS", 0.3)
+    before = sys.gettrace()
+    started = time.monotonic()
+    with pytest.raises(TemplateError, match="took longer than"):
+        render_string("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}", SCOPE)
+    assert time.monotonic() - started < 10
+    assert sys.gettrace() is before  # the previous tracer (coverage, a debugger) is back
