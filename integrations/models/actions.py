@@ -18,6 +18,7 @@ from flows.actions import Action, ActionKind, ActionParams, ActionResult, Plan, 
 from flows.context import ActionContext
 from flows.durations import Duration
 from flows.errors import ActionError
+from integrations.aws.session import known
 from integrations.models.base import KEY_QUARANTINED, ServingState, TargetParams, load_adapter
 from integrations.models.policy import KnownGoodPolicy, Rejection, select_known_good
 from integrations.models.verify import VerifyParams, VerifyResult, plan_verify, run_verify
@@ -32,6 +33,7 @@ SAGEMAKER_READ = (
     "sagemaker:ListModelPackages",
     "s3:GetObject",
 )
+SAGEMAKER_WRITE_READS = ("sagemaker:ListModels", "sagemaker:ListEndpointConfigs", "sagemaker:AddTags")
 SAGEMAKER_WRITE = (
     "sagemaker:CreateModel",
     "sagemaker:CreateEndpointConfig",
@@ -48,7 +50,17 @@ S3_PERMISSIONS = (
     "s3:PutObject",
     "s3:PutObjectTagging",
     "s3:DeleteObject",
+    "s3:GetObject",
 )
+S3_READ = ("s3:ListBucketVersions", "s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectVersionTagging")
+
+
+def _statements(by_registry: dict[str, tuple[str, ...]], params: Any) -> list[dict[str, Any]]:
+    """IAM statements for the step's registry; every registry's when it is a template (MLflow needs none)."""
+    registry = known(params, "registry")
+    wanted = [by_registry.get(registry, ())] if registry else list(by_registry.values())
+    actions = sorted({perm for perms in wanted for perm in perms})
+    return [{"Effect": "Allow", "Action": actions, "Resource": "*"}] if actions else []
 
 
 def _target(params: TargetParams) -> Target:
@@ -106,10 +118,14 @@ def _snapshot(ctx: ActionContext, state: ServingState) -> ServingState:
     kind=ActionKind.RECOVERY,
     params=RollbackParams,
     result=RollbackResult,
-    permissions=(*SAGEMAKER_READ, *SAGEMAKER_WRITE, *S3_PERMISSIONS),
+    permissions=(*SAGEMAKER_READ, *SAGEMAKER_WRITE, *SAGEMAKER_WRITE_READS, *S3_PERMISSIONS),
 )
 class ModelRollback(Action[RollbackParams, RollbackResult]):
     """Put a model back to the newest version proven known-good; quarantine what it replaces."""
+
+    def policy_statements(self, params: RollbackParams | None) -> list[dict[str, Any]]:
+        sagemaker = (*SAGEMAKER_READ, *SAGEMAKER_WRITE, *SAGEMAKER_WRITE_READS)
+        return _statements({"sagemaker": sagemaker, "s3": S3_PERMISSIONS}, params)
 
     def plan(self, params: RollbackParams, ctx: ActionContext) -> Plan:
         policy = params.known_good
@@ -228,15 +244,14 @@ class QuarantineResult(ActionResult):
     kind=ActionKind.CONTAINMENT,
     params=QuarantineParams,
     result=QuarantineResult,
-    permissions=(
-        "sagemaker:DescribeEndpoint",
-        "sagemaker:DescribeModel",
-        "sagemaker:UpdateModelPackage",
-        *S3_PERMISSIONS,
-    ),
+    permissions=(*SAGEMAKER_READ, "sagemaker:UpdateModelPackage", *S3_READ, "s3:PutObjectVersionTagging"),
 )
 class ModelQuarantine(Action[QuarantineParams, QuarantineResult]):
     """Mark model versions quarantined so that no rollback or promotion picks them again."""
+
+    def policy_statements(self, params: QuarantineParams | None) -> list[dict[str, Any]]:
+        sagemaker = (*SAGEMAKER_READ, "sagemaker:UpdateModelPackage")
+        return _statements({"sagemaker": sagemaker, "s3": (*S3_READ, "s3:PutObjectVersionTagging")}, params)
 
     def plan(self, params: QuarantineParams, ctx: ActionContext) -> Plan:
         which = ", ".join(params.versions) if params.versions else "the versions serving now"
@@ -283,10 +298,17 @@ class ModelQuarantine(Action[QuarantineParams, QuarantineResult]):
     kind=ActionKind.RECOVERY,
     params=VerifyParams,
     result=VerifyResult,
-    permissions=(*SAGEMAKER_READ, "sagemaker:InvokeEndpoint", "s3:GetObjectVersion"),
+    permissions=(*SAGEMAKER_READ, "sagemaker:InvokeEndpoint", *S3_READ),
 )
 class ModelVerify(Action[VerifyParams, VerifyResult]):
     """Check that a target serves the known-good digest, answers smoke inputs and shows no drift."""
+
+    def policy_statements(self, params: VerifyParams | None) -> list[dict[str, Any]]:
+        # Drift samples may come from S3 whatever the registry.
+        sagemaker = (*SAGEMAKER_READ, "sagemaker:InvokeEndpoint", "s3:GetObjectVersion")
+        return _statements(
+            {"sagemaker": sagemaker, "s3": S3_READ, "mlflow": ("s3:GetObject", "s3:GetObjectVersion")}, params
+        )
 
     def plan(self, params: VerifyParams, ctx: ActionContext) -> Plan:
         return plan_verify(self.name, params, ctx, _target(params))
