@@ -133,19 +133,31 @@ def run_cmd(
     _finish(summary, as_json)
 
 
-def _print_handed(handed: Any, as_json: bool) -> None:
-    def get(key: str) -> Any:
-        return handed.get(key) if isinstance(handed, dict) else getattr(handed, key, None)
+_FOLLOW_SECONDS = 12 * 3600.0  # a handed-over run may wait hours for an approval
+_EVENT_STATUS = {"step.started": "running", "step.succeeded": "succeeded", "step.skipped": "skipped",
+                 "approval.requested": "waiting"}  # fmt: skip
 
-    doc = {k: get(k) for k in ("run_id", "run_dir", "mode", "outcome")}
-    doc["run_dir"] = str(doc["run_dir"]) if doc["run_dir"] is not None else None
-    if as_json:
-        print_json(doc)
-    else:
-        console.print(f"run {doc['run_id']} {doc['outcome']} ({doc['mode']}, warm runtime)", markup=False)
-        console.print(f"run directory: {doc['run_dir']}", markup=False)
-    if doc["outcome"] not in (None, "succeeded", "running", "accepted"):
-        raise typer.Exit(1)
+
+def _print_handed(handed: dict[str, Any], as_json: bool) -> None:
+    """Follow a run that a warm ``fireline serve`` took: same progress, output and exit code as a local run."""
+    from flows.engine.handoff import follow_run
+    from flows.engine.outcomes import RunSummary
+    from flows.engine.runs import read_run_json
+
+    run_dir = Path(str(handed["run_dir"]))
+    if not as_json:
+        err_console.print(f"handed to the warm runtime: run {handed['run_id']}", markup=False)
+    progress = None if as_json else _Progress()
+    for event in follow_run(run_dir, timeout=_FOLLOW_SECONDS):
+        if progress is None or event.get("item") is not None or not event.get("step"):
+            continue
+        detail = event.get("detail") or {}
+        status = detail.get("status", "failed") if event["type"] == "step.failed" else _EVENT_STATUS.get(event["type"])
+        if status is not None:
+            progress(event["step"], status, detail)
+    data = read_run_json(run_dir)
+    mode = cast("Mode", data.get("mode") or handed.get("mode") or "live")
+    _finish(RunSummary(str(handed["run_id"]), run_dir, mode, str(data.get("outcome"))), as_json)
 
 
 @app.command("resume")

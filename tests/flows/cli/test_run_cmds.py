@@ -155,3 +155,48 @@ def test_undo_with_nothing_to_undo(cli: Any) -> None:
     code, out, _ = cli("undo", json.loads(out)["run_id"], "--json")
     assert code == 0
     assert json.loads(out) == []
+
+
+def test_a_run_handed_to_a_warm_runtime_is_followed(cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stand-in for ``fireline serve``: it accepts the request and runs it on a thread, like the server."""
+    import threading
+
+    from flows.config import load_settings
+    from flows.engine import handoff, run_playbook
+
+    threads: list[threading.Thread] = []
+
+    def fake_handoff(request: dict[str, Any], settings: Any = None) -> dict[str, Any]:
+        settings = load_settings()
+        run_id = f"handed-{len(threads)}"
+
+        def work() -> None:
+            run_playbook(request["playbook"], inputs=request["inputs"], mode=request["mode"], settings=settings,
+                         run_id=run_id, trigger=request["trigger"])  # fmt: skip
+
+        threads.append(threading.Thread(target=work))
+        threads[-1].start()
+        return {
+            "run_id": run_id,
+            "run_dir": str(settings.runs_dir / run_id),
+            "mode": request["mode"],
+            "status": "accepted",
+        }
+
+    monkeypatch.setattr(handoff, "try_handoff", fake_handoff)
+    code, out, _ = cli("run", "boom", "--json")
+    assert code == 1
+    assert json.loads(out) == {"run_id": "handed-0", "run_dir": str(tmp_path / "runs" / "handed-0"), "mode": "live",
+                               "outcome": "failed"}  # fmt: skip
+    code, out, err = cli("run", "hello", "-i", "ids=a,b")
+    assert code == 0
+    assert "handed to the warm runtime: run handed-1" in err
+    assert "fan succeeded" in err
+    assert "hello succeeded" in err
+    assert "run handed-1 succeeded" in out
+    for thread in threads:
+        thread.join(10)
+    code, _, err = cli("run", "hello", "-i", "count=2")
+    assert code == 1
+    assert "missing required input" in err
+    assert len(threads) == 2
