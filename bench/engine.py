@@ -67,8 +67,9 @@ def thread_run(path: Path, settings: Any) -> float:
 
 
 def prefect_runs(paths: list[Path], settings: Any) -> list[float]:
-    from flows.engine.prefect_env import default_template_dir, prefect_runtime
+    from flows.engine.prefect_env import prefect_runtime
     from flows.engine.prefect_flow import run_respond
+    from flows.engine.prefect_server import default_template_dir
 
     times: list[float] = []
     with prefect_runtime(settings, template=default_template_dir()):
@@ -134,7 +135,8 @@ print(run_with_prefect(sys.argv[4], settings=settings).run_dir)
 
 def cold_prefect(path: Path, settings: Any) -> tuple[float | None, float]:
     """A fresh process running the playbook as a flow on its own embedded server (migrated home)."""
-    from flows.engine.prefect_env import default_template_dir, prefect_home, prepare_database
+    from flows.engine.prefect_env import prefect_home
+    from flows.engine.prefect_server import default_template_dir, prepare_database
 
     prepare_database(prefect_home(settings), template=default_template_dir())
     launched = time.time()
@@ -152,7 +154,8 @@ def cold_prefect(path: Path, settings: Any) -> tuple[float | None, float]:
 def warm_serve(path: Path, settings: Any, repeat: int) -> list[float]:
     """`fireline run` handing over to a warm `fireline serve`: seconds to the first step, per run."""
     from flows.engine.handoff import serve_status, try_handoff
-    from flows.engine.prefect_env import default_template_dir, prefect_home, prepare_database
+    from flows.engine.prefect_env import prefect_home
+    from flows.engine.prefect_server import default_template_dir, prepare_database
 
     prepare_database(prefect_home(settings), template=default_template_dir())
     serve = subprocess.Popen(

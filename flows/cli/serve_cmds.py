@@ -23,6 +23,12 @@ def serve_command(
     ui: Annotated[bool, typer.Option("--ui", help="Serve the Prefect UI from the embedded server too.")] = False,
     grace: Annotated[float, typer.Option("--grace", help="Seconds in-flight runs get to finish on SIGTERM.")] = 30.0,
     status: Annotated[bool, typer.Option("--status", help="Say whether a server is running, then exit.")] = False,
+    deployment: Annotated[
+        str | None,
+        typer.Option(
+            "--deployment", help="Start runs as flow runs of this deployment (e.g. respond/fireline-respond)."
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Keep a warm Prefect runtime and run the playbooks that `fireline run` hands over (Ctrl-C stops it)."""
@@ -46,7 +52,7 @@ def serve_command(
                 markup=False,
             )
 
-    result = serve(settings, port=port, ui=ui, grace=grace, on_ready=ready)
+    result = serve(settings, port=port, ui=ui, grace=grace, on_ready=ready, deployment=deployment)
     left = result["interrupted_runs"]
     note = f"; {len(left)} run(s) interrupted, resume them with fireline resume: {' '.join(left)}" if left else ""
     err_console.print(f"fireline serve: stopped{note}", markup=False)
@@ -93,7 +99,7 @@ def deploy_command(
         raise ConfigError(
             "fireline deploy needs a Prefect server: set prefect.api_url in fireline.toml or FIRELINE_PREFECT_API_URL"
         )
-    from flows.engine.prefect_flow import register_deployment
+    from flows.engine.prefect_deploy import register_deployment
 
     result = register_deployment(settings, name=name, work_pool=work_pool)
     if as_json:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from flows.config import Settings, load_settings
-from flows.engine.prefect_env import process_alive
+from flows.engine.prefect_server import process_alive
 from flows.errors import RunError
 
 STATE_FILE = "serve.json"

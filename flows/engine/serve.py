@@ -13,6 +13,10 @@ Starlette app so that more endpoints (the alert receiver) mount into the same se
 (:func:`build_app` ``mounts``). SIGTERM or SIGINT stops accepting runs, gives in-flight runs
 ``grace`` seconds, marks the flow runs of those still going Crashed (``fireline resume`` continues
 them), stops the Prefect server and removes ``serve.json``; a second signal skips the wait.
+
+With ``deployment`` (``fireline serve --deployment respond/fireline-respond``), runs are not run
+in-process: each becomes a flow run of that deployment, which Prefect workers pick up; ``POST
+/runs`` answers with its ``flow_run_id`` and ``GET /runs/<id>`` reads its state from the API.
 """
 
 from __future__ import annotations
@@ -35,8 +39,8 @@ from pydantic import ValidationError as PydanticValidationError
 
 from flows.config import Settings
 from flows.engine.handoff import read_live_state, state_path, write_state
-from flows.engine.prefect_env import process_start_time
-from flows.errors import FirelineError, RunError
+from flows.engine.prefect_server import process_start_time
+from flows.errors import ConfigError, FirelineError, RunError
 from flows.record import iso, utcnow
 
 MAX_BODY = 1 << 20
@@ -63,7 +67,8 @@ class RunSlot:
     run_id: str
     run_dir: Path
     mode: str
-    status: str = "accepted"  # accepted | running | finished | error | interrupted
+    status: str = "accepted"  # accepted | running | finished | error | interrupted | submitted
+    flow_run_id: str | None = None
     outcome: str | None = None
     error: str | None = None
     accepted_at: str = field(default_factory=lambda: iso(utcnow()))
@@ -78,6 +83,7 @@ class RunSlot:
             "outcome": self.outcome,
             "error": self.error,
             "accepted_at": self.accepted_at,
+            "flow_run_id": self.flow_run_id,
         }
 
 
@@ -85,11 +91,13 @@ class RunManager:
     """Runs handed-over playbooks as ``respond`` flow runs, each on its own daemon thread.
 
     Daemon threads on purpose: a run that outlives the shutdown grace must not keep the process
-    alive; its durable state lets ``fireline resume`` continue it.
+    alive; its durable state lets ``fireline resume`` continue it. With ``deployment``, runs are
+    instead created as flow runs of that deployment for Prefect workers to pick up.
     """
 
-    def __init__(self, settings: Settings, *, max_runs: int = 8) -> None:
+    def __init__(self, settings: Settings, *, max_runs: int = 8, deployment: str | None = None) -> None:
         self.settings = settings
+        self.deployment = deployment
         self._context = contextvars.copy_context()  # carries the Prefect runtime's settings
         self._slots: dict[str, RunSlot] = {}
         self._lock = threading.Lock()
@@ -109,6 +117,9 @@ class RunManager:
                 raise RunError(f"run {run_id} was already handed to this server")
             slot = RunSlot(run_id=run_id, run_dir=(self.settings.runs_dir / run_id).resolve(), mode=request.mode)
             self._slots[run_id] = slot
+        if self.deployment is not None:
+            self._submit(slot, resolved.playbook.metadata.name, request)
+            return slot
         thread = threading.Thread(
             target=self._context.copy().run,
             args=(self._run, slot, playbook, request),
@@ -118,6 +129,29 @@ class RunManager:
         slot.thread = thread
         thread.start()
         return slot
+
+    def _submit(self, slot: RunSlot, name: str, request: RunRequest) -> None:
+        from flows.engine.prefect_deploy import submit_to_deployment
+
+        assert self.deployment is not None  # only called in deployed mode
+        try:
+            # A library name goes as a name: the worker resolves it in its own library.
+            slot.flow_run_id = self._context.copy().run(
+                submit_to_deployment,
+                self.deployment,
+                playbook=request.playbook,
+                playbook_name=name,
+                run_id=slot.run_id,
+                alert=request.alert,
+                mode=request.mode,
+                inputs=request.inputs,
+                trigger=request.trigger,
+            )
+        except BaseException:
+            with self._lock:
+                self._slots.pop(slot.run_id, None)
+            raise
+        slot.status = "submitted"
 
     def _run(self, slot: RunSlot, playbook: str, request: RunRequest) -> None:
         from flows.engine.prefect_flow import run_respond
@@ -143,7 +177,15 @@ class RunManager:
 
     def get(self, run_id: str) -> RunSlot | None:
         with self._lock:
-            return self._slots.get(run_id)
+            slot = self._slots.get(run_id)
+        if slot is not None and slot.flow_run_id is not None and self.deployment is not None:
+            from flows.engine.prefect_deploy import flow_run_status
+
+            state, message = self._context.copy().run(flow_run_status, slot.flow_run_id)
+            slot.status = "finished" if state in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") else "submitted"
+            slot.outcome = {"COMPLETED": "succeeded", "FAILED": "failed"}.get(state, slot.outcome)
+            slot.error = message if state in ("FAILED", "CRASHED", "CANCELLED") else None
+        return slot
 
     def in_flight(self) -> list[RunSlot]:
         with self._lock:
@@ -268,12 +310,15 @@ def serve(
     grace: float = DEFAULT_GRACE,
     mounts: Mapping[str, Any] | None = None,
     on_ready: Any = None,
+    deployment: str | None = None,
 ) -> dict[str, Any]:
     """Run the warm runtime until SIGTERM/SIGINT; return what happened at shutdown."""
     import uvicorn
 
     from flows.engine.prefect_env import prefect_runtime
 
+    if deployment is not None and not settings.prefect.api_url:
+        raise ConfigError("serve --deployment needs a Prefect server with workers: set prefect.api_url")
     path = state_path(settings)
     existing = read_live_state(path)
     if existing is not None:
@@ -293,7 +338,7 @@ def serve(
     try:
         with prefect_runtime(settings, ui=ui) as runtime:
             warm = _warm_up()
-            manager = RunManager(settings)
+            manager = RunManager(settings, deployment=deployment)
             token = secrets.token_urlsafe(32)
             config = uvicorn.Config(build_app(manager, token, mounts=mounts), log_level="warning", lifespan="off")
             server = uvicorn.Server(config)

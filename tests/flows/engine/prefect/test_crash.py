@@ -19,13 +19,8 @@ from typing import Any
 import pytest
 
 from flows.config import PrefectSettings, Settings
-from flows.engine.prefect_env import (
-    default_template_dir,
-    mark_crashed_flow_runs,
-    prefect_home,
-    prepare_database,
-    process_alive,
-)
+from flows.engine.prefect_env import mark_crashed_flow_runs, prefect_home
+from flows.engine.prefect_server import default_template_dir, prepare_database, process_alive
 from tests.fixtures.prefect import PrefectSession
 
 pytestmark = [pytest.mark.prefect, pytest.mark.slow]
@@ -41,7 +36,7 @@ steps:
 OWNER = """
 import sys, time
 from pathlib import Path
-from flows.engine.prefect_env import start_server
+from flows.engine.prefect_server import start_server
 start_server(Path(sys.argv[1]))
 time.sleep(120)
 """

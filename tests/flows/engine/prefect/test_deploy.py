@@ -91,3 +91,37 @@ def test_deployment_runs_on_a_process_worker(
     doc = json.loads((runs_dir / "from-a-worker" / "run.json").read_text(encoding="utf-8"))
     assert doc["outcome"] == "succeeded"
     assert doc["mode"] == "dry-run"
+
+
+@pytest.mark.prefect
+def test_serve_in_deployed_mode_creates_flow_runs_for_workers(prefect_session: PrefectSession, tmp_path: Path) -> None:
+    from prefect.client.orchestration import get_client
+
+    from flows.config import PrefectSettings
+    from flows.engine.prefect_deploy import register_deployment
+    from flows.engine.serve import RunManager, RunRequest
+    from flows.errors import RunError
+
+    settings = prefect_session.settings_for(
+        tmp_path, prefect=PrefectSettings(api_url=prefect_session.api_url, work_pool="fireline-serve-test")
+    )
+    deployed = register_deployment(settings, name="deployed-serve")
+    playbook = tmp_path / "prefect-check.yaml"
+    playbook.write_text(PARALLEL, encoding="utf-8")
+
+    manager = RunManager(settings, deployment=deployed["deployment"])
+    slot = manager.start(RunRequest(playbook=str(playbook), mode="dry-run"))
+    assert slot.status == "submitted"
+    assert slot.flow_run_id is not None
+    with get_client(sync_client=True) as client:
+        flow_run = client.read_flow_run(slot.flow_run_id)
+    assert str(flow_run.deployment_id) == deployed["deployment_id"]
+    assert flow_run.parameters["run_id"] == slot.run_id
+    assert flow_run.parameters["mode"] == "dry-run"
+    assert {"fireline", f"run:{slot.run_id}", "playbook:prefect-check"} <= set(flow_run.tags)
+    checked = manager.get(slot.run_id)
+    assert checked is not None
+    assert checked.status == "submitted"  # no worker polls this pool: it stays scheduled
+
+    with pytest.raises(RunError, match="no deployment"):
+        RunManager(settings, deployment="respond/missing").start(RunRequest(playbook=str(playbook)))

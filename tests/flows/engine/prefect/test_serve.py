@@ -15,7 +15,7 @@ import pytest
 
 from flows.config import Settings
 from flows.engine.handoff import STATE_FILE, serve_status, try_handoff, wait_for_run, write_state
-from flows.engine.prefect_env import process_alive
+from flows.engine.prefect_server import process_alive
 from flows.engine.runs import detect_crash
 from tests.flows.engine.prefect.conftest import PARALLEL
 
@@ -66,7 +66,8 @@ def _wait_for(predicate: Any, timeout: float, what: str) -> Any:
 @pytest.mark.slow
 @pytest.mark.e2e
 def test_serve_runs_a_handed_over_playbook_and_stops_cleanly(tmp_path: Path) -> None:
-    from flows.engine.prefect_env import default_template_dir, prefect_home, prepare_database
+    from flows.engine.prefect_env import prefect_home
+    from flows.engine.prefect_server import default_template_dir, prepare_database
 
     settings = _settings(tmp_path)
     settings.playbooks_dir.mkdir(parents=True)
