@@ -52,13 +52,15 @@ def _settings() -> Settings:
 class _Progress:
     """Prints one line per step status change to stderr."""
 
-    def __init__(self) -> None:
+    def __init__(self, run_id: str = "RUN") -> None:
         self.started = time.monotonic()
+        self.run_id = run_id
 
     def __call__(self, step: str, status: str, detail: dict[str, Any]) -> None:
         extra = ""
         if status == "waiting":
-            extra = f" for approval ({', '.join(detail.get('approvers', []))}): fireline approve RUN {step} --as USER"
+            who = ", ".join(detail.get("approvers", []))
+            extra = f" for approval ({who}): fireline approve {self.run_id} {step} --as USER"
         elif detail.get("error"):
             extra = f": {detail['error']}"
         elapsed = time.monotonic() - self.started
@@ -101,7 +103,7 @@ def run_cmd(
     """Run a playbook; prints the run id and the run directory, exits 1 when the run failed."""
     from flows.engine.alerts import load_alert_file
     from flows.engine.inputs import parse_pairs
-    from flows.engine.runner import run_playbook, validate_request
+    from flows.engine.runner import new_run_id, run_playbook, validate_request
 
     if dry_run and mode not in (None, "dry-run"):
         raise UsageError("--dry-run and --mode are exclusive")
@@ -115,12 +117,16 @@ def run_cmd(
         trigger["by"] = f"user:{as_user.removeprefix('user:')}"
     settings = _settings()
     # Checked here even when a warm server takes the run, so bad input is one line and no run at all.
-    validate_request(playbook, inputs=inputs, alert=alert_doc, settings=settings)
-    request = {"playbook": playbook, "inputs": inputs, "alert": alert_doc, "mode": chosen, "trigger": trigger}
+    resolved = validate_request(playbook, inputs=inputs, alert=alert_doc, settings=settings)
+    run_id = new_run_id(resolved.playbook.metadata.name)
+    request = {"playbook": playbook, "inputs": inputs, "alert": alert_doc, "mode": chosen, "trigger": trigger,
+               "run_id": run_id}  # fmt: skip
     handed = _handoff(request)
     if handed is not None:
         _print_handed(handed, as_json)
         return
+    if not as_json:
+        err_console.print(f"run {run_id} ({chosen}): {settings.runs_dir / run_id}", markup=False)
     summary = run_playbook(
         playbook,
         inputs=inputs,
@@ -128,7 +134,8 @@ def run_cmd(
         mode=cast("Mode", chosen),
         settings=settings,
         trigger=trigger,
-        progress=None if as_json else _Progress(),
+        run_id=run_id,
+        progress=None if as_json else _Progress(run_id),
     )
     _finish(summary, as_json)
 
@@ -147,7 +154,7 @@ def _print_handed(handed: dict[str, Any], as_json: bool) -> None:
     run_dir = Path(str(handed["run_dir"]))
     if not as_json:
         err_console.print(f"handed to the warm runtime: run {handed['run_id']}", markup=False)
-    progress = None if as_json else _Progress()
+    progress = None if as_json else _Progress(str(handed["run_id"]))
     for event in follow_run(run_dir, timeout=_FOLLOW_SECONDS):
         if progress is None or event.get("item") is not None or not event.get("step"):
             continue
@@ -165,7 +172,7 @@ def resume_cmd(run: RunArg, as_json: JsonOpt = False) -> None:
     """Finish a crashed run; completed step-items are not applied again."""
     from flows.engine.runner import resume_run
 
-    _finish(resume_run(run, settings=_settings(), progress=None if as_json else _Progress()), as_json)
+    _finish(resume_run(run, settings=_settings(), progress=None if as_json else _Progress(str(run))), as_json)
 
 
 def _answer(run: str, step: str, user: str, decision: Decision, reason: str, as_json: bool) -> None:
