@@ -88,6 +88,7 @@ class RollbackResult(ActionResult):
     sha256: str | None
     previous: ServingState
     changes: list[str] = Field(default_factory=list)
+    quarantine_mark: str = Field(default="", description="The fireline.quarantined value this step wrote.")
     quarantined: list[str] = Field(
         default_factory=list, description="Versions this step quarantined (undo lifts them)."
     )
@@ -185,18 +186,21 @@ class ModelRollback(Action[RollbackParams, RollbackResult]):
         changes: list[str] = []
         if not adapter.is_serving(chosen, now):
             changes = adapter.deploy(chosen)
+        mark = f"{ctx.incident.id}: {params.reason}"
         quarantined: list[str] = []
-        if params.quarantine_replaced:
-            mark = f"{ctx.incident.id}: {params.reason}"
+        # Nothing was replaced when the target already served the chosen version (an S3 key may
+        # serve a restored copy of it under another version id).
+        if params.quarantine_replaced and not adapter.is_serving(chosen, previous):
             for vid in previous.versions:
                 if vid == chosen.id:
                     continue
                 bad = adapter.version(vid)
-                if (bad.metadata or {}).get(KEY_QUARANTINED):
-                    continue
-                adapter.write_metadata(bad, {KEY_QUARANTINED: mark})
-                quarantined.append(vid)
-                changes.append(f"quarantined {bad.label}")
+                existing = (bad.metadata or {}).get(KEY_QUARANTINED)
+                if existing is None:
+                    adapter.write_metadata(bad, {KEY_QUARANTINED: mark})
+                    changes.append(f"quarantined {bad.label}")
+                if existing in (None, mark):  # ours, now or on an earlier attempt: undo lifts it
+                    quarantined.append(vid)
         ctx.emit(
             "model.rolled_back",
             {"target": params.label, "version": chosen.id, "sha256": selection.sha256, "changed": bool(changes)},
@@ -214,15 +218,15 @@ class ModelRollback(Action[RollbackParams, RollbackResult]):
             quarantined=quarantined,
             rejections=selection.rejections,
             target_params=target_fields(params),
+            quarantine_mark=mark,
         )
 
     def undo(self, result: RollbackResult, ctx: ActionContext) -> UndoResult:
         adapter = load_adapter(TargetParams.model_validate(result.target_params), ctx)
         changes = adapter.restore(result.previous)
-        mark_prefix = f"{ctx.incident.id}: "
         for vid in result.quarantined:
             version = adapter.version(vid)
-            if str((version.metadata or {}).get(KEY_QUARANTINED, "")).startswith(mark_prefix):
+            if (version.metadata or {}).get(KEY_QUARANTINED) == result.quarantine_mark:
                 adapter.write_metadata(version, {}, remove=[KEY_QUARANTINED])
                 changes.append(f"lifted the quarantine of {version.label}")
         return UndoResult(changed=bool(changes), summary="; ".join(changes) or "nothing to roll forward")
@@ -236,6 +240,7 @@ class QuarantineParams(TargetParams):
 class QuarantineResult(ActionResult):
     target: str
     quarantined: list[str] = Field(default_factory=list)
+    quarantine_mark: str = ""
     target_params: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -266,16 +271,21 @@ class ModelQuarantine(Action[QuarantineParams, QuarantineResult]):
         ctx.require_live("model.quarantine")
         adapter = load_adapter(params, ctx)
         ids = params.versions or adapter.serving().versions
+        mark = f"{ctx.incident.id}: {params.reason}"
         done: list[str] = []
+        written = 0
         for vid in ids:
             version = adapter.version(vid)
-            if (version.metadata or {}).get(KEY_QUARANTINED):
-                continue
-            adapter.write_metadata(version, {KEY_QUARANTINED: f"{ctx.incident.id}: {params.reason}"})
-            done.append(vid)
+            existing = (version.metadata or {}).get(KEY_QUARANTINED)
+            if existing is None:
+                adapter.write_metadata(version, {KEY_QUARANTINED: mark})
+                written += 1
+            if existing in (None, mark):  # ours, now or on an earlier attempt: undo lifts it
+                done.append(vid)
         ctx.emit("model.quarantined", {"target": params.label, "versions": done})
         return QuarantineResult(
-            changed=bool(done),
+            changed=bool(written),
+            quarantine_mark=mark,
             summary=f"quarantined {len(done)} version(s) of {params.label}",
             target=params.label,
             quarantined=done,
@@ -287,7 +297,7 @@ class ModelQuarantine(Action[QuarantineParams, QuarantineResult]):
         lifted = []
         for vid in result.quarantined:
             version = adapter.version(vid)
-            if str((version.metadata or {}).get(KEY_QUARANTINED, "")).startswith(f"{ctx.incident.id}: "):
+            if (version.metadata or {}).get(KEY_QUARANTINED) == result.quarantine_mark:
                 adapter.write_metadata(version, {}, remove=[KEY_QUARANTINED])
                 lifted.append(vid)
         return UndoResult(changed=bool(lifted), summary=f"lifted the quarantine of {len(lifted)} version(s)")

@@ -10,6 +10,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from flows.context import make_context
 from flows.errors import ActionError
 from integrations.models.actions import ModelRollback, RollbackParams
 from integrations.models.base import KEY_QUARANTINED, KEY_SHA256, decode_tag_value, encode_tag_value
@@ -197,3 +198,18 @@ def test_tag_values_round_trip() -> None:
     assert decode_tag_value(encoded) == '{"auc":0.9,"f1":0.8}'
     assert encode_tag_value("fireline.quarantined", "inc-1: poisoned (see #12)") == "inc-1: poisoned _see _12_"
     assert encode_tag_value(KEY_SHA256, "ab" * 32) == "ab" * 32
+
+
+def test_second_incident_keeps_the_restored_copy(s3: Any, history: dict[str, Any], tmp_path: Path) -> None:
+    first = ModelRollback().apply(params(), ctx_at(tmp_path, history["started"]))
+    copy = S3Adapter(params(), ctx_at(tmp_path)).serving().versions[0]
+
+    second_ctx = make_context(
+        tmp_path / "second", step_id="rollback", incident_id="inc-43", started_at=history["started"]
+    )
+    second = ModelRollback().apply(params(), second_ctx)
+
+    assert second.chosen["id"] == first.chosen["id"]
+    assert not second.changed
+    assert second.quarantined == []
+    assert KEY_QUARANTINED not in S3Adapter(params(), second_ctx).tags(copy)  # the restored copy is the good bytes
