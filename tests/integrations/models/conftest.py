@@ -6,6 +6,7 @@ import pytest
 
 from tests.fixtures.mlflow import launch_if_needed
 from tests.fixtures.mlflow import mlflow_server as mlflow_server  # a session fixture
+from tests.fixtures.moto import moto as moto  # the session's loopback moto server
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
