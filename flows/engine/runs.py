@@ -38,17 +38,20 @@ def read_run_json(run_dir: Path) -> dict[str, Any]:
 def detect_crash(run_dir: Path) -> bool:
     """Mark a run crashed when run.json says running but its owner process is gone; True if it is crashed."""
     data = read_run_json(run_dir)
-    if data.get("status") == CRASHED:
-        return True
     if data.get("status") != RUNNING:
-        return False
+        return data.get("status") == CRASHED
     state = RunState(run_dir)
-    if state.owner_alive():
+    if state.owner_alive() or not state.claim():
         return False
-    record = RunRecord(run_dir)  # the owner is dead: nobody else appends to the log now
-    record.emit("run.crashed", detail={"detected_at": iso(utcnow()), "note": "the process driving the run is gone"})
-    record.update_run(status=CRASHED, outcome=CRASHED)
-    state.release()
+    try:  # holding the owner lock: no other process drives or marks this run meanwhile
+        data = read_run_json(run_dir)
+        if data.get("status") != RUNNING:
+            return data.get("status") == CRASHED
+        record = RunRecord(run_dir)
+        record.emit("run.crashed", detail={"detected_at": iso(utcnow()), "note": "the process driving the run is gone"})
+        record.update_run(status=CRASHED, outcome=CRASHED)
+    finally:
+        state.release()
     return True
 
 

@@ -7,8 +7,9 @@
   applied again; one with an intent and no result was interrupted and is applied again under the
   same idempotency key (actions are idempotent under that key).
 - ``state/saga.jsonl`` — append-only log of undoable effects and of their undoing.
-- ``state/lock.json`` — pid and process start time of the process driving the run; a run whose
-  owner is gone is crashed.
+- ``state/owner.lock`` — flocked by the process driving the run (the kernel drops it when that
+  process dies); ``state/lock.json`` — that process's pid, start time and host. A run whose owner
+  is gone is crashed.
 """
 
 from __future__ import annotations
@@ -22,6 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from flows.errors import RunError
+
+try:
+    import fcntl
+
+    _HAVE_FLOCK = True
+except ImportError:  # no flock on this platform: the pid check of lock.json decides
+    _HAVE_FLOCK = False
 from flows.record import iso, utcnow, write_atomic
 
 
@@ -101,6 +110,8 @@ class RunState:
         self.saga_path = self.dir / "saga.jsonl"
         self.lock_path = self.dir / "lock.json"
         self.meta_path = self.dir / "run.json"
+        self.owner_path = self.dir / "owner.lock"
+        self._owner_fd: int | None = None
         self._saga_lock = threading.Lock()
         self._saga_checked = False
 
@@ -173,7 +184,33 @@ class RunState:
         return entries
 
     # -- owner lock -----------------------------------------------------------------------------
+    # The owner holds an exclusive flock on state/owner.lock for as long as it drives the run; the
+    # kernel drops it when the process dies, however it dies, so "is the owner alive" is exact on
+    # this host. lock.json (pid, start time, host) says who it is, and is the fallback elsewhere.
+    def claim(self) -> bool:
+        """Take the run's owner lock without waiting; False when a live process holds it."""
+        if self._owner_fd is not None:
+            return True
+        self.dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.owner_path, os.O_RDWR | os.O_CREAT, 0o644)
+        if _HAVE_FLOCK:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                return False
+        self._owner_fd = fd
+        return True
+
+    def unclaim(self) -> None:
+        if self._owner_fd is not None:
+            os.close(self._owner_fd)  # closing drops the flock
+            self._owner_fd = None
+
     def acquire(self) -> None:
+        """Become the run's owner, or raise :class:`RunError` when a live process already is."""
+        if not self.claim() or (self._other_host_owner()):
+            raise RunError(f"run {self.dir.parent.name} is driven by another live process")
         pid = os.getpid()
         doc = {"pid": pid, "start_time": process_start_time(pid), "host": socket.gethostname(), "at": iso(utcnow())}
         write_atomic(self.lock_path, _dump(doc))
@@ -183,13 +220,23 @@ class RunState:
             self.lock_path.unlink()
         except FileNotFoundError:
             pass
+        self.unclaim()
+
+    def _other_host_owner(self) -> bool:
+        lock = _read_json(self.lock_path)
+        return lock is not None and lock.get("host") not in (None, socket.gethostname())
 
     def owner_alive(self) -> bool:
-        """Whether a live process (on this host) holds the run."""
+        """Whether a live process holds the run (a process on another host always counts as alive)."""
         lock = _read_json(self.lock_path)
         if lock is None:
             return False
-        if lock.get("host") not in (None, socket.gethostname()):
-            return True  # another machine: cannot tell, so never steal it
+        if self._other_host_owner():
+            return True  # cannot tell from here, so never steal it
+        if _HAVE_FLOCK and self.owner_path.exists() and self._owner_fd is None:
+            if not self.claim():
+                return True
+            self.unclaim()
+            return False
         start = lock.get("start_time")
         return pid_alive(int(lock.get("pid", 0)), str(start) if start is not None else None)

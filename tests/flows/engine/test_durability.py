@@ -86,10 +86,17 @@ def test_resume_refuses_finished_and_live_runs(tmp_path: Path, target: Path) -> 
     data = run_json(first.run_dir)
     data["status"] = "running"
     (first.run_dir / "run.json").write_text(json.dumps(data))
-    RunState(first.run_dir).acquire()  # this very process: alive
-    assert detect_crash(first.run_dir) is False
-    with pytest.raises(RunError, match="still running"):
-        resume_run(first.run_dir, settings=settings, registry=registry)
+    holder = RunState(first.run_dir)
+    holder.acquire()  # this very process owns it: alive
+    try:
+        assert detect_crash(first.run_dir) is False
+        with pytest.raises(RunError, match="still running"):
+            resume_run(first.run_dir, settings=settings, registry=registry)
+        with pytest.raises(RunError, match="driven by another live process"):
+            RunState(first.run_dir).acquire()
+    finally:
+        holder.release()
+    assert detect_crash(first.run_dir) is True  # the owner let go without finishing: crashed
 
 
 def test_resume_refuses_a_changed_playbook(tmp_path: Path, target: Path) -> None:
