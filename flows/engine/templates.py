@@ -22,7 +22,6 @@ from typing import Any
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined
 from jinja2.exceptions import SecurityError, UndefinedError
-from jinja2.nodes import Template as TemplateNode
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -220,15 +219,6 @@ def truthy(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() not in ("", "false", "no", "0", "none", "null")
     return bool(value)
-
-
-def check_syntax(source: str) -> None:
-    """Parse a template without rendering it (for early errors)."""
-    try:
-        node: TemplateNode = _ENV.parse(source)
-        del node
-    except TemplateSyntaxError as e:
-        raise TemplateError(f"template syntax: {e.message}") from e
 
 
 class Placeholder(dict[str, Any]):
