@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import random
 import sys
 import tempfile
 import uuid
@@ -10,9 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from flows.config import Settings
 from flows.context import ActionContext
+from flows.engine.approvals import Answer, Responders
+from flows.engine.runner import run_playbook
 from flows.errors import ActionError, ConfigError
+from flows.record import read_events
 from integrations.models.actions import ModelRollback, RollbackParams
 from integrations.models.attest import attest
 from integrations.models.base import KEY_APPROVED, KEY_QUARANTINED, TargetParams, tree_digest
@@ -158,3 +165,50 @@ def test_missing_mlflow_gives_the_install_hint(tmp_path: Path, monkeypatch: pyte
     )
     with pytest.raises(ConfigError, match=r"pip install 'fireline\[mlflow\]'"):
         adapter.client  # noqa: B018 - the property is what imports MLflow
+
+
+def test_drift_playbook_measures_then_rolls_the_alias_back(mlflow_server: MlflowServer, tmp_path: Path) -> None:
+    repo = Path(__file__).resolve().parents[3]
+    name = f"churn-{uuid.uuid4().hex[:8]}"
+    client(mlflow_server).create_registered_model(name)
+    admin = ctx_at(tmp_path, name="attest", step="attest")
+    strong, _ = log_version(mlflow_server, name, {"model.pkl": b"strong"})
+    attest(admin, target(mlflow_server, name), strong, by="ci:train", eval_metrics={"auc": 0.91}, approve=True)
+    weak, _ = log_version(mlflow_server, name, {"model.pkl": b"weak"})
+    attest(admin, target(mlflow_server, name), weak, by="ci:train", eval_metrics={"auc": 0.71}, approve=True)
+    drifting, _ = log_version(mlflow_server, name, {"model.pkl": b"drifting"})
+    client(mlflow_server).set_registered_model_alias(name, "champion", drifting)
+    rng = random.Random(5)
+    (tmp_path / "reference.csv").write_text("tenure_days\n" + "\n".join(str(rng.gauss(300, 50)) for _ in range(1500)))
+    (tmp_path / "current.csv").write_text("tenure_days\n" + "\n".join(str(rng.gauss(360, 50)) for _ in range(1500)))
+    alert = json.loads((repo / "playbooks" / "alerts" / "model-drift-rollback.json").read_text())
+    alert["labels"].update(
+        model=name,
+        tracking_uri=mlflow_server.uri,
+        reference_sample=str(tmp_path / "reference.csv"),
+        current_sample=str(tmp_path / "current.csv"),
+    )
+    approvers = tmp_path / "approvers.yaml"
+    approvers.write_text(yaml.safe_dump({"groups": {"ml-platform-oncall": ["bob"]}}))
+    settings = Settings(
+        home=tmp_path / "home", runs_dir=tmp_path / "runs", playbooks_dir=repo / "playbooks", approvers_file=approvers
+    )
+
+    summary = run_playbook(
+        repo / "playbooks" / "model-drift-rollback.yaml",
+        alert=alert,
+        settings=settings,
+        responders=Responders(approvals={"approve-rollback": [Answer(by="bob", decision="approve")]}),
+    )
+
+    status = {k: v.status for k, v in summary.steps.items()}
+    assert status["measure-drift"] == "failed"  # the drift is confirmed, with figures
+    assert status["rollback"] == "succeeded"
+    assert status["verify"] == "succeeded"
+    assert alias_version(mlflow_server, name) == strong  # the weaker attested version fails min_eval
+    drift = [e for e in events_of(summary.run_dir) if e["type"] == "step.failed" and e["step"] == "measure-drift"]
+    assert "PSI" in json.dumps(drift)
+
+
+def events_of(run_dir: Path) -> list[dict[str, Any]]:
+    return list(read_events(run_dir / "events.jsonl"))
