@@ -5,8 +5,11 @@
 both backends. Each unit of step work (a step, or one ``for_each`` item) becomes a task run named
 like the engine names it, ``isolate[i-0abc]``. fireline runs retries and timeouts *inside* that task
 (one mechanism for back-off, events and idempotency on both backends): the task run stands for the
-whole step item, all its attempts included, and carries the step's policy in its tags
-(``retries:4``, ``timeout:2m``). Prefect's own task retries stay at 0.
+whole step item, all its attempts included, and carries the step's policy in its name
+(``isolate[i-0abc] (retries 3, timeout 2m)``). Prefect's own task retries stay at 0.
+
+Task runs carry no tags on purpose: Prefect checks tag concurrency limits with one API call per
+task run that has any tag, and under SQLite contention that call meets 503s and 2 s back-offs.
 
 The flow run is named ``<playbook>/<run id>``, tagged ``fireline``, ``playbook:<name>``,
 ``mode:<mode>`` and the owner tag (see :func:`flows.engine.prefect_env.owner_tag`); the run's
@@ -25,6 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
+from prefect.context import TagsContext
 from prefect.context import tags as prefect_tags
 
 from flows.config import Settings
@@ -45,15 +49,16 @@ _SUMMARIES: dict[str, RunSummary] = {}
 _SUMMARIES_LOCK = threading.Lock()
 
 
-def step_tags(playbook: Playbook) -> dict[str, list[str]]:
-    """Task run tags per step: its action and its retry/timeout policy (fireline applies them)."""
-    tags: dict[str, list[str]] = {}
+def step_policies(playbook: Playbook) -> dict[str, str]:
+    """Per step, the retry/timeout policy fireline applies inside the task run, as a name suffix."""
+    policies: dict[str, str] = {}
     for step in playbook.steps:
-        entry = ["fireline", f"action:{step.action}", f"retries:{step.retries.attempts - 1 if step.retries else 0}"]
+        parts = [f"retries {step.retries.attempts - 1}"] if step.retries and step.retries.attempts > 1 else []
         if step.timeout is not None:
-            entry.append(f"timeout:{format_duration(step.timeout)}")
-        tags[step.id] = entry
-    return tags
+            parts.append(f"timeout {format_duration(step.timeout)}")
+        if parts:
+            policies[step.id] = f" ({', '.join(parts)})"
+    return policies
 
 
 @task(name="step", task_run_name="{unit}", cache_policy=NO_CACHE, persist_result=False, retries=0)
@@ -69,9 +74,9 @@ class PrefectExecutor:
     created in (inside the flow body), so Prefect attaches the task runs to the flow run.
     """
 
-    def __init__(self, *, max_workers: int = DEFAULT_MAX_WORKERS, tags: dict[str, list[str]] | None = None) -> None:
+    def __init__(self, *, max_workers: int = DEFAULT_MAX_WORKERS, policies: dict[str, str] | None = None) -> None:
         self._context = contextvars.copy_context()
-        self._tags = tags or {}
+        self._policies = policies or {}
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=max_workers, thread_name_prefix="fireline-prefect"
         )
@@ -81,11 +86,12 @@ class PrefectExecutor:
         return self._pool.submit(self._context.copy().run, self._run, name, fn)
 
     def _run(self, name: str, fn: Callable[[], T]) -> T:
-        step_id = name.split("[", 1)[0]
+        step_id = name.split("[", 1)[0].split(".", 1)[0]
         # One task, named per run through its parameter: Task.with_options() per call costs ~25 ms.
-        with prefect_tags(*self._tags.get(step_id, ["fireline"])):
+        # No tags (not even the flow run's, which the context carries): see the module docstring.
+        with TagsContext(current_tags=set()):
             # A sync task called in a flow run returns its value; Prefect's overloads cannot tell.
-            return cast(T, _step_item(fn, name))
+            return cast(T, _step_item(fn, name + self._policies.get(step_id, "")))
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -157,7 +163,7 @@ def respond_body(
         _rename_flow_run(f"{name}/{run_id}")
     if f"run:{run_id}" not in (flow_run.tags or []):  # started by a worker or the API, not run_respond
         _tag_flow_run(name, mode, run_id)
-    executor = PrefectExecutor(tags=step_tags(resolved.playbook))
+    executor = PrefectExecutor(policies=step_policies(resolved.playbook))
     sources = [PrefectAnswerSource(str(flow_run.id))] if flow_run.id is not None else []
     try:
         summary = run_playbook(
