@@ -23,21 +23,24 @@ AMI = "ami-12c6146b"  # one of moto's built-in images
 class World:
     """What the seeders created: ids and names, by seeder-chosen keys."""
 
-    endpoint_url: str
+    endpoint_url: str | None
     region: str = "us-east-1"
     data: dict[str, Any] = field(default_factory=dict)
+    _clients: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def client(self, service: str) -> Any:
-        """A client for the sandbox (sharing the process's parsed service models with fireline's own)."""
+        """A client for the sandbox, made once per service (client classes are costly to build)."""
         from integrations.aws.session import shared_botocore_session
 
-        return shared_botocore_session().create_client(
-            service,
-            endpoint_url=self.endpoint_url,
-            region_name=self.region,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
+        if service not in self._clients:
+            self._clients[service] = shared_botocore_session().create_client(
+                service,
+                endpoint_url=self.endpoint_url,
+                region_name=self.region,
+                aws_access_key_id="testing",
+                aws_secret_access_key="testing",
+            )
+        return self._clients[service]
 
 
 Seeder = Callable[[World], None]
@@ -215,7 +218,7 @@ def seed_sagemaker(world: World) -> None:
 SEEDERS: list[Seeder] = [seed_network, seed_inference_hosts, seed_iam, seed_buckets, seed_lambda, seed_sagemaker]
 
 
-def seed(endpoint_url: str, *, region: str = "us-east-1", seeders: list[Seeder] | None = None) -> World:
+def seed(endpoint_url: str | None, *, region: str = "us-east-1", seeders: list[Seeder] | None = None) -> World:
     """Create the sandbox platform on the server at ``endpoint_url``; return what was made."""
     world = World(endpoint_url=endpoint_url, region=region)
     for seeder in SEEDERS if seeders is None else seeders:

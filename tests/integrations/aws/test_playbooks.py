@@ -20,15 +20,22 @@ PLAYBOOKS = Path(__file__).resolve().parents[3] / "playbooks"
 APPROVER = "user:oncall-alice"
 
 
-def _run(aws: AwsEnv, name: str, labels: dict[str, str], *, mode: str = "live", approve: tuple[str, ...] = ()) -> RunSummary:
+def _run(
+    aws: AwsEnv, name: str, labels: dict[str, str], *, mode: str = "live", approve: tuple[str, ...] = ()
+) -> RunSummary:
     approvers = aws.tmp_path / "approvers.yaml"
     groups = ("ml-security", "ml-platform-oncall", "security-oncall")
     approvers.write_text("groups:\n" + "".join(f"  {g}: [oncall-alice]\n" for g in groups))
     settings = aws.settings.model_copy(update={"approvers_file": approvers})
     responders = Responders(approvals={s: [Answer(by=APPROVER, decision="approve", reason="test")] for s in approve})
     alert = {"source": "alertmanager", "status": "firing", "labels": labels}
-    return run_playbook(PLAYBOOKS / f"{name}.yaml", alert=alert, mode=mode, settings=settings,  # type: ignore[arg-type]
-                        responders=responders)
+    return run_playbook(
+        PLAYBOOKS / f"{name}.yaml",
+        alert=alert,
+        mode=mode,
+        settings=settings,  # type: ignore[arg-type]
+        responders=responders,
+    )
 
 
 def _events(summary: RunSummary) -> list[dict[str, Any]]:
@@ -43,31 +50,46 @@ def _groups(world: World, instance_id: str) -> list[str]:
 def test_compromised_inference_host_live(aws: AwsEnv) -> None:
     world = aws.seed()
     hosts = world.data["inference_instances"]
-    labels = {"alertname": "InferenceHostSuspiciousEgress", "instance_ids": ",".join(hosts), "endpoint": "fraud-detector"}
+    labels = {
+        "alertname": "InferenceHostSuspiciousEgress",
+        "instance_ids": ",".join(hosts),
+        "endpoint": "fraud-detector",
+    }
     summary = _run(aws, "compromised-inference-host", labels, approve=("approve-isolation",))
     assert summary.outcome == "succeeded", {k: (v.status, v.error) for k, v in summary.steps.items()}
     for host in hosts:
         assert _groups(world, host) == ["fireline-quarantine"]
     ec2 = world.client("ec2")
-    snaps = ec2.describe_snapshots(OwnerIds=["self"], Filters=[{"Name": "tag:fireline:run", "Values": [summary.run_id]}])
+    snaps = ec2.describe_snapshots(
+        OwnerIds=["self"], Filters=[{"Name": "tag:fireline:run", "Values": [summary.run_id]}]
+    )
     assert len(snaps["Snapshots"]) == 4  # two volumes on each of two hosts
     endpoint = world.client("sagemaker").describe_endpoint(EndpointName="fraud-detector")
     assert endpoint["ProductionVariants"][0]["CurrentWeight"] == 0.0
     manifest = json.loads((summary.run_dir / "evidence" / "manifest.json").read_text())
     names = sorted(i["name"] for i in manifest["items"])
-    assert len(names) == 4 and "sagemaker-fraud-detector.json" in names
+    assert len(names) == 4
+    assert "sagemaker-fraud-detector.json" in names
     order = [e["step"] for e in _events(summary) if e["type"] == "step.succeeded"]
     assert order.index("snapshot-disks") < order.index("isolate-hosts")  # evidence before containment
 
 
 def test_compromised_iam_credentials_live(aws: AwsEnv) -> None:
     world = aws.seed()
-    summary = _run(aws, "compromised-iam-credentials", {"alertname": "LeakedAccessKey", "user_name": "ml-pipeline"},
-                   approve=("approve-containment",))
+    summary = _run(
+        aws,
+        "compromised-iam-credentials",
+        {"alertname": "LeakedAccessKey", "user_name": "ml-pipeline"},
+        approve=("approve-containment",),
+    )
     iam = world.client("iam")
     keys = iam.list_access_keys(UserName="ml-pipeline")["AccessKeyMetadata"]
-    assert {k["Status"] for k in keys} == {"Inactive"} and len(keys) == 2
-    assert sorted(iam.list_user_policies(UserName="ml-pipeline")["PolicyNames"]) == ["fireline-quarantine", "training-data-read"]
+    assert {k["Status"] for k in keys} == {"Inactive"}
+    assert len(keys) == 2
+    assert sorted(iam.list_user_policies(UserName="ml-pipeline")["PolicyNames"]) == [
+        "fireline-quarantine",
+        "training-data-read",
+    ]
     assert summary.steps["capture-user"].status == "succeeded"
     # moto 5.2.5 has no CloudTrail LookupEvents: the step fails, and continue_on_error lets containment go on.
     assert summary.steps["collect-cloudtrail"].status == "failed"
@@ -90,7 +112,8 @@ def test_s3_training_data_exposure_live(aws: AwsEnv) -> None:
         bucket, key = bucket_key.split("/", 1)
         copy = s3.get_object(Bucket=bucket, Key=key, VersionId=version)
         assert hashlib.sha256(copy["Body"].read()).hexdigest() == obj["sha256"] == hashlib.sha256(source).hexdigest()
-        assert copy["ObjectLockMode"] == "COMPLIANCE" and copy["ObjectLockLegalHoldStatus"] == "ON"
+        assert copy["ObjectLockMode"] == "COMPLIANCE"
+        assert copy["ObjectLockLegalHoldStatus"] == "ON"
     keys = world.client("iam").list_access_keys(UserName="data-scientist")["AccessKeyMetadata"]
     assert [k["Status"] for k in keys] == ["Inactive"]
 
@@ -129,7 +152,8 @@ def test_guards_refuse_protected_and_untagged_hosts_and_too_many_targets(aws: Aw
         assert summary.steps["snapshot-disks"].status == "succeeded"  # evidence is not guarded
         assert _groups(world, host) == before
         refused = [e for e in _events(summary) if e["type"] == "guard.refused"]
-        assert refused and host in json.dumps(refused)
+        assert refused
+        assert host in json.dumps(refused)
     many = [run_instance(world, f"extra-{i}", {"env": "ml-prod"}) for i in range(11)]
     summary = _run(aws, "compromised-inference-host", {"instance_ids": ",".join(many)}, approve=("approve-isolation",))
     assert summary.steps["isolate-hosts"].status == "failed"
