@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from flows.actions import Action, ActionKind, ActionParams, ActionResult, Plan, Target, UndoResult, action
 from flows.context import ActionContext
@@ -79,6 +79,11 @@ class RollbackParams(TargetParams):
     reason: str = Field(default="replaced by a known-good rollback", max_length=200)
     on_refusal: Literal["drain", "leave"] = Field(default="drain", description="What to do when nothing qualifies.")
     wait_timeout: Duration = Field(default=1800.0, description="sagemaker: how long to wait for InService.")
+
+    @model_validator(mode="after")
+    def _serving_target(self) -> RollbackParams:
+        self.require_endpoint()
+        return self
 
 
 class RollbackResult(ActionResult):

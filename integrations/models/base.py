@@ -91,6 +91,11 @@ class TargetParams(ActionParams):
             raise ValueError(f"registry {self.registry!r} needs {', '.join(missing)}")
         return self
 
+    def require_endpoint(self) -> None:
+        """For actions that serve: a SageMaker target must name its endpoint."""
+        if self.registry == "sagemaker" and not self.endpoint:
+            raise ValueError("registry 'sagemaker' needs endpoint")
+
     @property
     def label(self) -> str:
         if self.registry == "sagemaker":

@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from flows.actions import ActionResult, Plan, Target
 from flows.context import ActionContext
@@ -59,6 +59,11 @@ class VerifyParams(TargetParams):
     require_attested: bool = Field(default=True, description="The serving version must carry a known-good attestation.")
     smoke: list[SmokeCase] = Field(default_factory=list)
     drift: DriftCheck | None = None
+
+    @model_validator(mode="after")
+    def _serving_target(self) -> VerifyParams:
+        self.require_endpoint()
+        return self
 
 
 class Check(BaseModel):

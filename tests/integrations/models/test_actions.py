@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+from pydantic import ValidationError
+
 from flows.actions import Registry
 from integrations.models.actions import ModelQuarantine, ModelRollback, ModelVerify, QuarantineParams, RollbackParams
 from integrations.models.verify import VerifyParams
@@ -39,3 +42,12 @@ def test_plans_need_no_credentials(tmp_path: Path) -> None:
     assert "inc-42: tampered" in quarantine.changes[0]
     verify = ModelVerify().plan(VerifyParams(registry="sagemaker", endpoint="ep"), ctx)
     assert not verify.mutating
+
+
+def test_serving_actions_need_the_endpoint() -> None:
+    with pytest.raises(ValidationError, match="needs endpoint"):
+        RollbackParams(registry="sagemaker", model_package_group="g")
+    with pytest.raises(ValidationError, match="needs endpoint"):
+        VerifyParams(registry="sagemaker", model_package_group="g")
+    with pytest.raises(ValidationError, match="needs bucket, key"):
+        RollbackParams(registry="s3")
