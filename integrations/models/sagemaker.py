@@ -215,6 +215,7 @@ class SageMakerAdapter(RegistryAdapter):
         timeout = float(getattr(self.target, "wait_timeout", 1800.0))
         give_up = time.monotonic() + timeout
         while True:
+            self.ctx.check_cancelled()
             endpoint = self._describe_endpoint()
             status = endpoint.get("EndpointStatus")
             if status == "InService":
