@@ -90,25 +90,43 @@ def sandbox_demo_command(
     runs_dir: Annotated[
         Path | None, typer.Option(help="Where run records go (default: the configured runs dir).")
     ] = None,
+    playbook: Annotated[
+        list[str] | None, typer.Option(help="Only the demo steps running this playbook (repeatable; default: all).")
+    ] = None,
+    endpoint: Annotated[
+        str | None, typer.Option(help="Seed and use this running moto server instead of starting one.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Start a seeded local AWS, run the compromised-inference-host playbook live, show what changed."""
+    """Start a seeded local AWS, run the demo playbooks live against it, show what changed."""
+    import contextlib
     import tempfile
 
     from flows.config import load_settings
-    from flows.sandbox import demo_settings, run_demo
+    from flows.errors import UsageError
+    from flows.sandbox import DEMO_STEPS, demo_settings, run_demo
     from integrations.aws import moto_server, sandbox
 
+    steps = [s for s in DEMO_STEPS if not playbook or s.playbook in playbook]
+    if not steps:
+        raise UsageError(
+            f"no demo step runs {', '.join(playbook or [])}; known: {', '.join(s.playbook for s in DEMO_STEPS)}"
+        )
     configured = load_settings()
     workdir = Path(tempfile.mkdtemp(prefix="fireline-sandbox-"))
     if not as_json:
-        err_console.print("starting the sandbox (moto server on 127.0.0.1) ...")
-    with moto_server.start(workdir=workdir / "moto") as server, moto_server.sandbox_credentials():
-        world = sandbox.seed(server.endpoint)
-        settings = demo_settings(server.endpoint, workdir, runs_dir or configured.runs_dir, configured.playbooks_dir)
-        results = run_demo(world, settings)
+        err_console.print(
+            "starting the sandbox (moto server on 127.0.0.1) ..." if endpoint is None else f"using {endpoint}"
+        )
+    with contextlib.ExitStack() as stack:
+        if endpoint is None:
+            endpoint = stack.enter_context(moto_server.start(workdir=workdir / "moto")).endpoint
+        stack.enter_context(moto_server.sandbox_credentials())
+        world = sandbox.seed(endpoint)
+        settings = demo_settings(endpoint, workdir, runs_dir or configured.runs_dir, configured.playbooks_dir)
+        results = run_demo(world, settings, steps)
     if as_json:
-        print_json({"endpoint": server.endpoint, "runs": results})
+        print_json({"endpoint": endpoint, "runs": results})
     else:
         _print_demo(results)
     if any(r["outcome"] != "succeeded" for r in results):
