@@ -105,11 +105,14 @@ class RunManager:
         self.accepting = True
 
     def start(self, request: RunRequest) -> RunSlot:
-        from flows.engine.runner import new_run_id, resolve_playbook
+        from flows.engine.runner import new_run_id, validate_request
 
         if not self.accepting:
             raise RunError("fireline serve is shutting down")
-        resolved = resolve_playbook(request.playbook, self.settings)
+        # Refuse a bad request now (400), as `fireline run` in-process would, not after the 202.
+        resolved = validate_request(
+            request.playbook, inputs=request.inputs, alert=request.alert, settings=self.settings
+        )
         playbook = str(resolved.path.resolve())
         run_id = request.run_id or new_run_id(resolved.playbook.metadata.name)
         with self._lock:

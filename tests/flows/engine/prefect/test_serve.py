@@ -104,6 +104,8 @@ def test_serve_runs_a_handed_over_playbook_and_stops_cleanly(tmp_path: Path) -> 
 
         with pytest.raises(Exception, match="refused the run"):
             try_handoff({"playbook": "no-such-playbook"}, settings)
+        with pytest.raises(Exception, match=r"refused the run: .*nope"):
+            try_handoff({"playbook": "prefect-check", "inputs": {"nope": "1"}}, settings)
 
         slow = try_handoff({"playbook": "slow-one"}, settings)
         assert slow is not None
