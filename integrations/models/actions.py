@@ -14,63 +14,24 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from flows.actions import Action, ActionKind, ActionParams, ActionResult, Plan, Target, UndoResult, action
+from flows.actions import Action, ActionKind, ActionParams, ActionResult, Plan, UndoResult, action
 from flows.context import ActionContext
 from flows.durations import Duration
 from flows.errors import ActionError
-from integrations.aws.session import known
 from integrations.models.base import KEY_QUARANTINED, ServingState, TargetParams, load_adapter
+from integrations.models.permissions import (
+    S3_PERMISSIONS,
+    S3_READ,
+    SAGEMAKER_READ,
+    SAGEMAKER_WRITE,
+    SAGEMAKER_WRITE_READS,
+    statements,
+    target_of,
+)
 from integrations.models.policy import KnownGoodPolicy, Rejection, select_known_good
 from integrations.models.verify import VerifyParams, VerifyResult, plan_verify, run_verify
 
-__all__ = ["ModelQuarantine", "ModelRollback", "ModelVerify", "VerifyParams", "VerifyResult"]
-
-SAGEMAKER_READ = (
-    "sagemaker:DescribeEndpoint",
-    "sagemaker:DescribeEndpointConfig",
-    "sagemaker:DescribeModel",
-    "sagemaker:DescribeModelPackage",
-    "sagemaker:ListModelPackages",
-    "s3:GetObject",
-)
-SAGEMAKER_WRITE_READS = ("sagemaker:ListModels", "sagemaker:ListEndpointConfigs", "sagemaker:AddTags")
-SAGEMAKER_WRITE = (
-    "sagemaker:CreateModel",
-    "sagemaker:CreateEndpointConfig",
-    "sagemaker:UpdateEndpoint",
-    "sagemaker:UpdateEndpointWeightsAndCapacities",
-    "sagemaker:UpdateModelPackage",
-    "iam:PassRole",
-)
-S3_PERMISSIONS = (
-    "s3:ListBucketVersions",
-    "s3:GetObjectVersion",
-    "s3:GetObjectVersionTagging",
-    "s3:PutObjectVersionTagging",
-    "s3:PutObject",
-    "s3:PutObjectTagging",
-    "s3:DeleteObject",
-    "s3:GetObject",
-)
-S3_READ = ("s3:ListBucketVersions", "s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectVersionTagging")
-
-
-def _statements(by_registry: dict[str, tuple[str, ...]], params: Any) -> list[dict[str, Any]]:
-    """IAM statements for the step's registry; every registry's when it is a template (MLflow needs none)."""
-    registry = known(params, "registry")
-    wanted = [by_registry.get(registry, ())] if registry else list(by_registry.values())
-    actions = sorted({perm for perms in wanted for perm in perms})
-    return [{"Effect": "Allow", "Action": actions, "Resource": "*"}] if actions else []
-
-
-def _target(params: TargetParams) -> Target:
-    kind = {"sagemaker": "model:sagemaker:endpoint", "mlflow": "model:mlflow:alias", "s3": "model:s3:object"}[
-        params.registry
-    ]
-    ident = params.endpoint or (
-        f"{params.model_name}@{params.alias}" if params.registry == "mlflow" else f"{params.bucket}/{params.key}"
-    )
-    return Target(type=kind, id=str(ident))
+__all__ = ["ModelCaptureRegistry", "ModelQuarantine", "ModelRollback", "ModelVerify", "VerifyParams", "VerifyResult"]
 
 
 class RollbackParams(TargetParams):
@@ -131,7 +92,7 @@ class ModelRollback(Action[RollbackParams, RollbackResult]):
 
     def policy_statements(self, params: RollbackParams | None) -> list[dict[str, Any]]:
         sagemaker = (*SAGEMAKER_READ, *SAGEMAKER_WRITE, *SAGEMAKER_WRITE_READS)
-        return _statements({"sagemaker": sagemaker, "s3": S3_PERMISSIONS}, params)
+        return statements({"sagemaker": sagemaker, "s3": S3_PERMISSIONS}, params)
 
     def plan(self, params: RollbackParams, ctx: ActionContext) -> Plan:
         policy = params.known_good
@@ -162,7 +123,7 @@ class ModelRollback(Action[RollbackParams, RollbackResult]):
         return Plan(
             action=self.name,
             summary=f"roll {params.label} back to a verified known-good version",
-            targets=[_target(params)],
+            targets=[target_of(params)],
             changes=changes,
         )
 
@@ -261,14 +222,14 @@ class ModelQuarantine(Action[QuarantineParams, QuarantineResult]):
 
     def policy_statements(self, params: QuarantineParams | None) -> list[dict[str, Any]]:
         sagemaker = (*SAGEMAKER_READ, "sagemaker:UpdateModelPackage")
-        return _statements({"sagemaker": sagemaker, "s3": (*S3_READ, "s3:PutObjectVersionTagging")}, params)
+        return statements({"sagemaker": sagemaker, "s3": (*S3_READ, "s3:PutObjectVersionTagging")}, params)
 
     def plan(self, params: QuarantineParams, ctx: ActionContext) -> Plan:
         which = ", ".join(params.versions) if params.versions else "the versions serving now"
         return Plan(
             action=self.name,
             summary=f"quarantine {which} of {params.label}",
-            targets=[_target(params)],
+            targets=[target_of(params)],
             changes=[f"set {KEY_QUARANTINED} = '{ctx.incident.id}: {params.reason}' on {which}"],
         )
 
@@ -321,12 +282,66 @@ class ModelVerify(Action[VerifyParams, VerifyResult]):
     def policy_statements(self, params: VerifyParams | None) -> list[dict[str, Any]]:
         # Drift samples may come from S3 whatever the registry.
         sagemaker = (*SAGEMAKER_READ, "sagemaker:InvokeEndpoint", "s3:GetObjectVersion")
-        return _statements(
+        return statements(
             {"sagemaker": sagemaker, "s3": S3_READ, "mlflow": ("s3:GetObject", "s3:GetObjectVersion")}, params
         )
 
     def plan(self, params: VerifyParams, ctx: ActionContext) -> Plan:
-        return plan_verify(self.name, params, ctx, _target(params))
+        return plan_verify(self.name, params, ctx, target_of(params))
 
     def apply(self, params: VerifyParams, ctx: ActionContext) -> VerifyResult:
         return run_verify(params, ctx)
+
+
+class CaptureParams(TargetParams):
+    max_versions: int = Field(
+        default=50, ge=1, le=1000, description="The newest versions to record with their metadata."
+    )
+
+
+class CaptureResult(ActionResult):
+    target: str
+    evidence_id: str
+    versions: int
+    serving: list[str] = Field(default_factory=list)
+
+
+@action(
+    "model.capture_registry",
+    kind=ActionKind.EVIDENCE,
+    params=CaptureParams,
+    result=CaptureResult,
+    permissions=(*SAGEMAKER_READ, *S3_READ),
+)
+class ModelCaptureRegistry(Action[CaptureParams, CaptureResult]):
+    """Preserve what a target serves and its registry's newest versions with their attestations."""
+
+    def policy_statements(self, params: CaptureParams | None) -> list[dict[str, Any]]:
+        return statements({"sagemaker": SAGEMAKER_READ, "s3": S3_READ}, params)
+
+    def plan(self, params: CaptureParams, ctx: ActionContext) -> Plan:
+        return Plan(
+            action=self.name,
+            summary=f"preserve {params.label} and its newest {params.max_versions} registry versions",
+            targets=[target_of(params)],
+            reads=[f"serving state of {params.label}", f"metadata of up to {params.max_versions} versions"],
+            mutating=False,
+        )
+
+    def apply(self, params: CaptureParams, ctx: ActionContext) -> CaptureResult:
+        adapter = load_adapter(params, ctx)
+        doc = adapter.capture(params.max_versions)
+        item = ctx.store_evidence_bytes(
+            f"registry-{params.registry}.json",
+            json.dumps(doc, indent=2, sort_keys=True, default=str).encode(),
+            description=f"{params.label}: serving state and registry versions",
+        )
+        serving = list(doc.get("serving", {}).get("versions", []))
+        return CaptureResult(
+            changed=False,
+            summary=f"preserved {params.label} and {len(doc['newest_versions'])} version(s)",
+            target=params.label,
+            evidence_id=item.id,
+            versions=len(doc["newest_versions"]),
+            serving=serving,
+        )

@@ -210,6 +210,16 @@ class RegistryAdapter(ABC):
         """Send one request to the serving model and return its answer (smoke tests)."""
         raise ActionError(f"smoke inputs need a serving runtime; the {self.registry} registry has none here")
 
+    def capture(self, limit: int) -> dict[str, Any]:
+        """Evidence of the target and the newest ``limit`` versions with their metadata."""
+        versions: list[dict[str, Any]] = []
+        for listed in self.versions():
+            if len(versions) >= limit:
+                break
+            self.ctx.check_cancelled()
+            versions.append(self.load(listed).as_json())
+        return {"registry": self.registry, **self.describe(), "newest_versions": versions}
+
     def describe(self) -> dict[str, Any]:
         """The target's configuration as evidence (registry-specific)."""
         return {"target": self.target.label, "serving": self.serving().model_dump(mode="json")}

@@ -194,6 +194,5 @@ class MlflowAdapter(RegistryAdapter):
         return {
             "target": self.target.label,
             "aliases": dict(model.aliases or {}),
-            "versions": [v.as_json() for v in self.versions()],
             "serving": self.serving().model_dump(mode="json"),
         }

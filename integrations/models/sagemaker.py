@@ -353,10 +353,15 @@ class SageMakerAdapter(RegistryAdapter):
         return body.decode("utf-8", errors="replace")
 
     def describe(self) -> dict[str, Any]:
-        endpoint = self._describe_endpoint()
+        endpoint = {k: v for k, v in self._describe_endpoint().items() if k != "ResponseMetadata"}
+        config = {
+            k: v
+            for k, v in self._describe_config(str(endpoint["EndpointConfigName"])).items()
+            if k != "ResponseMetadata"
+        }
         return {
             "target": self.target.label,
             "endpoint": endpoint,
-            "endpoint_config": self._describe_config(str(endpoint["EndpointConfigName"])),
+            "endpoint_config": config,
             "serving": self.serving().model_dump(mode="json"),
         }

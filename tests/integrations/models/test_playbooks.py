@@ -81,6 +81,9 @@ def test_artifact_tampering_playbook_restores_attested_bytes(aws: dict[str, Any]
     tags = {t["Key"]: t["Value"] for t in s3.get_object_tagging(Bucket="ml-models", Key=key, VersionId=bad)["TagSet"]}
     assert tags[KEY_QUARANTINED].endswith("written outside the release pipeline")
     assert step_events(summary.run_dir)["verify"] == "succeeded"
+    manifest = json.loads((summary.run_dir / "evidence" / "manifest.json").read_text())
+    names = {item["name"] for item in manifest["items"]}
+    assert {"registry-s3.json", "known-good-selection.json", "verify-report.json"} <= names
 
 
 def test_poisoning_playbook_shifts_endpoint_to_known_good(aws: dict[str, Any], tmp_path: Path) -> None:
