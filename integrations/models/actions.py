@@ -22,6 +22,7 @@ from integrations.models.base import KEY_QUARANTINED, ServingState, TargetParams
 from integrations.models.permissions import (
     S3_PERMISSIONS,
     S3_READ,
+    S3_TAG_WRITE,
     SAGEMAKER_READ,
     SAGEMAKER_WRITE,
     SAGEMAKER_WRITE_READS,
@@ -215,14 +216,14 @@ class QuarantineResult(ActionResult):
     kind=ActionKind.CONTAINMENT,
     params=QuarantineParams,
     result=QuarantineResult,
-    permissions=(*SAGEMAKER_READ, "sagemaker:UpdateModelPackage", *S3_READ, "s3:PutObjectVersionTagging"),
+    permissions=(*SAGEMAKER_READ, "sagemaker:UpdateModelPackage", *S3_READ, *S3_TAG_WRITE),
 )
 class ModelQuarantine(Action[QuarantineParams, QuarantineResult]):
     """Mark model versions quarantined so that no rollback or promotion picks them again."""
 
     def policy_statements(self, params: QuarantineParams | None) -> list[dict[str, Any]]:
         sagemaker = (*SAGEMAKER_READ, "sagemaker:UpdateModelPackage")
-        return statements({"sagemaker": sagemaker, "s3": (*S3_READ, "s3:PutObjectVersionTagging")}, params)
+        return statements({"sagemaker": sagemaker, "s3": (*S3_READ, *S3_TAG_WRITE)}, params)
 
     def plan(self, params: QuarantineParams, ctx: ActionContext) -> Plan:
         which = ", ".join(params.versions) if params.versions else "the versions serving now"

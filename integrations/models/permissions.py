@@ -33,8 +33,10 @@ S3_PERMISSIONS = (
     "s3:PutObject",
     "s3:PutObjectTagging",
     "s3:DeleteObject",
+    "s3:DeleteObjectVersionTagging",
     "s3:GetObject",
 )
+S3_TAG_WRITE = ("s3:PutObjectVersionTagging", "s3:DeleteObjectVersionTagging")
 S3_READ = ("s3:ListBucketVersions", "s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectVersionTagging")
 
 

@@ -198,9 +198,12 @@ class S3Adapter(RegistryAdapter):
             raise IntegrationError(f"s3: version {version.id} would carry {len(tags)} tags; S3 allows {MAX_TAGS}")
         tag_set = [{"Key": k, "Value": encode_tag_value(k, v)} for k, v in sorted(tags.items())]
         try:
-            self.s3.put_object_tagging(
-                Bucket=self.bucket, Key=self.key, VersionId=version.id, Tagging={"TagSet": tag_set}
-            )
+            if tag_set:
+                self.s3.put_object_tagging(
+                    Bucket=self.bucket, Key=self.key, VersionId=version.id, Tagging={"TagSet": tag_set}
+                )
+            else:
+                self.s3.delete_object_tagging(Bucket=self.bucket, Key=self.key, VersionId=version.id)
         except Exception as e:
             raise _error(f"cannot tag version {version.id}", e) from e
 

@@ -15,6 +15,7 @@ from moto import mock_aws
 from flows.config import Settings
 from flows.engine.approvals import Answer, Responders
 from flows.engine.runner import run_playbook
+from flows.engine.undo import undo_run
 from flows.record import read_events
 from integrations.models.base import KEY_QUARANTINED
 from tests.integrations.models.helpers import attest_s3, ctx_at, cutoff_now, put_version
@@ -84,6 +85,15 @@ def test_artifact_tampering_playbook_restores_attested_bytes(aws: dict[str, Any]
     manifest = json.loads((summary.run_dir / "evidence" / "manifest.json").read_text())
     names = {item["name"] for item in manifest["items"]}
     assert {"registry-s3.json", "known-good-selection.json", "verify-report.json"} <= names
+
+    # fireline undo RUN rollback, then RUN quarantine-serving: the results come back from the run record.
+    [rolled_forward] = undo_run(summary.run_dir, "rollback", settings=settings(tmp_path))
+    assert rolled_forward.status == "undone", rolled_forward
+    assert s3.get_object(Bucket="ml-models", Key=key)["Body"].read() == b"backdoored weights"
+    [lifted] = undo_run(summary.run_dir, "quarantine-serving", settings=settings(tmp_path))
+    assert lifted.status == "undone", lifted
+    left = {t["Key"] for t in s3.get_object_tagging(Bucket="ml-models", Key=key, VersionId=bad)["TagSet"]}
+    assert KEY_QUARANTINED not in left
 
 
 def test_poisoning_playbook_shifts_endpoint_to_known_good(aws: dict[str, Any], tmp_path: Path) -> None:
