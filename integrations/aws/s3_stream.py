@@ -16,9 +16,9 @@ from typing import Any
 
 from flows.context import ActionContext
 
-CHUNK_SIZE = 16 * 1024 * 1024  # S3 parts must be >= 5 MiB except the last
-QUEUE_DEPTH = 3
-UPLOAD_WORKERS = 3
+CHUNK_SIZE = 8 * 1024 * 1024  # S3 parts must be >= 5 MiB except the last
+QUEUE_DEPTH = 2
+UPLOAD_WORKERS = 2
 _END = object()
 
 
@@ -33,13 +33,36 @@ class Copied:
 
 
 def sha256_stream(body: Any, chunk_size: int = CHUNK_SIZE) -> tuple[str, int]:
-    """Hash a readable stream chunk by chunk; return (hex digest, size)."""
+    """Hash a readable stream chunk by chunk; return (hex digest, size).
+
+    A reader thread fetches the next chunk while this one is hashed (hashlib releases the GIL on
+    large buffers), so throughput approaches the slower of the two instead of their sum.
+    """
     digest = hashlib.sha256()
     size = 0
-    while chunk := body.read(chunk_size):
-        digest.update(chunk)
-        size += len(chunk)
+    chunks: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_DEPTH)
+    stop = threading.Event()
+    reader = threading.Thread(target=_reader, args=(body, chunks, chunk_size, stop), daemon=True)
+    reader.start()
+    try:
+        while (chunk := chunks.get()) is not _END:
+            if isinstance(chunk, Exception):
+                raise chunk
+            digest.update(chunk)
+            size += len(chunk)
+    finally:
+        _drain(reader, chunks, stop)
     return digest.hexdigest(), size
+
+
+def _drain(reader: threading.Thread, chunks: queue.Queue[Any], stop: threading.Event) -> None:
+    """Stop the reader, unblocking it if it waits on a full queue."""
+    stop.set()
+    while reader.is_alive():
+        try:
+            chunks.get_nowait()
+        except queue.Empty:
+            reader.join(0.05)
 
 
 def _reader(body: Any, chunks: queue.Queue[Any], chunk_size: int, stop: threading.Event) -> None:
@@ -112,12 +135,7 @@ def _multipart(
                 number += 1
                 chunk = chunks.get()
         finally:
-            stop.set()
-            while reader.is_alive():  # unblock a reader waiting on a full queue
-                try:
-                    chunks.get_nowait()
-                except queue.Empty:
-                    reader.join(0.05)
+            _drain(reader, chunks, stop)
         parts = [{"PartNumber": i + 1, "ETag": f.result()["ETag"]} for i, f in enumerate(futures)]
     done = s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts})
     return Copied(done.get("VersionId"), size, digest.hexdigest(), done.get("ETag", ""))
