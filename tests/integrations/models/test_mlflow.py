@@ -212,3 +212,33 @@ def test_drift_playbook_measures_then_rolls_the_alias_back(mlflow_server: Mlflow
 
 def events_of(run_dir: Path) -> list[dict[str, Any]]:
     return list(read_events(run_dir / "events.jsonl"))
+
+
+def test_attest_command_writes_version_tags(mlflow_server: MlflowServer, capsys: pytest.CaptureFixture[str]) -> None:
+    from flows.cli import main
+
+    name = f"cli-{uuid.uuid4().hex[:8]}"
+    client(mlflow_server).create_registered_model(name)
+    version, _ = log_version(mlflow_server, name, {"model.pkl": b"weights"})
+
+    code = main(
+        [
+            "attest",
+            "--registry",
+            "mlflow",
+            f"models:/{name}/{version}",
+            "--tracking-uri",
+            mlflow_server.uri,
+            "--by",
+            "ci:train",
+            "--json",
+        ]
+    )
+
+    assert code == 0
+    doc = json.loads(capsys.readouterr().out)
+    tags = client(mlflow_server).get_model_version(name, version).tags
+    assert (
+        tags["fireline.sha256"] == doc["sha256"] == tree_digest({"model.pkl": hashlib.sha256(b"weights").hexdigest()})
+    )
+    assert tags["fireline.attested_by"] == "ci:train"

@@ -213,3 +213,11 @@ def test_second_incident_keeps_the_restored_copy(s3: Any, history: dict[str, Any
     assert not second.changed
     assert second.quarantined == []
     assert KEY_QUARANTINED not in S3Adapter(params(), second_ctx).tags(copy)  # the restored copy is the good bytes
+
+
+def test_listing_ignores_keys_that_share_the_prefix(s3: Any, tmp_path: Path) -> None:
+    ctx = ctx_at(tmp_path)
+    mine = [put_version(s3, BUCKET, KEY, b"a"), put_version(s3, BUCKET, KEY, b"b")]
+    put_version(s3, BUCKET, KEY + ".bak", b"other")
+    put_version(s3, BUCKET, "fraud/model.bim", b"sorts before")
+    assert [v.id for v in S3Adapter(params(), ctx).versions()] == list(reversed(mine))
