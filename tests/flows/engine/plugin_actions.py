@@ -27,10 +27,11 @@ _lock = threading.Lock()
 
 
 def _append_count(path: Path) -> int:
-    """Increment a counter file shared between processes (O_APPEND lines are atomic for small writes)."""
-    with path.open("a") as fh:
-        fh.write("x\n")
-    return len(path.read_text().splitlines())
+    """Increment a counter file and return the new count (one process at a time uses a target)."""
+    with _lock:  # parallel items of one run must each see their own number
+        with path.open("a") as fh:
+            fh.write("x\n")
+        return len(path.read_text().splitlines())
 
 
 class BumpParams(ActionParams):
@@ -84,7 +85,7 @@ class Bump(Action[BumpParams, BumpResult]):
         undone = marker.with_suffix(".undone")
         if undone.exists():
             return UndoResult(changed=False, summary="already undone")
-        with _lock, undone.open("a") as fh:
+        with undone.open("a") as fh:
             fh.write("undone\n")
         return UndoResult(summary=f"undid {result.key}")
 
