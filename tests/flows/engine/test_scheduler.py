@@ -39,15 +39,18 @@ def test_sequential_default_orders_steps(tmp_path: Path) -> None:
     assert finished == ["a", "b"]
 
 
-@pytest.mark.parametrize(("concurrency", "expected_peak"), [(None, 1), (3, 3)])
-def test_for_each_concurrency_bounds_items(tmp_path: Path, concurrency: int | None, expected_peak: int) -> None:
+# Serial items can be short; parallel ones hold long enough for three to overlap on a loaded machine.
+@pytest.mark.parametrize(("concurrency", "expected_peak", "seconds"), [(None, 1, 0.05), (3, 3, 0.4)])
+def test_for_each_concurrency_bounds_items(
+    tmp_path: Path, concurrency: int | None, expected_peak: int, seconds: float
+) -> None:
     gauge = tmp_path / "gauge"
     gauge.mkdir()
     step: dict[str, Any] = {
         "id": "fan",
         "action": "test.gauge",
         "for_each": ["a", "b", "c", "d", "e", "f"],
-        "with": {"target": str(gauge), "seconds": 0.1},
+        "with": {"target": str(gauge), "seconds": seconds},
     }
     if concurrency:
         step["concurrency"] = concurrency
