@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,13 +25,12 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(autouse=True)
-def _isolated_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _isolated_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test gets its own fireline home and runs directory, never the user's."""
     base = tmp_path_factory.mktemp("fireline-state")
     monkeypatch.setenv("FIRELINE_HOME", str(base / "home"))
     monkeypatch.setenv("FIRELINE_RUNS_DIR", str(base / "runs"))
     monkeypatch.setenv("FIRELINE_PLAYBOOKS_DIR", str(REPO / "playbooks"))
-    yield
 
 
 @pytest.fixture
