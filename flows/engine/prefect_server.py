@@ -39,8 +39,13 @@ SERVER_TUNING: dict[str, str] = {
     "PREFECT_SERVER_DATABASE_MIGRATE_ON_START": "false",
     "PREFECT_API_BLOCKS_REGISTER_ON_START": "false",
     "PREFECT_LOGGING_SERVER_LEVEL": "WARNING",
-    # Only the services an embedded server needs (no scheduler, no late-runs loop).
+    # Only the services an embedded server needs (no scheduler, no late-runs loop), and of those not
+    # the event persister and automations: they write every event to SQLite and were the other
+    # writer in most "database is locked" back-offs (runs started back to back waited 2-6 s). The
+    # UI keeps flow runs, task runs, logs and artifacts; it loses its event feed.
     "PREFECT__SERVER_EPHEMERAL": "1",
+    "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED": "false",
+    "PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED": "false",
 }
 
 _MIGRATE_SCRIPT = """
