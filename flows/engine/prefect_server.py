@@ -48,6 +48,9 @@ SERVER_TUNING: dict[str, str] = {
     "PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED": "false",
 }
 
+# Services a UI-serving (non-ephemeral) embedded server does without.
+UI_SERVER_OFF = ("SCHEDULER", "LATE_RUNS", "FOREMAN", "CANCELLATION_CLEANUP", "REPOSSESSOR", "DB_VACUUM")
+
 _MIGRATE_SCRIPT = """
 import asyncio
 from prefect.server.database import provide_database_interface
@@ -203,6 +206,12 @@ def start_server(
     port = port or _free_port()
     env = {**os.environ, **_server_env(home), "PREFECT_UI_ENABLED": "true" if ui else "false"}
     env.pop("PREFECT_API_URL", None)
+    if ui:
+        # Prefect serves no UI from an "ephemeral" server: run a regular one without the services
+        # that only matter for deployments and schedules.
+        env.pop("PREFECT__SERVER_EPHEMERAL", None)
+        env.update({f"PREFECT_SERVER_SERVICES_{name}_ENABLED": "false" for name in UI_SERVER_OFF})
+        env["PREFECT_UI_API_URL"] = f"http://127.0.0.1:{port}/api"  # the UI's default assumes port 4200
     (home / "servers").mkdir(parents=True, exist_ok=True)
     log = (home / "server.log").open("ab")
     parent = os.getpid()

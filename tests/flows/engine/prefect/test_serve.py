@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from flows.config import Settings
@@ -81,7 +82,7 @@ def test_serve_runs_a_handed_over_playbook_and_stops_cleanly(tmp_path: Path) -> 
         "FIRELINE_PLAYBOOKS_DIR": str(settings.playbooks_dir),
     }
     serve = subprocess.Popen(
-        [sys.executable, "-m", "flows", "serve", "--port", "0", "--grace", "1", "--json"],
+        [sys.executable, "-m", "flows", "serve", "--port", "0", "--grace", "1", "--ui", "--json"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -92,6 +93,9 @@ def test_serve_runs_a_handed_over_playbook_and_stops_cleanly(tmp_path: Path) -> 
         assert serve.poll() is None, serve.stderr.read() if serve.stderr else ""
         servers = list((prefect_home(settings) / "servers").glob("*.json"))
         prefect_pid = json.loads(servers[0].read_text())["pid"]
+
+        ui = httpx.get(state["prefect_api_url"].removesuffix("/api") + "/ui-settings", timeout=10).json()
+        assert ui["api_url"] == state["prefect_api_url"]  # the Prefect UI is served and points at this server
 
         answer = try_handoff({"playbook": "prefect-check", "mode": "live"}, settings)
         assert answer is not None
