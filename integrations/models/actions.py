@@ -18,6 +18,7 @@ from flows.actions import Action, ActionKind, ActionParams, ActionResult, Plan, 
 from flows.context import ActionContext
 from flows.durations import Duration
 from flows.errors import ActionError
+from integrations.aws.common import plan_read
 from integrations.models.base import KEY_QUARANTINED, ServingState, TargetParams, load_adapter
 from integrations.models.permissions import (
     S3_PERMISSIONS,
@@ -67,6 +68,24 @@ def target_fields(params: ActionParams) -> dict[str, Any]:
     """The target fields of a params model, as JSON, for results that undo needs."""
     data: dict[str, Any] = json.loads(params.model_dump_json(include=set(TargetParams.model_fields)))
     return data
+
+
+def _preview(params: RollbackParams, ctx: ActionContext, warnings: list[str]) -> str | None:
+    """Which version the policy would choose by its metadata alone (read-only; digests wait for apply).
+
+    Not for MLflow: its client retries an unreachable server for minutes, which a plan must not do.
+    """
+    if params.registry == "mlflow":
+        return None
+    policy = params.known_good.model_copy(update={"verify_digest": False})
+
+    def read() -> str:
+        selection, chosen = select_known_good(load_adapter(params, ctx), policy, ctx)
+        if chosen is None:
+            return "by its metadata no version qualifies now: " + selection.refusal(params.label)
+        return f"by its metadata {chosen.label} would be chosen now (its digest is verified at apply time)"
+
+    return plan_read(ctx, f"list the versions of {params.label}", read, warnings)
 
 
 def _snapshot(ctx: ActionContext, state: ServingState) -> ServingState:
@@ -121,11 +140,15 @@ class ModelRollback(Action[RollbackParams, RollbackResult]):
             changes.append(
                 f"if no version qualifies: drain {params.label} and fail, naming why each candidate was rejected"
             )
+        warnings: list[str] = []
+        preview = _preview(params, ctx, warnings)
         return Plan(
             action=self.name,
             summary=f"roll {params.label} back to a verified known-good version",
             targets=[target_of(params)],
             changes=changes,
+            reads=[preview] if preview else [],
+            warnings=warnings,
         )
 
     def apply(self, params: RollbackParams, ctx: ActionContext) -> RollbackResult:

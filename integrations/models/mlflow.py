@@ -10,6 +10,7 @@ MLflow is the optional extra ``fireline[mlflow]`` and is imported only here, whe
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
@@ -23,6 +24,11 @@ from integrations.models.base import CHUNK, ModelVersion, RegistryAdapter, Servi
 from integrations.models.base import KEY_APPROVED as APPROVED
 
 INSTALL_HINT = "the mlflow registry needs MLflow: pip install 'fireline[mlflow]'"
+RETRY_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+}
 
 
 @contextmanager
@@ -66,6 +72,10 @@ class MlflowAdapter(RegistryAdapter):
                 from mlflow import MlflowClient
             except ImportError as e:
                 raise ConfigError(INSTALL_HINT) from e
+            # MLflow's defaults retry an unreachable server for minutes (7 retries, backoff 2, 120 s
+            # timeout), which no step timeout can interrupt inside the library. Bounded unless set.
+            for name, value in RETRY_DEFAULTS.items():
+                os.environ.setdefault(name, value)
             return MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
 
         return self.ctx.services.get_or_create(f"mlflow:client:{self.uri}", build)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
+import socket
 import sys
 import tempfile
 import uuid
@@ -18,12 +20,12 @@ from flows.config import Settings
 from flows.context import ActionContext
 from flows.engine.approvals import Answer, Responders
 from flows.engine.runner import run_playbook
-from flows.errors import ActionError, ConfigError
+from flows.errors import ActionError, ConfigError, IntegrationError
 from flows.record import read_events
 from integrations.models.actions import ModelRollback, RollbackParams
 from integrations.models.attest import attest
 from integrations.models.base import KEY_APPROVED, KEY_QUARANTINED, TargetParams, tree_digest
-from integrations.models.mlflow import MlflowAdapter
+from integrations.models.mlflow import RETRY_DEFAULTS, MlflowAdapter
 from tests.fixtures.mlflow import MlflowServer
 from tests.integrations.models.helpers import ctx_at, cutoff_now, events
 
@@ -242,3 +244,22 @@ def test_attest_command_writes_version_tags(mlflow_server: MlflowServer, capsys:
         tags["fireline.sha256"] == doc["sha256"] == tree_digest({"model.pkl": hashlib.sha256(b"weights").hexdigest()})
     )
     assert tags["fireline.attested_by"] == "ci:train"
+
+
+def test_unreachable_server_fails_fast_with_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("mlflow")
+    for name in RETRY_DEFAULTS:
+        monkeypatch.setenv(name, "unset")  # recorded, so the teardown removes what the client sets
+        monkeypatch.delenv(name)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens there once the socket is closed
+    adapter = MlflowAdapter(
+        TargetParams(registry="mlflow", model_name="m", tracking_uri=f"http://127.0.0.1:{port}"), ctx_at(tmp_path)
+    )
+    adapter.client  # noqa: B018 - building the client bounds MLflow's retries
+    assert {name: os.environ[name] for name in RETRY_DEFAULTS} == RETRY_DEFAULTS
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # keep the test fast; the bound itself is above
+
+    with pytest.raises(IntegrationError, match="mlflow: "):
+        list(adapter.versions())
