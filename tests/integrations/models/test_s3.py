@@ -221,3 +221,17 @@ def test_listing_ignores_keys_that_share_the_prefix(s3: Any, tmp_path: Path) -> 
     put_version(s3, BUCKET, KEY + ".bak", b"other")
     put_version(s3, BUCKET, "fraud/model.bim", b"sorts before")
     assert [v.id for v in S3Adapter(params(), ctx).versions()] == list(reversed(mine))
+
+
+def test_dry_run_plan_previews_the_choice_by_metadata(s3: Any, history: dict[str, Any], tmp_path: Path) -> None:
+    dry = make_context(
+        tmp_path / "dry", mode="dry-run", step_id="rollback", incident_id="inc-42", started_at=history["started"]
+    )
+
+    plan = ModelRollback().plan(params(), dry)
+
+    # Metadata alone cannot tell the forged v4 from a good version: the digest check at apply time does.
+    assert plan.reads == [
+        f"by its metadata {S3Adapter(params(), dry).version(history['v4']).label} would be chosen now (its digest is verified at apply time)"
+    ]
+    assert dry.services.refused_calls == []
