@@ -231,7 +231,6 @@ def test_dry_run_plan_previews_the_choice_by_metadata(s3: Any, history: dict[str
     plan = ModelRollback().plan(params(), dry)
 
     # Metadata alone cannot tell the forged v4 from a good version: the digest check at apply time does.
-    assert plan.reads == [
-        f"by its metadata {S3Adapter(params(), dry).version(history['v4']).label} would be chosen now (its digest is verified at apply time)"
-    ]
+    label = S3Adapter(params(), dry).version(history["v4"]).label
+    assert plan.reads == [f"by its metadata {label} would be chosen now (its digest is verified at apply time)"]
     assert dry.services.refused_calls == []
