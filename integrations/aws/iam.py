@@ -8,9 +8,7 @@ credentials stop working while new, legitimate sessions can be issued after the 
 
 from __future__ import annotations
 
-import json
 from typing import Any, Literal
-from urllib.parse import unquote
 
 from pydantic import Field, model_validator
 
@@ -20,33 +18,13 @@ from flows.errors import ActionError
 from flows.record import utcnow
 from integrations.aws.common import arn, live_read, plan_read
 from integrations.aws.iam_capture import capture
-from integrations.aws.session import aws_errors, client, error_code, known, tag_dict, tag_list
+from integrations.aws.iam_inline import DENY_ALL, put_inline_policy, revoke_sessions_policy
+from integrations.aws.session import aws_errors, client, known, tag_dict, tag_list
 
 IAM_NAME = r"^[\w+=,.@-]{1,128}$"
 QUARANTINE_POLICY = "fireline-quarantine"
 REVOKE_POLICY = "fireline-revoke-older-sessions"
 QUARANTINE_TAG = "fireline:quarantined"
-
-DENY_ALL = {
-    "Version": "2012-10-17",
-    "Statement": [{"Sid": "FirelineQuarantineDenyAll", "Effect": "Deny", "Action": "*", "Resource": "*"}],
-}
-
-
-def revoke_sessions_policy(before: str) -> dict[str, Any]:
-    """Deny everything to sessions whose credentials were issued before ``before`` (ISO-8601 UTC)."""
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "FirelineRevokeOlderSessions",
-                "Effect": "Deny",
-                "Action": "*",
-                "Resource": "*",
-                "Condition": {"DateLessThan": {"aws:TokenIssueTime": before}},
-            }
-        ],
-    }
 
 
 class PrincipalParams(ActionParams):
@@ -219,11 +197,11 @@ class QuarantinePrincipal(Action[PrincipalParams, QuarantineResult]):
         kind, name = params.kind, params.principal
         result = QuarantineResult(changed=False, kind=kind, name=name)
         principal_tags(ctx, kind, name)  # a missing principal is a clear error before anything changes
-        if _put_policy(ctx, kind, name, QUARANTINE_POLICY, DENY_ALL, replace=True):
+        if put_inline_policy(ctx, kind, name, QUARANTINE_POLICY, DENY_ALL, replace=True):
             result.policies_added.append(QUARANTINE_POLICY)
         if kind == "role":
             before = utcnow().strftime("%Y-%m-%dT%H:%M:%SZ")
-            if _put_policy(ctx, kind, name, REVOKE_POLICY, revoke_sessions_policy(before), replace=False):
+            if put_inline_policy(ctx, kind, name, REVOKE_POLICY, revoke_sessions_policy(before), replace=False):
                 result.policies_added.append(REVOKE_POLICY)
                 result.sessions_revoked_before = before
         iam = client(ctx, "iam")
@@ -260,35 +238,6 @@ class QuarantinePrincipal(Action[PrincipalParams, QuarantineResult]):
             name = known(params, f"{k}_name")
             out += scoped([*_QUARANTINE[k], *_UNQUARANTINE[k]], k, name)
         return out
-
-
-def _put_policy(ctx: ActionContext, kind: str, name: str, policy: str, doc: dict[str, Any], *, replace: bool) -> bool:
-    """Put an inline policy unless an equal one (or, with ``replace=False``, any one) is there."""
-    from botocore.exceptions import ClientError
-
-    iam = client(ctx, "iam")
-    current: Any = None
-    with aws_errors(f"read policy {policy} of {kind} {name}"):
-        try:
-            current = (
-                iam.get_user_policy(UserName=name, PolicyName=policy)
-                if kind == "user"
-                else iam.get_role_policy(RoleName=name, PolicyName=policy)
-            )["PolicyDocument"]
-        except ClientError as e:
-            if error_code(e) != "NoSuchEntity":
-                raise
-    if isinstance(current, str):
-        current = json.loads(unquote(current))
-    if current is not None and (current == doc or not replace):
-        return False
-    text = json.dumps(doc)
-    with aws_errors(f"put policy {policy} on {kind} {name}"):
-        if kind == "user":
-            iam.put_user_policy(UserName=name, PolicyName=policy, PolicyDocument=text)
-        else:
-            iam.put_role_policy(RoleName=name, PolicyName=policy, PolicyDocument=text)
-    return True
 
 
 # -- aws.iam.capture_principal --------------------------------------------------------------------
