@@ -2,9 +2,10 @@
 
 Each step's action (and each ``on_failure`` handler's) contributes ``policy_statements(params)``,
 where ``params`` holds the step's literal ``with`` values; a value that is still a template is
-passed through unrendered, and actions treat it as unknown (resource ``*``). Statements that grant
-on the same resources are merged, actions deduplicated and sorted, and each statement gets a Sid
-naming the actions it serves. Generic: no cloud SDK is imported here.
+passed through unrendered, and actions treat it as unknown (resource ``*``). The statements of one action on the
+same resources are merged (several steps may use one action), IAM actions are deduplicated and
+sorted, and each statement's Sid names the fireline action it serves, so a reviewer can tell why
+each permission is there. Generic: no cloud SDK is imported here.
 """
 
 from __future__ import annotations
@@ -47,11 +48,11 @@ def _key(statement: dict[str, Any]) -> str:
 
 
 def merge(contributions: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
-    """Merge (action name, statement) pairs that grant on the same resources; add Sids."""
+    """Merge (action name, statement) pairs of one action on the same resources; add Sids."""
     groups: dict[str, dict[str, Any]] = {}
     sources: dict[str, set[str]] = {}
     for action_name, statement in contributions:
-        key = _key(statement)
+        key = f"{action_name} {_key(statement)}"
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
         if key not in groups:
             resource = statement.get("Resource", "*")
