@@ -48,6 +48,11 @@ def server_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def requests(server: Any) -> int:
+    """Requests the server has answered so far (werkzeug logs one line per request)."""
+    return sum(1 for line in server.log.read_text(errors="replace").splitlines() if '"' in line and " HTTP/1.1" in line)
+
+
 def own_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -118,32 +123,41 @@ def main() -> None:
         first, second = launch(world, args.instances), launch(world, args.instances)
         pid = server.process.pid
 
-        cpu_s, cpu_c, start = server_cpu(pid), own_cpu(), time.perf_counter()
+        cpu_s, cpu_c, log0, start = server_cpu(pid), own_cpu(), requests(server), time.perf_counter()
         sequential(world, first)
         seq_wall = time.perf_counter() - start
-        seq_server, seq_client = server_cpu(pid) - cpu_s, own_cpu() - cpu_c
+        seq_server, seq_client, log1 = server_cpu(pid) - cpu_s, own_cpu() - cpu_c, requests(server)
 
         cpu_s, cpu_c, start = server_cpu(pid), own_cpu(), time.perf_counter()
         summary = through_playbook(server.endpoint, second, args.concurrency, workdir)
         pb_wall = time.perf_counter() - start
-        pb_server, pb_client = server_cpu(pid) - cpu_s, own_cpu() - cpu_c
+        pb_server, pb_client, log2 = server_cpu(pid) - cpu_s, own_cpu() - cpu_c, requests(server)
 
     isolated = sum(1 for r in summary.steps["isolate"].output or [] if r and r.get("changed"))
-    calls = 9  # per instance, both paths
+    seq_calls, pb_calls = log1 - log0, log2 - log1
     print(f"instances: {args.instances}, concurrency: {args.concurrency}, cores: {os.cpu_count()}")
     print(
-        f"sequential boto3 loop : {seq_wall:7.2f} s  ({args.instances * calls / seq_wall:6.0f} calls/s)"
+        f"sequential boto3 loop : {seq_wall:7.2f} s  ({seq_calls} calls, {seq_calls / seq_wall:4.0f}/s)"
         f"  cpu: moto server {seq_server:6.2f} s, client {seq_client:6.2f} s"
     )
     print(
-        f"playbook (for_each)   : {pb_wall:7.2f} s  outcome={summary.outcome}, isolated={isolated}"
+        f"playbook (for_each)   : {pb_wall:7.2f} s  ({pb_calls} calls, {pb_calls / pb_wall:4.0f}/s)"
         f"  cpu: moto server {pb_server:6.2f} s, client {pb_client:6.2f} s"
     )
+    print(f"  outcome={summary.outcome}, isolated={isolated}")
     print(f"speed-up              : {seq_wall / pb_wall:5.2f}x (goal >= 6x)")
     print(
         f"moto server busy      : {seq_server / seq_wall:5.0%} of the sequential wall time, "
         f"{pb_server / pb_wall:5.0%} of the playbook's (100% = one core)"
     )
+    # moto serves every request in one Python process under the GIL: one core is its ceiling.
+    per_call = seq_server / seq_calls
+    print(
+        f"moto cpu per call     : {per_call * 1000:5.1f} ms, so at most {1 / per_call:4.0f} calls/s on one core: "
+        f"the playbook's "
+        f"{pb_calls} calls need >= {pb_calls * per_call:5.2f} s, a ceiling of {seq_wall / (pb_calls * per_call):4.2f}x"
+    )
+    print(f"machine load (1 min)  : {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":
