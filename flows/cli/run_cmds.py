@@ -103,7 +103,6 @@ def run_cmd(
     """Run a playbook; prints the run id and the run directory, exits 1 when the run failed."""
     from flows.engine.alerts import load_alert_file
     from flows.engine.inputs import parse_pairs
-    from flows.engine.runner import new_run_id, run_playbook, validate_request
 
     if dry_run and mode not in (None, "dry-run"):
         raise UsageError("--dry-run and --mode are exclusive")
@@ -116,15 +115,17 @@ def run_cmd(
     if as_user:
         trigger["by"] = f"user:{as_user.removeprefix('user:')}"
     settings = _settings()
-    # Checked here even when a warm server takes the run, so bad input is one line and no run at all.
-    resolved = validate_request(playbook, inputs=inputs, alert=alert_doc, settings=settings)
-    run_id = new_run_id(resolved.playbook.metadata.name)
-    request = {"playbook": playbook, "inputs": inputs, "alert": alert_doc, "mode": chosen, "trigger": trigger,
-               "run_id": run_id}  # fmt: skip
+    request = {"playbook": playbook, "inputs": inputs, "alert": alert_doc, "mode": chosen, "trigger": trigger}
+    # A warm server checks the request itself before it accepts it (bad input: one line, no run), so
+    # the hand-off comes before the engine is even imported: that import is most of a cold start.
     handed = _handoff(request)
     if handed is not None:
         _print_handed(handed, as_json)
         return
+    from flows.engine.runner import new_run_id, run_playbook, validate_request
+
+    resolved = validate_request(playbook, inputs=inputs, alert=alert_doc, settings=settings)
+    run_id = new_run_id(resolved.playbook.metadata.name)
     if not as_json:
         err_console.print(f"run {run_id} ({chosen}): {settings.runs_dir / run_id}", markup=False)
     summary = run_playbook(

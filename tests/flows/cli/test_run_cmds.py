@@ -158,16 +158,18 @@ def test_undo_with_nothing_to_undo(cli: Any) -> None:
 
 
 def test_a_run_handed_to_a_warm_runtime_is_followed(cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A stand-in for ``fireline serve``: it accepts the request and runs it on a thread, like the server."""
+    """A stand-in for ``fireline serve``: it checks the request, then runs it on a thread, like the server."""
     import threading
 
     from flows.config import load_settings
     from flows.engine import handoff, run_playbook
+    from flows.engine.runner import validate_request
 
     threads: list[threading.Thread] = []
 
     def fake_handoff(request: dict[str, Any], settings: Any = None) -> dict[str, Any]:
         settings = load_settings()
+        validate_request(request["playbook"], inputs=request["inputs"], alert=request["alert"], settings=settings)
         run_id = f"handed-{len(threads)}"
 
         def work() -> None:
