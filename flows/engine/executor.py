@@ -1,8 +1,9 @@
 """Where step work runs: the :class:`StepExecutor` protocol, the default thread executor, timeouts, retry rules.
 
 The scheduler hands every unit of step work to a :class:`StepExecutor` under a name (the step id,
-or ``step[item-key]`` for one item of a ``for_each``); :class:`ThreadExecutor` runs it on a bounded
-thread pool, and the Prefect layer provides one that runs it as a Prefect task run.
+``step[item-key]`` for one item of a ``for_each``, ``step:plan`` for planning a step);
+:class:`ThreadExecutor` runs it on a bounded thread pool, and the Prefect layer provides one that
+runs it as a Prefect task run.
 
 Retry rule: an attempt is retried (per the step's ``retries``) only when its error is retryable:
 an :class:`~flows.errors.ActionError` with ``retryable=True``, a step timeout, an error whose code
@@ -21,6 +22,13 @@ from typing import Protocol, TypeVar
 from flows.errors import ActionError, DryRunRefusal, StepTimeoutError
 
 T = TypeVar("T")
+
+PLAN_SUFFIX = ":plan"
+"""Ends the name of the unit that plans a step (renders items, calls plan(), checks guards).
+
+It is bookkeeping of the engine, not work on a target: an executor may run it without the
+ceremony it gives step items (the Prefect executor runs it outside a task run).
+"""
 
 _THROTTLING = ("throttl", "toomanyrequests", "requestlimitexceeded", "slowdown", "ratelimit", "rate exceeded")
 _TRANSIENT_CLASSES = ("ReadTimeoutError", "ConnectTimeoutError", "EndpointConnectionError", "ConnectionClosedError")

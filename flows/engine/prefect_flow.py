@@ -33,6 +33,7 @@ from prefect.context import tags as prefect_tags
 
 from flows.config import Settings
 from flows.durations import format_duration
+from flows.engine.executor import PLAN_SUFFIX
 
 if TYPE_CHECKING:
     from flows.engine.outcomes import RunSummary
@@ -82,6 +83,10 @@ class PrefectExecutor:
         )
 
     def submit(self, name: str, fn: Callable[[], T]) -> concurrent.futures.Future[T]:
+        if name.endswith(PLAN_SUFFIX):
+            # Planning a step is the engine's bookkeeping: a task run for it would double the
+            # per-step cost and show two task runs per step in the UI.
+            return self._pool.submit(fn)
         # A Context can be entered by one thread at a time: every unit gets its own copy.
         return self._pool.submit(self._context.copy().run, self._run, name, fn)
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flows.dag import dependencies
-from flows.engine.executor import StepExecutor
+from flows.engine.executor import PLAN_SUFFIX, StepExecutor
 from flows.engine.outcomes import FAILED, FAILURES, REJECTED, SKIPPED, SUCCEEDED, TERMINAL, TIMED_OUT, StepOutcome
 from flows.engine.templates import Placeholder, render_value, truthy
 from flows.engine.work import ItemResult, PlannedItem, RunEnv, apply_item, await_approval, plan_items, run_handlers
@@ -182,7 +182,7 @@ class Scheduler:
         if not pending:
             self._complete(run)
             return
-        self._submit("plan", step.id, step.id, lambda: plan_items(self.env, step, pending))
+        self._submit("plan", step.id, f"{step.id}{PLAN_SUFFIX}", lambda: plan_items(self.env, step, pending))
 
     def _items(self, step: Step, scope: dict[str, Any]) -> list[tuple[Any, str]]:
         if step.for_each is None:
