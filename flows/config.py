@@ -43,10 +43,19 @@ class PrefectSettings(_Section):
     work_pool: str = "fireline"
 
 
+def _default_playbooks_dir() -> Path:
+    """``./playbooks`` when it exists, else the library shipped beside the source tree."""
+    local = Path("playbooks")
+    if local.is_dir():
+        return local
+    shipped = Path(__file__).resolve().parent.parent / "playbooks"
+    return shipped if shipped.is_dir() else local
+
+
 class Settings(_Section):
     home: Path = Field(default_factory=lambda: Path.home() / ".fireline", description="State directory.")
     runs_dir: Path = Field(default=Path("runs"), description="Where run records are written.")
-    playbooks_dir: Path = Path("playbooks")
+    playbooks_dir: Path = Field(default_factory=_default_playbooks_dir, description="The playbook library.")
     approvers_file: Path | None = Field(default=None, description="Who may approve what (YAML).")
     aws: AwsSettings = Field(default_factory=AwsSettings)
     models: ModelSettings = Field(default_factory=ModelSettings)
