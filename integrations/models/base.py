@@ -64,6 +64,22 @@ RegistryName = Literal["sagemaker", "mlflow", "s3"]
 CHUNK = 1 << 20
 
 
+def hash_chunks(chunks: Iterable[bytes], ctx: ActionContext) -> tuple[str, int]:
+    """The sha256 and size of an artifact read chunk by chunk, never whole.
+
+    A step timeout stops it between chunks: artifacts can be gigabytes.
+    """
+    import hashlib
+
+    digest = hashlib.sha256()
+    size = 0
+    for chunk in chunks:
+        ctx.check_cancelled()
+        digest.update(chunk)
+        size += len(chunk)
+    return digest.hexdigest(), size
+
+
 class TargetParams(ActionParams):
     """Where a model is served and registered; which fields apply depends on ``registry``."""
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from flows.errors import ActionError, ConfigError, IntegrationError
-from integrations.models.base import CHUNK, ModelVersion, RegistryAdapter, ServingState, tree_digest
+from integrations.models.base import CHUNK, ModelVersion, RegistryAdapter, ServingState, hash_chunks, tree_digest
 from integrations.models.base import KEY_APPROVED as APPROVED
 
 INSTALL_HINT = "the mlflow registry needs MLflow: pip install 'fireline[mlflow]'"
@@ -132,15 +132,10 @@ class MlflowAdapter(RegistryAdapter):
             shutil.rmtree(scratch, ignore_errors=True)
 
     def _file_sha256(self, path: Path) -> str:
-        import hashlib
-
-        digest = hashlib.sha256()
         with path.open("rb") as fh:
-            while block := fh.read(CHUNK):
-                self.ctx.check_cancelled()
-                digest.update(block)
-                self.bytes_read += len(block)
-        return digest.hexdigest()
+            digest, size = hash_chunks(iter(lambda: fh.read(CHUNK), b""), self.ctx)
+        self.bytes_read += size
+        return digest
 
     def serving(self) -> ServingState:
         from mlflow.exceptions import MlflowException

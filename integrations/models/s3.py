@@ -27,6 +27,7 @@ from integrations.models.base import (
     ServingState,
     decode_tag_value,
     encode_tag_value,
+    hash_chunks,
     with_metadata,
 )
 
@@ -116,19 +117,15 @@ class S3Adapter(RegistryAdapter):
         return self.load(self._to_version({**head, "VersionId": version_id}))
 
     def compute_digest(self, version: ModelVersion) -> str:
-        import hashlib
 
         try:
             body = self.s3.get_object(Bucket=self.bucket, Key=self.key, VersionId=version.id)["Body"]
         except Exception as e:
             raise _error(f"cannot read {version.artifact}", e) from e
-        digest = hashlib.sha256()
         with body:
-            for chunk in body.iter_chunks(CHUNK):
-                self.ctx.check_cancelled()
-                digest.update(chunk)
-                self.bytes_read += len(chunk)
-        return digest.hexdigest()
+            digest, size = hash_chunks(body.iter_chunks(CHUNK), self.ctx)
+        self.bytes_read += size
+        return digest
 
     def serving(self) -> ServingState:
         from botocore.exceptions import ClientError

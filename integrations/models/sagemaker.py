@@ -25,6 +25,7 @@ from integrations.models.base import (
     ServingState,
     decode_tag_value,
     encode_tag_value,
+    hash_chunks,
     with_metadata,
 )
 
@@ -152,18 +153,13 @@ class SageMakerAdapter(RegistryAdapter):
         )
 
     def compute_digest(self, version: ModelVersion) -> str:
-        import hashlib
-
         bucket, key = split_s3_url(version.artifact or self.version(version.id).artifact)
         with aws_errors(f"read {version.artifact}"):
             body = client(self.ctx, "s3").get_object(Bucket=bucket, Key=key)["Body"]
-        digest = hashlib.sha256()
         with body:
-            for chunk in body.iter_chunks(CHUNK):
-                self.ctx.check_cancelled()
-                digest.update(chunk)
-                self.bytes_read += len(chunk)
-        return digest.hexdigest()
+            digest, size = hash_chunks(body.iter_chunks(CHUNK), self.ctx)
+        self.bytes_read += size
+        return digest
 
     def serving(self) -> ServingState:
         endpoint = self._describe_endpoint()
