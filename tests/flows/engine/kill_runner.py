@@ -1,7 +1,7 @@
 """Child-process entry for the kill test: ``python -m tests.flows.engine.kill_runner run|resume ...``.
 
-Also started through a multiprocessing fork server (:func:`child`), which imports fireline once so
-each child starts in milliseconds. Runs with the thread executor and the test plug-in; no Prefect.
+Runs with the thread executor and the test plug-in; no Prefect. The kill point comes from
+``FIRELINE_TEST_KILL_AT`` in the environment (see ``plugin_actions``).
 """
 
 from __future__ import annotations
@@ -22,17 +22,6 @@ def main(argv: list[str]) -> int:
         summary = resume_run(run_id, settings=settings, registry=make_registry())
     print(summary.outcome)
     return 0 if summary.ok else 1
-
-
-def child(argv: list[str], kill_at: str | None) -> None:
-    """Entry of a forked child (the fork server has these modules imported already)."""
-    import os
-
-    if kill_at:
-        os.environ["FIRELINE_TEST_KILL_AT"] = kill_at
-    else:
-        os.environ.pop("FIRELINE_TEST_KILL_AT", None)
-    sys.exit(main(argv))
 
 
 if __name__ == "__main__":

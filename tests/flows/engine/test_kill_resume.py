@@ -3,16 +3,18 @@
 The counting action (``test.counter.bump``) records each effect at a target outside the process,
 check-then-act under the idempotency key, and logs every call. Kill points: inside the action just
 before or just after its effect (``FIRELINE_TEST_KILL_AT``, calls 1..10), and from outside once the
-event log reaches a given number of lines. Runs and resumes are separate processes forked from a
-multiprocessing fork server that has fireline imported, so the 46 processes start in milliseconds.
+event log reaches a given number of lines. Runs and resumes are separate interpreters (46 of them,
+four at a time), so every exit code is the operating system's own.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import json
-import multiprocessing
+import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,8 @@ from flows.record import verify_events
 from tests.flows.engine.engine_helpers import write_playbook
 
 pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[3]
 
 
 def _book(tmp: Path, target: Path) -> Path:
@@ -47,17 +51,40 @@ def _book(tmp: Path, target: Path) -> Path:
 EFFECTS = 10  # apply calls of one full run: 1 + 3 + 1 + 1 + 2 + 1 + 1
 
 
-_MP = multiprocessing.get_context("forkserver")
-# The fork server imports fireline once; every run and resume is a fresh child process of it.
-_MP.set_forkserver_preload(["tests.flows.engine.kill_runner"])
+class _Child:
+    """A run or resume in its own interpreter, so its exit code is the operating system's own."""
+
+    def __init__(self, args: list[str], kill_at: str | None) -> None:
+        env = {k: v for k, v in os.environ.items() if k != "FIRELINE_TEST_KILL_AT"}
+        if kill_at:
+            env["FIRELINE_TEST_KILL_AT"] = kill_at
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.flows.engine.kill_runner", *args],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.DEVNULL,
+        )
+
+    def is_alive(self) -> bool:
+        return self._proc.poll() is None
+
+    def kill(self) -> None:
+        self._proc.kill()
+
+    def join(self, timeout: float) -> None:
+        try:
+            self._proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+
+    @property
+    def exitcode(self) -> int | None:
+        return self._proc.returncode
 
 
-def _spawn(args: list[str], kill_at: str | None = None) -> Any:
-    from tests.flows.engine import kill_runner
-
-    proc = _MP.Process(target=kill_runner.child, args=(args, kill_at), daemon=True)
-    proc.start()
-    return proc
+def _spawn(args: list[str], kill_at: str | None = None) -> _Child:
+    return _Child(args, kill_at)
 
 
 def _scenario(base: Path, point: tuple[str, str]) -> dict[str, Any]:
@@ -81,6 +108,7 @@ def _scenario(base: Path, point: tuple[str, str]) -> dict[str, Any]:
             time.sleep(0.002)
         proc.join(60)
     killed = proc.exitcode == -signal.SIGKILL
+    exit_code = proc.exitcode
     done_before = {p.name for p in (run_dir / "state" / "results").glob("*.json")} if run_dir.exists() else set()
     calls_before = len((target / "calls").read_text().splitlines()) if (target / "calls").exists() else 0
     resume = _spawn(["resume", str(tmp), "r"])
@@ -90,6 +118,7 @@ def _scenario(base: Path, point: tuple[str, str]) -> dict[str, Any]:
         "target": target,
         "run_dir": run_dir,
         "killed": killed,
+        "exit_code": exit_code,
         "resume_rc": resume.exitcode,
         "resume_out": "(child output is on the test's stderr)",
         "done_before": done_before,
@@ -107,7 +136,7 @@ def test_kill_anywhere_then_resume_applies_each_effect_once(tmp_path: Path) -> N
         results = list(pool.map(lambda p: _scenario(tmp_path, p), POINTS))
     for point, r in zip(POINTS, results, strict=True):
         where = f"{point}: {r['resume_out'][-500:]}"
-        assert r["killed"], f"{point}: the run was not killed (it finished first)"
+        assert r["killed"], f"{point}: the run was not killed (exit code {r['exit_code']})"
         assert r["resume_rc"] == 0, where
         data = json.loads((r["run_dir"] / "run.json").read_text())
         assert (data["status"], data["outcome"]) == ("finished", "succeeded"), where
