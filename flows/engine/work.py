@@ -129,13 +129,27 @@ def build_params(action: Action[Any, Any], rendered: dict[str, Any], ctx: Action
 def plan_items(
     env: RunEnv, step: Step, pending: list[tuple[Any, str, dict[str, Any]]]
 ) -> list[PlannedItem] | list[Refusal]:
-    """Plan every pending item of a step and check the guards on all of their targets together."""
+    """Plan every pending item of a step and check the guards on all of their targets together.
+
+    Items are planned with the step's concurrency: a plan usually reads its target (tags for the
+    guards), and one read after another would dominate a large fan-out.
+    """
     action = env.registry.get(step.action)
-    planned: list[PlannedItem] = []
-    for item, key, rendered in pending:
+
+    def plan_one(entry: tuple[Any, str, dict[str, Any]]) -> PlannedItem:
+        item, key, rendered = entry
         ictx = env.ctx.for_step(step.id, item, key)
         params = build_params(action, rendered, ictx)
-        planned.append(PlannedItem(item, key, params, action.plan(params, ictx)))
+        return PlannedItem(item, key, params, action.plan(params, ictx))
+
+    workers = min(step.concurrency or 1, len(pending))
+    if workers > 1:
+        import concurrent.futures
+
+        with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix=f"plan-{step.id}") as pool:
+            planned = list(pool.map(plan_one, pending))  # in item order; the first error propagates
+    else:
+        planned = [plan_one(entry) for entry in pending]
     refusals = check_plans(env.playbook.guards, [p.plan for p in planned], live=env.live)
     if refusals:
         for refusal in refusals:
