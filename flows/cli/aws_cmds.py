@@ -79,6 +79,8 @@ def _print_demo(results: list[dict[str, Any]]) -> None:
             console.print(f"  snapshot {snapshot}", markup=False)
         if "endpoint_weights" in result:
             console.print(f"  endpoint variant weights: {json.dumps(result['endpoint_weights'])}", markup=False)
+        for line in result.get("lines", []):
+            console.print(f"  {line}", markup=False)
         console.print(f"  evidence items: {result['evidence_items']}", markup=False)
         console.print(f"  run record: {result['run_dir']}", markup=False)
         if result.get("report"):

@@ -2,9 +2,9 @@
 
 ``model.rollback`` never deploys a version the known-good policy did not verify. It snapshots what
 the target serves, chooses the newest qualifying version, deploys it (unless it already serves),
-and quarantines the versions it replaced, so no later automation promotes them again. When nothing
-qualifies it drains the target (``on_refusal: drain``, the default) and fails, naming why each
-candidate was rejected. ``undo`` rolls forward to the snapshot and lifts the quarantine it wrote.
+and quarantines the versions it replaced and any whose artifact no longer matches its attestation,
+so no later automation promotes them again. When nothing qualifies it drains the target
+(``on_refusal: drain``, the default) and fails, naming why each candidate was rejected. ``undo`` rolls forward to the snapshot and lifts the quarantine it wrote.
 """
 
 from __future__ import annotations
@@ -180,10 +180,12 @@ class ModelRollback(Action[RollbackParams, RollbackResult]):
         quarantined: list[str] = []
         # Nothing was replaced when the target already served the chosen version (an S3 key may
         # serve a restored copy of it under another version id).
-        if params.quarantine_replaced and not adapter.is_serving(chosen, previous):
-            for vid in previous.versions:
-                if vid == chosen.id:
-                    continue
+        replaced = previous.versions if params.quarantine_replaced and not adapter.is_serving(chosen, previous) else []
+        # A version whose artifact no longer matches its attestation was tampered with: whatever
+        # serves, it must never be promoted again.
+        tampered = [r.version for r in selection.rejections if r.reason == "digest_mismatch"]
+        for vid in dict.fromkeys([*replaced, *tampered]):
+            if vid != chosen.id:
                 bad = adapter.version(vid)
                 existing = (bad.metadata or {}).get(KEY_QUARANTINED)
                 if existing is None:

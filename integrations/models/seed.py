@@ -105,7 +105,21 @@ def _show(world: World, summary: Any, before: Any) -> dict[str, Any]:
     return {
         "endpoint_weights": {"before": before, "after": endpoint_weights(world)},
         "quarantined": {role: mark for role, mark in quarantined.items() if mark},
+        "lines": _rollback_lines(summary),
     }
+
+
+def _rollback_lines(summary: Any) -> list[str]:
+    """Which version the rollback chose, and why every newer one was refused."""
+    step = summary.steps.get("rollback")
+    output = step.output if step is not None else None
+    if not isinstance(output, dict) or not output.get("chosen"):
+        return []
+    chosen = output["chosen"]
+    lines = [f"rolled back to {chosen.get('label')} (sha256 {str(output.get('sha256'))[:12]}… re-verified now)"]
+    lines += [f"refused {r.get('label')}: {r.get('message')}" for r in output.get("rejections", [])]
+    lines += [f"quarantined {version}" for version in output.get("quarantined", [])]
+    return lines
 
 
 def model_demo_steps() -> list[dict[str, Any]]:

@@ -81,10 +81,12 @@ def test_rollback_chooses_newest_verified_version(s3: Any, history: dict[str, An
     }
     # v1 is older than the winner: never read.
     assert history["v1"] not in reasons
-    # The replaced (poisoned) version is quarantined with the incident id.
-    tags = S3Adapter(params(), ctx).tags(history["v5"])
-    assert tags[KEY_QUARANTINED].startswith("inc-42: ")
-    assert result.quarantined == [history["v5"]]
+    # The replaced (poisoned) version and the tampered one are quarantined with the incident id.
+    adapter = S3Adapter(params(), ctx)
+    assert adapter.tags(history["v5"])[KEY_QUARANTINED].startswith("inc-42: ")
+    assert adapter.tags(history["v4"])[KEY_QUARANTINED].startswith("inc-42: ")
+    assert KEY_QUARANTINED not in adapter.tags(history["v3"])  # unattested, not served: left alone
+    assert result.quarantined == [history["v5"], history["v4"]]
     # Every bad version stays readable for forensics.
     assert s3.get_object(Bucket=BUCKET, Key=KEY, VersionId=history["v4"])["Body"].read() == b"poisoned-tampered" * 1000
 

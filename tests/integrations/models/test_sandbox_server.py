@@ -25,7 +25,7 @@ def test_poisoning_demo_on_the_moto_server(moto: MotoServer, tmp_path: Path, rep
 
     assert result["outcome"] == "succeeded", result["steps"]
     assert result["endpoint_weights"]["after"] == {"stable": 1.0, "canary": 0.0}
-    assert list(result["quarantined"]) == ["poisoned"]
+    assert sorted(result["quarantined"]) == ["poisoned", "tampered"]  # the one it replaced, the one tampered with
     events = list(read_events(Path(result["run_dir"]) / "events.jsonl"))
     tampered = [e["detail"]["version"] for e in events if e["type"] == "model.tampering_detected"]
     assert tampered == [world.data["model_versions"]["tampered"]]

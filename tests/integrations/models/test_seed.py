@@ -34,7 +34,7 @@ def test_demo_rolls_the_endpoint_back(tmp_path: Path, repo_root: Path) -> None:
         "before": {"stable": 0.0, "canary": 1.0},
         "after": {"stable": 1.0, "canary": 0.0},
     }
-    assert list(result["quarantined"]) == ["poisoned"]
+    assert sorted(result["quarantined"]) == ["poisoned", "tampered"]  # the one it replaced, the one tampered with
     tampering = [
         e for e in read_events(Path(result["run_dir"]) / "events.jsonl") if e["type"] == "model.tampering_detected"
     ]
