@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -49,3 +51,16 @@ def put_version(s3: Any, bucket: str, key: str, data: bytes) -> str:
 def attest_s3(ctx: ActionContext, bucket: str, key: str, version_id: str, approve: bool = True) -> str:
     target = TargetParams(registry="s3", bucket=bucket, key=key)
     return attest(ctx, target, version_id, by="ci:train-pipeline", eval_metrics={"auc": 0.91}, approve=approve).sha256
+
+
+@contextlib.contextmanager
+def versioned_bucket(bucket: str) -> Iterator[Any]:
+    """An in-process moto S3 with one versioned bucket; yields the client."""
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket=bucket)
+        client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        yield client

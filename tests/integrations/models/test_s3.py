@@ -6,9 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from flows.context import make_context
 from flows.errors import ActionError
@@ -16,17 +14,14 @@ from integrations.models.actions import ModelRollback, RollbackParams
 from integrations.models.base import KEY_QUARANTINED, KEY_SHA256, decode_tag_value, encode_tag_value
 from integrations.models.policy import KnownGoodPolicy
 from integrations.models.s3 import S3Adapter
-from tests.integrations.models.helpers import attest_s3, ctx_at, cutoff_now, events, put_version
+from tests.integrations.models.helpers import attest_s3, ctx_at, cutoff_now, events, put_version, versioned_bucket
 
 BUCKET, KEY = "models", "fraud/model.bin"
 
 
 @pytest.fixture
 def s3() -> Iterator[Any]:
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=BUCKET)
-        client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    with versioned_bucket(BUCKET) as client:
         yield client
 
 

@@ -15,17 +15,14 @@ from moto import mock_aws
 from flows.errors import ActionError
 from integrations.models.actions import ModelVerify
 from integrations.models.verify import DriftCheck, SmokeCase, VerifyParams
-from tests.integrations.models.helpers import attest_s3, ctx_at, put_version
+from tests.integrations.models.helpers import attest_s3, ctx_at, put_version, versioned_bucket
 
 BUCKET, KEY = "models", "churn/model.bin"
 
 
 @pytest.fixture
 def s3() -> Iterator[Any]:
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=BUCKET)
-        client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    with versioned_bucket(BUCKET) as client:
         yield client
 
 
