@@ -4,7 +4,8 @@
 the target serves, chooses the newest qualifying version, deploys it (unless it already serves),
 and quarantines the versions it replaced and any whose artifact no longer matches its attestation,
 so no later automation promotes them again. When nothing qualifies it drains the target
-(``on_refusal: drain``, the default) and fails, naming why each candidate was rejected. ``undo`` rolls forward to the snapshot and lifts the quarantine it wrote.
+(``on_refusal: drain``, the default) and fails, naming why each candidate was rejected. ``undo``
+rolls forward to the snapshot and lifts the quarantine it wrote.
 """
 
 from __future__ import annotations
