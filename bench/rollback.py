@@ -45,7 +45,7 @@ from integrations.models.base import (
     TargetParams,
     attestation,
 )
-from integrations.models.policy import KnownGoodPolicy, select_known_good
+from integrations.models.policy import KnownGoodPolicy, Selection, select_known_good
 
 # Newest first: what sits above the known-good version in the registry.
 NEWER = ["after"] * 5 + ["unattested"] * 10 + ["quarantined"] * 3 + ["tampered"] * 2
@@ -109,6 +109,16 @@ class LocalAdapter(RegistryAdapter):
         raise NotImplementedError
 
 
+def _selection_figures(chosen: ModelVersion | None, selection: Selection) -> dict[str, Any]:
+    """What a selection chose and how much it had to read."""
+    return {
+        "chosen": chosen.label if chosen else None,
+        "examined": selection.examined,
+        "hashed": selection.digests_computed,
+        "bytes": selection.hashed_bytes,
+    }
+
+
 def build_local(root: Path, count: int, size: int) -> tuple[list[ModelVersion], datetime, list[Path]]:
     cutoff = datetime.now(UTC)
     kinds = NEWER + ["good"] + ["old-good"] * (count - len(NEWER) - 1)
@@ -160,12 +170,7 @@ def bench_local(args: argparse.Namespace) -> dict[str, Any]:
             for path in readable:
                 sha256_file(path)
             raw_times.append(time.perf_counter() - start)
-            result = {
-                "chosen": chosen.label if chosen else None,
-                "examined": selection.examined,
-                "hashed": selection.digests_computed,
-                "bytes": selection.hashed_bytes,
-            }
+            result = _selection_figures(chosen, selection)
         return {
             "registry": "local adapter (files on disk, only reachable artifacts written)",
             **result,
@@ -235,12 +240,7 @@ def bench_s3(args: argparse.Namespace) -> dict[str, Any]:
                 for block in s3.get_object(Bucket="bench", Key="model", VersionId=vid)["Body"].iter_chunks(CHUNK):
                     digest.update(block)
             raw_times.append(time.perf_counter() - start)
-            result = {
-                "chosen": chosen.label if chosen else None,
-                "examined": selection.examined,
-                "hashed": selection.digests_computed,
-                "bytes": selection.hashed_bytes,
-            }
+            result = _selection_figures(chosen, selection)
         return {
             "registry": "s3 adapter on in-process moto",
             **result,

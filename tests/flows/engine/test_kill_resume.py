@@ -83,10 +83,6 @@ class _Child:
         return self._proc.returncode
 
 
-def _spawn(args: list[str], kill_at: str | None = None) -> _Child:
-    return _Child(args, kill_at)
-
-
 def _scenario(base: Path, point: tuple[str, str]) -> dict[str, Any]:
     kind, value = point
     tmp = base / f"{kind}-{value.replace(':', '-')}"
@@ -95,10 +91,10 @@ def _scenario(base: Path, point: tuple[str, str]) -> dict[str, Any]:
     book = _book(tmp, target)
     run_dir = tmp / "runs" / "r"
     if kind == "action":
-        proc = _spawn(["run", str(tmp), "r", str(book)], value)
+        proc = _Child(["run", str(tmp), "r", str(book)], value)
         proc.join(60)
     else:
-        proc = _spawn(["run", str(tmp), "r", str(book)])
+        proc = _Child(["run", str(tmp), "r", str(book)], None)
         events = run_dir / "events.jsonl"
         deadline = time.monotonic() + 30
         while proc.is_alive() and time.monotonic() < deadline:
@@ -111,7 +107,7 @@ def _scenario(base: Path, point: tuple[str, str]) -> dict[str, Any]:
     exit_code = proc.exitcode
     done_before = {p.name for p in (run_dir / "state" / "results").glob("*.json")} if run_dir.exists() else set()
     calls_before = len((target / "calls").read_text().splitlines()) if (target / "calls").exists() else 0
-    resume = _spawn(["resume", str(tmp), "r"])
+    resume = _Child(["resume", str(tmp), "r"], None)
     resume.join(60)
     return {
         "tmp": tmp,

@@ -12,9 +12,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -22,6 +20,7 @@ from flows.config import PrefectSettings, Settings
 from flows.engine.prefect_env import mark_crashed_flow_runs, prefect_home
 from flows.engine.prefect_server import default_template_dir, prepare_database, process_alive
 from tests.fixtures.prefect import PrefectSession
+from tests.flows.engine.prefect.conftest import wait_for
 
 pytestmark = [pytest.mark.prefect, pytest.mark.slow]
 
@@ -49,16 +48,6 @@ from flows.engine.prefect_flow import run_with_prefect
 settings = Settings(home=Path(sys.argv[1]), runs_dir=Path(sys.argv[2]), prefect=PrefectSettings(api_url=sys.argv[4]))
 run_with_prefect(sys.argv[3], settings=settings, run_id="killed-run")
 """
-
-
-def _wait_for(predicate: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _server_pid(home: Path) -> int | None:
@@ -98,14 +87,14 @@ def test_killed_process_leaves_no_server_and_its_flow_run_is_marked_crashed(
     )
     try:
         events = settings.runs_dir / "killed-run" / "events.jsonl"
-        _wait_for(lambda: events.exists() and b'"step.started"' in events.read_bytes(), 60, "the step to start")
-        server_pid = _wait_for(lambda: _server_pid(home), 60, "the embedded server to start")
+        wait_for(lambda: events.exists() and b'"step.started"' in events.read_bytes(), 60, "the step to start")
+        server_pid = wait_for(lambda: _server_pid(home), 60, "the embedded server to start")
     finally:
         for process in (owner, driver):
             process.send_signal(signal.SIGKILL)
             process.wait()
     # PR_SET_PDEATHSIG: the kernel stops the server when its owner dies, even by SIGKILL.
-    _wait_for(lambda: not process_alive(server_pid, None), 10, "the orphaned server to stop")
+    wait_for(lambda: not process_alive(server_pid, None), 10, "the orphaned server to stop")
 
     marked = mark_crashed_flow_runs()  # what every start-up of the runtime does
     with get_client(sync_client=True) as client:

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -18,7 +17,7 @@ from flows.config import Settings
 from flows.engine.handoff import STATE_FILE, serve_status, try_handoff, wait_for_run, write_state
 from flows.engine.prefect_server import process_alive
 from flows.engine.runs import detect_crash
-from tests.flows.engine.prefect.conftest import PARALLEL
+from tests.flows.engine.prefect.conftest import PARALLEL, wait_for
 
 SLOW = """\
 apiVersion: fireline/v1
@@ -53,16 +52,6 @@ def test_stale_state_file_is_ignored(tmp_path: Path) -> None:
     assert serve_status(settings) is None
 
 
-def _wait_for(predicate: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.mark.prefect
 @pytest.mark.slow
 @pytest.mark.e2e
@@ -89,7 +78,7 @@ def test_serve_runs_a_handed_over_playbook_and_stops_cleanly(tmp_path: Path) -> 
         text=True,
     )
     try:
-        state = _wait_for(lambda: serve.poll() is not None or serve_status(settings), 60, "serve to start")
+        state = wait_for(lambda: serve.poll() is not None or serve_status(settings), 60, "serve to start")
         assert serve.poll() is None, serve.stderr.read() if serve.stderr else ""
         servers = list((prefect_home(settings) / "servers").glob("*.json"))
         prefect_pid = json.loads(servers[0].read_text())["pid"]
@@ -114,7 +103,7 @@ def test_serve_runs_a_handed_over_playbook_and_stops_cleanly(tmp_path: Path) -> 
         slow = try_handoff({"playbook": "slow-one"}, settings)
         assert slow is not None
         slow_events = Path(slow["run_dir"]) / "events.jsonl"
-        _wait_for(lambda: slow_events.exists() and b'"step.started"' in slow_events.read_bytes(), 30, "slow step")
+        wait_for(lambda: slow_events.exists() and b'"step.started"' in slow_events.read_bytes(), 30, "slow step")
     finally:
         serve.send_signal(signal.SIGTERM)
         out, err = serve.communicate(timeout=30)
@@ -124,7 +113,7 @@ def test_serve_runs_a_handed_over_playbook_and_stops_cleanly(tmp_path: Path) -> 
     assert detect_crash(Path(slow["run_dir"]))
     assert json.loads(out)["port"] == state["port"]
     assert not (settings.home / STATE_FILE).exists()
-    _wait_for(lambda: not process_alive(prefect_pid, None), 10, "the Prefect server to stop")
+    wait_for(lambda: not process_alive(prefect_pid, None), 10, "the Prefect server to stop")
 
 
 def test_follow_run_yields_events_until_the_run_ends(tmp_path: Path) -> None:
