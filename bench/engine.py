@@ -46,8 +46,8 @@ def _settings(root: Path, **prefect: Any) -> Any:
 
 def direct_per_step(root: Path, steps: int) -> float:
     """Seconds per step calling the log action's apply() directly, with a real run record."""
-    from flows.context import make_context
-    from flows.control import Log, LogParams
+    from flows.actions.context import make_context
+    from flows.actions.control import Log, LogParams
 
     ctx = make_context(root / "runs" / "direct")
     action, params = Log(), LogParams(message="step")

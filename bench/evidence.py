@@ -101,8 +101,8 @@ def main() -> None:
     args = parser.parse_args()
     size = args.size_mib * 1024 * 1024
 
+    from flows.actions.context import make_context
     from flows.config import AwsSettings, Settings
-    from flows.context import make_context
     from integrations.aws import moto_server
     from integrations.aws.s3 import PreserveObjects, PreserveParams
     from integrations.aws.s3_stream import sha256_stream

@@ -35,7 +35,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from flows.context import ActionContext, make_context
+from flows.actions.context import ActionContext, make_context
 from integrations.models.base import (
     CHUNK,
     KEY_QUARANTINED,

@@ -28,9 +28,9 @@ def iam_policy_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Print the least-privilege IAM policy the playbook needs (a JSON policy document)."""
-    from flows.actions import default_registry
-    from flows.iam_policy import playbook_policy
-    from flows.loader import load_playbook
+    from flows.actions.iam_policy import playbook_policy
+    from flows.actions.registry import default_registry
+    from flows.language.loader import load_playbook
 
     policy = playbook_policy(load_playbook(playbook).playbook, default_registry())
     # The policy document is JSON either way; --json is accepted for uniformity.
@@ -55,7 +55,7 @@ def evidence_verify_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Re-hash every evidence item of a run (local files and S3 objects) and name any mismatch."""
-    from flows.evidence_verify import verify_run
+    from flows.record.evidence_verify import verify_run
 
     run_dir, settings = _resolve_run(run)
     checks = verify_run(run_dir, settings)

@@ -53,8 +53,8 @@ def attest_command(
     as_json: Annotated[bool, typer.Option("--json", help=JSON_OPTION_HELP)] = False,
 ) -> None:
     """Hash a model version's artifact and write the known-good attestation into the registry."""
+    from flows.actions.context import make_context
     from flows.config import load_settings
-    from flows.context import make_context
     from integrations.models.attest import attest, parse_target
 
     if not by.strip():

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from flows.config import Settings
     from flows.engine.approvals import Decision
     from flows.engine.outcomes import RunSummary
-    from flows.spec import Mode
+    from flows.language.spec import Mode
 
 JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_OPTION_HELP)]
 RunArg = Annotated[str, typer.Argument(help="A run id (under the runs directory) or a run directory.")]
@@ -177,7 +177,7 @@ def resume_cmd(run: RunArg, as_json: JsonOpt = False) -> None:
 
 
 def _answer(run: str, step: str, user: str, decision: Decision, reason: str, as_json: bool) -> None:
-    from flows.control import ApprovalParams
+    from flows.actions.control import ApprovalParams
     from flows.engine.approvals import Answer, ApproverDirectory, refusal_reason, write_answer
     from flows.engine.runs import CRASHED, RUNNING, detect_crash, find_run, read_run_json
     from flows.engine.state import RunState
@@ -303,7 +303,7 @@ def runs_show(run: RunArg, as_json: JsonOpt = False) -> None:
 def audit_verify(run: RunArg, as_json: JsonOpt = False) -> None:
     """Verify a run's event chain: any edited, deleted, inserted or reordered line fails."""
     from flows.engine.runs import find_run, read_run_json
-    from flows.record import verify_events
+    from flows.record.store import verify_events
 
     run_dir = find_run(run, _settings())
     head = read_run_json(run_dir).get("events")

@@ -73,7 +73,7 @@ def _library_names(results: list[tuple[Path, Any, list[Diagnostic]]]) -> None:
 
 
 def _check(paths: list[Path], strict: bool, as_json: bool, command: str) -> None:
-    from flows.lint import validate_path
+    from flows.language.lint import validate_path
 
     files = collect_playbooks(paths)
     if not files:
@@ -133,8 +133,8 @@ def schema(
     """Print the JSON Schema of playbooks, for editors (see docs/playbook-language.md)."""
     import json
 
-    from flows.actions import default_registry
-    from flows.schema import playbook_schema
+    from flows.actions.registry import default_registry
+    from flows.language.schema import playbook_schema
 
     document = playbook_schema(default_registry())
     if output is not None:
@@ -154,8 +154,8 @@ def actions(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """List actions: name, kind, undoable, description (`fireline actions show NAME` for one)."""
     if ctx.invoked_subcommand is not None:
         return
-    from flows.actions import default_registry
-    from flows.catalogue import summary
+    from flows.actions.catalogue import summary
+    from flows.actions.registry import default_registry
 
     rows = [summary(a) for a in default_registry().all()]
     if as_json:
@@ -189,10 +189,10 @@ def actions_show(
     as_json: JsonOpt = False,
 ) -> None:
     """Show one action: parameters (type, default, required), result fields, kind, permissions."""
-    from flows.actions import default_registry
-    from flows.catalogue import detail
-    from flows.diagnose import suggest
+    from flows.actions.catalogue import detail
+    from flows.actions.registry import default_registry
     from flows.errors import UnknownActionError
+    from flows.language.diagnose import suggest
 
     registry = default_registry()
     if name not in registry:
@@ -240,9 +240,9 @@ def plan(
     """Show the DAG without running it: waves of parallel steps, their order and dependencies."""
     import sys
 
-    from flows.actions import default_registry
-    from flows.lint import validate_path
-    from flows.static_plan import render_marker, static_plan
+    from flows.actions.registry import default_registry
+    from flows.language.lint import validate_path
+    from flows.language.static_plan import render_marker, static_plan
 
     registry = default_registry()
     loaded, found = validate_path(_resolve_playbook(playbook), registry)

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from flows.engine.outcomes import RunSummary, StepOutcome, UndoOutcome
     from flows.engine.runner import resume_run, run_playbook
     from flows.engine.undo import undo_run
-    from flows.spec import Mode
+    from flows.language.spec import Mode
 
 # Resolved on first use, so that importing one submodule (the warm-runtime hand-off client, the
 # alert model) does not load the whole engine: `fireline run` against a warm server stays fast.
@@ -36,7 +36,7 @@ _LAZY = {
     "resume_run": "flows.engine.runner",
     "run_playbook": "flows.engine.runner",
     "undo_run": "flows.engine.undo",
-    "Mode": "flows.spec",
+    "Mode": "flows.language.spec",
 }
 
 

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
 from flows.errors import RunError
-from flows.spec import AlertSource
+from flows.language.spec import AlertSource
 
 MAX_ALERT_BYTES = 1024 * 1024
 

@@ -20,9 +20,9 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from flows.control import ApprovalParams
+from flows.actions.control import ApprovalParams
 from flows.errors import ApprovalError, ConfigError
-from flows.record import iso, utcnow, write_atomic
+from flows.record.store import iso, utcnow, write_atomic
 
 Decision = Literal["approve", "reject"]
 POLL_INTERVAL = 0.2

@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from flows.actions import Plan, Target
-from flows.spec import Guards
+from flows.actions.registry import Plan, Target
+from flows.language.spec import Guards
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,10 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from flows.durations import parse_duration
 from flows.engine.templates import render_value
 from flows.errors import RunError
-from flows.spec import InputSpec, Playbook
+from flows.language.durations import parse_duration
+from flows.language.spec import InputSpec, Playbook
 
 SECRET_PREFIX = "secret:"
 

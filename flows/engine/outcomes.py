@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flows.spec import Mode
+from flows.language.spec import Mode
 
 # Step statuses that end a step.
 SUCCEEDED = "succeeded"

@@ -32,12 +32,12 @@ from prefect.context import TagsContext
 from prefect.context import tags as prefect_tags
 
 from flows.config import Settings
-from flows.durations import format_duration
 from flows.engine.executor import PLAN_SUFFIX
+from flows.language.durations import format_duration
 
 if TYPE_CHECKING:
     from flows.engine.outcomes import RunSummary
-    from flows.spec import Playbook
+    from flows.language.spec import Playbook
 
 T = TypeVar("T")
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flows.errors import RunError
-from flows.record import write_atomic
+from flows.record.store import write_atomic
 
 DEFAULT_STARTUP_TIMEOUT = 90.0
 

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from flows.record import RunRecord
+from flows.record.store import RunRecord
 
 MASK = "***"
 _SECRET_PREFIX = "secret:"

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from flows.record import read_events, write_atomic
+from flows.record.store import read_events, write_atomic
 
 _APPROVAL_TYPES = (
     "approval.requested",

@@ -17,10 +17,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from flows.actions import Registry, default_registry
+from flows.actions.context import ActionContext, Incident, RunServices
+from flows.actions.registry import Registry, default_registry
 from flows.config import Settings, load_settings
-from flows.context import ActionContext, Incident, RunServices
-from flows.dag import check_graph
 from flows.engine.alerts import Alert, normalise
 from flows.engine.approvals import AnswerSource, ApproverDirectory, InboxSource, Responders
 from flows.engine.executor import StepExecutor, ThreadExecutor
@@ -32,8 +31,9 @@ from flows.engine.scheduler import Scheduler
 from flows.engine.state import RunState
 from flows.engine.work import Progress, RunDoc, RunEnv
 from flows.errors import RunError
-from flows.record import iso, utcnow
-from flows.spec import Mode, Playbook
+from flows.language.dag import check_graph
+from flows.language.spec import Mode, Playbook
+from flows.record.store import iso, utcnow
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ class _Launch:
 
 def resolve_playbook(ref: str | Path, settings: Settings) -> ResolvedPlaybook:
     """Load a playbook from a path, or by name from ``settings.playbooks_dir``."""
-    from flows.loader import load_playbook
+    from flows.language.loader import load_playbook
 
     path = Path(ref)
     if not path.is_file():
@@ -238,7 +238,7 @@ def resume_run(
     meta = state.meta()
     if meta is None:
         raise RunError(f"run {run_dir.name} has no state/run.json; it cannot be resumed")
-    from flows.loader import load_playbook
+    from flows.language.loader import load_playbook
 
     loaded = load_playbook(Path(meta["playbook_path"]))
     if loaded.sha256 != meta["sha256"]:

@@ -9,7 +9,7 @@ from typing import Any
 from flows.config import Settings
 from flows.engine.state import RunState
 from flows.errors import RecordError
-from flows.record import RunRecord, iso, utcnow
+from flows.record.store import RunRecord, iso, utcnow
 
 RUNNING = "running"
 FINISHED = "finished"

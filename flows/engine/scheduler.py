@@ -21,13 +21,13 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from flows.dag import dependencies
 from flows.engine.executor import PLAN_SUFFIX, StepExecutor
 from flows.engine.outcomes import FAILED, FAILURES, REJECTED, SKIPPED, SUCCEEDED, TERMINAL, TIMED_OUT, StepOutcome
 from flows.engine.templates import Placeholder, render_value, truthy
 from flows.engine.work import ItemResult, PlannedItem, RunEnv, apply_item, await_approval, plan_items, run_handlers
-from flows.record import iso, utcnow
-from flows.spec import Step
+from flows.language.dag import dependencies
+from flows.language.spec import Step
+from flows.record.store import iso, utcnow
 
 _PLAIN_KEY = re.compile(r"^[A-Za-z0-9._:@-]{1,64}$")
 SKIP_BY_CONDITION = "condition"

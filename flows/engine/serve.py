@@ -41,7 +41,7 @@ from flows.config import Settings
 from flows.engine.handoff import read_live_state, state_path, write_state
 from flows.engine.prefect_server import process_start_time
 from flows.errors import ConfigError, FirelineError, RunError
-from flows.record import iso, utcnow
+from flows.record.store import iso, utcnow
 
 MAX_BODY = 1 << 20
 DEFAULT_GRACE = 30.0
@@ -287,7 +287,7 @@ def _warm_up() -> float:
     """Run one tiny flow so that the first real run does not pay Prefect's first-use costs."""
     from prefect import flow
 
-    from flows.actions import default_registry
+    from flows.actions.registry import default_registry
     from flows.engine.prefect_flow import PrefectExecutor
 
     started = time.monotonic()

@@ -31,7 +31,7 @@ try:
     _HAVE_FLOCK = True
 except ImportError:  # no flock on this platform: the pid check of lock.json decides
     _HAVE_FLOCK = False
-from flows.record import iso, utcnow, write_atomic
+from flows.record.store import iso, utcnow, write_atomic
 
 
 def item_file_key(step_id: str, item_key: str) -> str:

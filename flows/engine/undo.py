@@ -11,14 +11,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from flows.actions import Registry, default_registry
+from flows.actions.context import ActionContext, Incident
+from flows.actions.registry import Registry, default_registry
 from flows.config import Settings, load_settings
-from flows.context import ActionContext, Incident
 from flows.engine.outcomes import UndoOutcome
 from flows.engine.runs import RUNNING, detect_crash, find_run, read_run_json
 from flows.engine.state import RunState
 from flows.errors import RunError
-from flows.record import RunRecord
+from flows.record.store import RunRecord
 
 
 def _effects(state: RunState, step: str | None) -> tuple[list[dict[str, Any]], set[str]]:

@@ -15,9 +15,9 @@ from typing import Any
 
 from pydantic import ValidationError as PydanticValidationError
 
-from flows.actions import Action, ActionParams, ActionResult, Plan, Registry
-from flows.context import ActionContext
-from flows.control import ApprovalParams
+from flows.actions.context import ActionContext
+from flows.actions.control import ApprovalParams
+from flows.actions.registry import Action, ActionParams, ActionResult, Plan, Registry
 from flows.engine.approvals import AnswerSource, ApprovalWait, ApproverDirectory, dry_run_grant
 from flows.engine.executor import is_retryable, run_with_timeout
 from flows.engine.guards import Refusal, check_plans
@@ -25,8 +25,8 @@ from flows.engine.outcomes import FAILED, REJECTED, SUCCEEDED, TIMED_OUT
 from flows.engine.redact import Redactor
 from flows.engine.state import RunState, StoredResult
 from flows.errors import ActionError, StepTimeoutError
-from flows.record import RunRecord, iso, utcnow
-from flows.spec import Playbook, Step
+from flows.language.spec import Playbook, Step
+from flows.record.store import RunRecord, iso, utcnow
 
 _SECRET_REF = re.compile(r"^secret:[A-Za-z_][A-Za-z0-9_]*$")
 Progress = Callable[[str, str, dict[str, Any]], None]

@@ -8,9 +8,9 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from flows.actions import Action, ActionKind, ActionParams, ActionResult, Plan, action
-from flows.context import ActionContext
-from flows.durations import Duration
+from flows.actions.context import ActionContext
+from flows.actions.registry import Action, ActionKind, ActionParams, ActionResult, Plan, action
+from flows.language.durations import Duration
 from integrations.aws.common import live_read, time_window
 from integrations.aws.logs import span
 from integrations.aws.session import client

@@ -7,9 +7,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from flows.context import ActionContext
+from flows.actions.context import ActionContext
 from flows.errors import ActionError, IntegrationError
-from flows.record import EvidenceItem, utcnow
+from flows.record.store import EvidenceItem, utcnow
 from integrations.aws.session import NOT_FOUND_MARKERS, aws_errors, has_credentials
 
 T = TypeVar("T")

@@ -14,9 +14,9 @@ from typing import Any
 
 from pydantic import Field
 
-from flows.actions import Action, ActionKind, ActionParams, ActionResult, Plan, Target, UndoResult, action
-from flows.context import ActionContext
-from flows.record import iso, utcnow
+from flows.actions.context import ActionContext
+from flows.actions.registry import Action, ActionKind, ActionParams, ActionResult, Plan, Target, UndoResult, action
+from flows.record.store import iso, utcnow
 from integrations.aws import ec2_extras
 from integrations.aws.common import arn, live_read, plan_read, store_json
 from integrations.aws.session import aws_errors, client, tag_dict, tag_list

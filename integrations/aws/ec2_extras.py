@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from flows.context import ActionContext
+from flows.actions.context import ActionContext
 from flows.errors import IntegrationError
 from integrations.aws.session import aws_errors, client, paginate, tag_list
 

@@ -11,7 +11,7 @@ from integrations.aws.s3_stream import sha256_stream
 from integrations.aws.session import aws_errors, error_code, standalone_client
 
 if TYPE_CHECKING:
-    from flows.evidence_verify import ItemCheck
+    from flows.record.evidence_verify import ItemCheck
 
 
 def parse_location(location: str) -> tuple[str, str, str | None]:

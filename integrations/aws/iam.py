@@ -12,10 +12,10 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from flows.actions import Action, ActionKind, ActionParams, ActionResult, Plan, Target, UndoResult, action
-from flows.context import ActionContext
+from flows.actions.context import ActionContext
+from flows.actions.registry import Action, ActionKind, ActionParams, ActionResult, Plan, Target, UndoResult, action
 from flows.errors import ActionError
-from flows.record import utcnow
+from flows.record.store import utcnow
 from integrations.aws.common import arn, live_read, plan_read
 from integrations.aws.iam_capture import capture
 from integrations.aws.iam_inline import DENY_ALL, put_inline_policy, revoke_sessions_policy

@@ -6,7 +6,7 @@ import json
 from typing import Any
 from urllib.parse import unquote
 
-from flows.context import ActionContext
+from flows.actions.context import ActionContext
 from integrations.aws.session import aws_errors, client, error_code
 
 DENY_ALL = {

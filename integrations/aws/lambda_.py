@@ -6,8 +6,8 @@ from typing import Any
 
 from pydantic import Field
 
-from flows.actions import Action, ActionKind, ActionParams, ActionResult, Plan, Target, UndoResult, action
-from flows.context import ActionContext
+from flows.actions.context import ActionContext
+from flows.actions.registry import Action, ActionKind, ActionParams, ActionResult, Plan, Target, UndoResult, action
 from integrations.aws.common import arn, live_read, plan_read
 from integrations.aws.session import aws_errors, client, known
 

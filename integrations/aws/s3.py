@@ -13,10 +13,10 @@ from typing import Any
 
 from pydantic import Field
 
-from flows.actions import Action, ActionKind, ActionParams, ActionResult, Plan, Target, UndoResult, action
-from flows.context import ActionContext
+from flows.actions.context import ActionContext
+from flows.actions.registry import Action, ActionKind, ActionParams, ActionResult, Plan, Target, UndoResult, action
 from flows.errors import ActionError
-from flows.record import iso, utcnow
+from flows.record.store import iso, utcnow
 from integrations.aws.common import live_read, plan_read
 from integrations.aws.s3_preserve import PreservedObject, object_lock_enabled, preserve_one, versions_to_copy
 from integrations.aws.session import aws_errors, client, error_code, known, tag_dict

@@ -5,9 +5,9 @@ from __future__ import annotations
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from flows.actions import ActionResult
-from flows.context import ActionContext
-from flows.record import EvidenceItem, iso, utcnow
+from flows.actions.context import ActionContext
+from flows.actions.registry import ActionResult
+from flows.record.store import EvidenceItem, iso, utcnow
 from integrations.aws.common import live_read
 from integrations.aws.s3_stream import stream_copy
 from integrations.aws.session import aws_errors, error_code, paginate, tag_dict

@@ -14,7 +14,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from flows.context import ActionContext
+from flows.actions.context import ActionContext
 
 CHUNK_SIZE = 8 * 1024 * 1024  # S3 parts must be >= 5 MiB except the last
 QUEUE_DEPTH = 2

@@ -12,8 +12,8 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from flows.actions import Action, ActionKind, ActionParams, ActionResult, Plan, Target, UndoResult, action
-from flows.context import ActionContext
+from flows.actions.context import ActionContext
+from flows.actions.registry import Action, ActionKind, ActionParams, ActionResult, Plan, Target, UndoResult, action
 from flows.errors import ActionError
 from integrations.aws.common import arn, live_read, plan_read, store_json
 from integrations.aws.sagemaker_capture import CAPTURE_PERMISSIONS, capture_endpoint

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flows.context import ActionContext
+from flows.actions.context import ActionContext
 from integrations.aws.common import live_read, strip_metadata
 from integrations.aws.session import aws_errors, client
 

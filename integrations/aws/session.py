@@ -17,8 +17,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from flows.actions.context import ActionContext
 from flows.config import Settings
-from flows.context import ActionContext
 from flows.errors import ActionError, DryRunRefusal, IntegrationError
 
 # Operation-name prefixes that only read. Everything else is refused outside live mode.

@@ -15,10 +15,10 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from flows.actions import Action, ActionKind, ActionParams, ActionResult, Plan, UndoResult, action
-from flows.context import ActionContext
-from flows.durations import Duration
+from flows.actions.context import ActionContext
+from flows.actions.registry import Action, ActionKind, ActionParams, ActionResult, Plan, UndoResult, action
 from flows.errors import ActionError
+from flows.language.durations import Duration
 from integrations.aws.common import plan_read
 from integrations.models.base import KEY_QUARANTINED, ServingState, TargetParams, load_adapter
 from integrations.models.permissions import (

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from flows.context import ActionContext
+from flows.actions.context import ActionContext
 from flows.errors import UsageError
 from integrations.models.base import (
     KEY_QUARANTINED,

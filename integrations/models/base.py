@@ -18,10 +18,10 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from flows.actions import ActionParams
-from flows.context import ActionContext
+from flows.actions.context import ActionContext
+from flows.actions.registry import ActionParams
 from flows.errors import ActionError
-from flows.record import iso, sha256_bytes
+from flows.record.store import iso, sha256_bytes
 
 # The attestation contract (DESIGN.md section 3).
 KEY_KNOWN_GOOD = "fireline.known_good"

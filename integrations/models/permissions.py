@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flows.actions import Target
+from flows.actions.registry import Target
 from integrations.aws.session import known
 from integrations.models.base import TargetParams
 

@@ -15,9 +15,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from flows.context import ActionContext
+from flows.actions.context import ActionContext
 from flows.errors import ActionError
-from flows.record import iso
+from flows.record.store import iso
 from integrations.models.base import (
     KEY_ATTESTED_AT,
     KEY_ATTESTED_BY,

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flows.errors import ActionError, IntegrationError
-from flows.record import sha256_bytes
+from flows.record.store import sha256_bytes
 from integrations.aws.session import aws_errors, client, paginate
 from integrations.models.base import (
     CHUNK,

@@ -13,8 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from flows.actions import ActionResult, Plan, Target
-from flows.context import ActionContext
+from flows.actions.context import ActionContext
+from flows.actions.registry import ActionResult, Plan, Target
 from flows.errors import ActionError
 from integrations.models.base import (
     KEY_KNOWN_GOOD,

@@ -6,9 +6,9 @@ from typing import Literal
 
 from pydantic import Field
 
-from flows.actions import Action, ActionKind, ActionParams, ActionResult, Plan, Registry, UndoResult, action
-from flows.context import ActionContext
-from flows.durations import Duration
+from flows.actions.context import ActionContext
+from flows.actions.registry import Action, ActionKind, ActionParams, ActionResult, Plan, Registry, UndoResult, action
+from flows.language.durations import Duration
 
 
 class CollectParams(ActionParams):
@@ -78,6 +78,6 @@ class Restore(Action[RestoreParams, RestoreResult]):
 def registry() -> Registry:
     """The control actions plus the three demo actions."""
     reg = Registry()
-    reg.register_module("flows.control")
+    reg.register_module("flows.actions.control")
     reg.register_module(__name__)
     return reg

@@ -8,9 +8,9 @@ from typing import Any
 
 import yaml
 
-from flows.actions import Registry
+from flows.actions.registry import Registry
 from flows.config import Settings
-from flows.record import read_events
+from flows.record.store import read_events
 
 PLUGIN = "tests.flows.engine.plugin_actions"
 
@@ -18,7 +18,7 @@ PLUGIN = "tests.flows.engine.plugin_actions"
 def make_registry() -> Registry:
     """Control actions plus the test plug-in; independent of the cloud integrations."""
     registry = Registry()
-    registry.register_module("flows.control")
+    registry.register_module("flows.actions.control")
     registry.register_module(PLUGIN)
     return registry
 

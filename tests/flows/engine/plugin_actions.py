@@ -19,8 +19,8 @@ from typing import Any
 
 from pydantic import Field
 
-from flows.actions import Action, ActionKind, ActionParams, ActionResult, Plan, Target, UndoResult, action
-from flows.context import ActionContext
+from flows.actions.context import ActionContext
+from flows.actions.registry import Action, ActionKind, ActionParams, ActionResult, Plan, Target, UndoResult, action
 from flows.errors import ActionError, IntegrationError
 
 _lock = threading.Lock()

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from flows.control import ApprovalParams
+from flows.actions.control import ApprovalParams
 from flows.engine import Answer, Responders, RunSummary, run_playbook
 from flows.engine.approvals import ApproverDirectory, check_answer
 from flows.errors import ApprovalError, ConfigError

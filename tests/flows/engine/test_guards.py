@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from flows.actions import Plan, Target
+from flows.actions.registry import Plan, Target
 from flows.engine import run_playbook
 from flows.engine.guards import check_plans
-from flows.spec import Guards
+from flows.language.spec import Guards
 from tests.flows.engine.engine_helpers import events, make_registry, make_settings, write_playbook
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from flows.engine.alerts import MAX_ALERT_BYTES, AlertFileError, from_alertmanager, load_alert_file, normalise
 from flows.engine.inputs import InputError, parse_pairs, resolve_inputs
-from flows.spec import Playbook
+from flows.language.spec import Playbook
 
 BOOK = Playbook.model_validate(
     {

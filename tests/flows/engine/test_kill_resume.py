@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from flows.engine.state import RunState
-from flows.record import verify_events
+from flows.record.store import verify_events
 from tests.flows.engine.engine_helpers import write_playbook
 
 pytestmark = pytest.mark.slow

@@ -17,12 +17,12 @@ import moto.settings
 import pytest
 from moto import mock_aws
 
-from flows.actions import default_registry
+from flows.actions.context import ActionContext, make_context
+from flows.actions.iam_policy import actions_of, playbook_policy
+from flows.actions.registry import default_registry
 from flows.config import AwsSettings, Settings
-from flows.context import ActionContext, make_context
 from flows.errors import IntegrationError
-from flows.iam_policy import actions_of, playbook_policy
-from flows.spec import Playbook
+from flows.language.spec import Playbook
 from integrations.aws import sandbox
 from integrations.aws.sandbox import World
 

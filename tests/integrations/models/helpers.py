@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from flows.context import ActionContext, make_context
-from flows.record import read_events
+from flows.actions.context import ActionContext, make_context
+from flows.record.store import read_events
 from integrations.models.attest import attest
 from integrations.models.base import TargetParams
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from flows.actions import Registry
+from flows.actions.registry import Registry
 from integrations.models.actions import ModelQuarantine, ModelRollback, ModelVerify, QuarantineParams, RollbackParams
 from integrations.models.verify import VerifyParams
 from tests.integrations.models.helpers import ctx_at

@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 import yaml
 
+from flows.actions.context import ActionContext
 from flows.config import Settings
-from flows.context import ActionContext
 from flows.engine.approvals import Answer, Responders
 from flows.engine.runner import run_playbook
 from flows.errors import ActionError, ConfigError, IntegrationError
-from flows.record import read_events
+from flows.record.store import read_events
 from integrations.models.actions import ModelRollback, RollbackParams
 from integrations.models.attest import attest
 from integrations.models.base import KEY_APPROVED, KEY_QUARANTINED, TargetParams, tree_digest

@@ -16,7 +16,7 @@ from flows.config import Settings
 from flows.engine.approvals import Answer, Responders
 from flows.engine.runner import run_playbook
 from flows.engine.undo import undo_run
-from flows.record import read_events
+from flows.record.store import read_events
 from integrations.models.base import KEY_QUARANTINED
 from tests.integrations.models.helpers import attest_s3, ctx_at, cutoff_now, put_version
 

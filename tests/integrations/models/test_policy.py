@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.context import ActionContext
+from flows.actions.context import ActionContext
 from flows.errors import IntegrationError, StepTimeoutError
 from integrations.models.base import (
     KEY_QUARANTINED,

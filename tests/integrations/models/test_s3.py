@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from flows.context import make_context
+from flows.actions.context import make_context
 from flows.errors import ActionError
 from integrations.models.actions import ModelRollback, RollbackParams
 from integrations.models.base import KEY_QUARANTINED, KEY_SHA256, decode_tag_value, encode_tag_value

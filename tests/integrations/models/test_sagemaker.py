@@ -21,7 +21,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from flows.context import ActionContext
+from flows.actions.context import ActionContext
 from flows.errors import ActionError, IntegrationError
 from integrations.models.actions import ModelRollback, RollbackParams
 from integrations.models.attest import attest

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.record import read_events
+from flows.record.store import read_events
 from flows.sandbox import DEMO_STEPS, demo_settings, run_demo
 from integrations.aws.moto_server import MotoServer
 from integrations.aws.sandbox import seed, seed_iam

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from moto import mock_aws
 
-from flows.record import read_events
+from flows.record.store import read_events
 from flows.sandbox import DEMO_STEPS, demo_settings, run_demo
 from integrations.aws.sandbox import SEEDERS, World
 from integrations.models.seed import endpoint_weights, seed_model_registry

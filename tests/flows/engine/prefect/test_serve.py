@@ -120,7 +120,7 @@ def test_follow_run_yields_events_until_the_run_ends(tmp_path: Path) -> None:
     import threading
 
     from flows.engine.handoff import follow_run
-    from flows.record import RunRecord
+    from flows.record.store import RunRecord
 
     record = RunRecord(tmp_path / "run-1", fsync=False)
     record.write_run({"status": "running"})

@@ -16,14 +16,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from flows.actions import ActionKind, Registry
-from flows.diagnose import format_path, suggest
+from flows.actions.registry import ActionKind, Registry
 from flows.errors import Diagnostic, SpecError
-from flows.lint_steps import action_sites, check_actions, check_templates, is_secret_ref
-from flows.loader import LoadedPlaybook, PlaybookValidationError, load_playbook, sort_diagnostics
-from flows.spec import InputSpec, Playbook
-from flows.template_refs import contains_template
-from flows.yaml_safe import DocPath, PositionMap
+from flows.language.diagnose import format_path, suggest
+from flows.language.lint_steps import action_sites, check_actions, check_templates, is_secret_ref
+from flows.language.loader import LoadedPlaybook, PlaybookValidationError, load_playbook, sort_diagnostics
+from flows.language.spec import InputSpec, Playbook
+from flows.language.template_refs import contains_template
+from flows.language.yaml_safe import DocPath, PositionMap
 
 _SECRET_KEY = re.compile(r"(^|_)(password|passwd|secret|token|api_key|apikey|private_key|client_secret)$", re.I)
 _SECRET_VALUE = re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b|\bxox[abposr]-[0-9A-Za-z-]{10,}|-----BEGIN [A-Z ]*PRIVATE KEY")
@@ -31,7 +31,7 @@ _SECRET_VALUE = re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b|\bxox[abposr]-[0-9A-Za-
 
 def _graph(playbook: Playbook, positions: PositionMap, out: list[Diagnostic]) -> bool:
     """Report duplicate, unknown and self dependencies and cycles; True when the graph is sound."""
-    from flows.dag import check_graph
+    from flows.language.dag import check_graph
 
     ids = [s.id for s in playbook.steps]
     problems = check_graph(playbook.steps)
@@ -98,7 +98,7 @@ def _unreachable(playbook: Playbook, deps: dict[str, list[str]]) -> dict[str, st
 
 
 def _warnings(playbook: Playbook, deps: dict[str, list[str]], registry: Registry, warn: _Warnings) -> None:
-    from flows.dag import upstream
+    from flows.language.dag import upstream
 
     guarded = playbook.guards.max_targets is not None or bool(playbook.guards.require_tags)
     blocked = _unreachable(playbook, deps)
@@ -200,7 +200,7 @@ def _is_float_text(value: Any) -> bool:
 
 
 def _is_duration(value: Any) -> bool:
-    from flows.durations import parse_duration
+    from flows.language.durations import parse_duration
 
     try:
         parse_duration(value)
@@ -238,7 +238,7 @@ def lint_playbook(loaded: LoadedPlaybook, registry: Registry) -> list[Diagnostic
         for s in playbook.steps
     ]
     out.extend(check_actions(raw_steps, registry, positions))
-    from flows.dag import dependencies
+    from flows.language.dag import dependencies
 
     deps = dependencies(playbook.steps) if sound else None
     check_templates(playbook, deps, positions, out)
@@ -262,7 +262,7 @@ def validate_path(
     With ``strict``, warnings come back as errors.
     """
     if registry is None:
-        from flows.actions import default_registry
+        from flows.actions.registry import default_registry
 
         registry = default_registry()
     loaded: LoadedPlaybook | None = None

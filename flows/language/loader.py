@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from flows.errors import Diagnostic, SourcePosition, ValidationError, YamlSyntaxError
-from flows.spec import Playbook
-from flows.yaml_safe import DocPath, PositionMap, parse_yaml_text
+from flows.language.spec import Playbook
+from flows.language.yaml_safe import DocPath, PositionMap, parse_yaml_text
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -102,7 +102,7 @@ class PlaybookValidationError(ValidationError):
 def _validate(data: Any, positions: PositionMap) -> tuple[Playbook | None, list[Diagnostic]]:
     from pydantic import ValidationError as PydanticValidationError
 
-    from flows.diagnose import pydantic_diagnostics
+    from flows.language.diagnose import pydantic_diagnostics
 
     if not isinstance(data, dict):
         what = "an empty document" if data is None else f"a {type(data).__name__}"

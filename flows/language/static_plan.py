@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flows.actions import Registry
-from flows.durations import format_duration
-from flows.spec import Playbook, Step
+from flows.actions.registry import Registry
+from flows.language.durations import format_duration
+from flows.language.spec import Playbook, Step
 
 
 def markers(step: Step) -> dict[str, Any]:
@@ -37,7 +37,7 @@ def markers(step: Step) -> dict[str, Any]:
 
 def static_plan(playbook: Playbook, registry: Registry) -> dict[str, Any]:
     """The playbook's DAG as waves, in the order the engine takes them (the graph must be sound)."""
-    from flows.dag import dependencies, waves
+    from flows.language.dag import dependencies, waves
 
     deps = dependencies(playbook.steps)
     by_id = {s.id: s for s in playbook.steps}

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from flows.errors import Diagnostic, SourcePosition, SpecError, YamlSyntaxError
-from flows.lint import validate_path
-from flows.loader import LoadedPlaybook, load_playbook, load_yaml
+from flows.language.lint import validate_path
+from flows.language.loader import LoadedPlaybook, load_playbook, load_yaml
 from tests.flows.fake_actions import registry
 
-DATA = Path(__file__).resolve().parent.parent / "data"
+DATA = Path(__file__).resolve().parents[3] / "tests" / "data"
 BAD = DATA / "bad"
 CASES = sorted(p.stem for p in BAD.glob("*.yaml"))
 

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from flows.config import Settings
 from flows.errors import RecordError
-from flows.record import EvidenceItem, sha256_file
+from flows.record.store import EvidenceItem, sha256_file
 
 Status = Literal["ok", "mismatch", "missing", "error"]
 

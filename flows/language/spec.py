@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from flows.durations import Duration
+from flows.language.durations import Duration
 
 Severity = Literal["info", "low", "medium", "high", "critical"]
 AlertSource = Literal["alertmanager", "grafana", "cloudwatch", "datadog", "pagerduty", "generic"]

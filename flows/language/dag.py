@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from flows.spec import Step
+from flows.language.spec import Step
 
 
 def dependencies(steps: Sequence[Step]) -> dict[str, list[str]]:

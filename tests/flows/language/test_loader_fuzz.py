@@ -10,10 +10,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flows.errors import FirelineError, SpecError
-from flows.lint import validate_path
-from flows.yaml_safe import parse_yaml_text
+from flows.language.lint import validate_path
+from flows.language.yaml_safe import parse_yaml_text
 from tests.flows.fake_actions import registry
-from tests.flows.test_loader import GOOD
+from tests.flows.language.test_loader import GOOD
 
 TOKENS = st.sampled_from([*":-[]{},&*!|>'\"#%@`?\t\n ", *"abcxyz019", "{{", "}}", "\u00e9", "\x00", "\ufeff"])
 

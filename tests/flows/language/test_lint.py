@@ -7,12 +7,21 @@ from pathlib import Path
 
 from pydantic import field_validator
 
-from flows.actions import Action, ActionKind, ActionParams, ActionResult, Plan, Registry, action, default_registry
-from flows.context import ActionContext
-from flows.lint import validate_path
+from flows.actions.context import ActionContext
+from flows.actions.registry import (
+    Action,
+    ActionKind,
+    ActionParams,
+    ActionResult,
+    Plan,
+    Registry,
+    action,
+    default_registry,
+)
+from flows.language.lint import validate_path
 from tests.flows.fake_actions import registry
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 class TouchyParams(ActionParams):

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from flows.schema import playbook_schema
+from flows.language.schema import playbook_schema
 from tests.flows.fake_actions import registry
 
 jsonschema = pytest.importorskip("jsonschema", reason="jsonschema (a Prefect dependency) checks the schema")
@@ -76,12 +76,12 @@ def test_every_action_has_a_conditional() -> None:
 def test_shipped_playbooks_pass_the_schema_of_the_real_catalogue() -> None:
     from pathlib import Path
 
-    from flows.actions import default_registry
+    from flows.actions.registry import default_registry
     from flows.cli.spec_cmds import collect_playbooks
-    from flows.loader import load_yaml
+    from flows.language.loader import load_yaml
 
     validator = jsonschema.Draft202012Validator(playbook_schema(default_registry()))
-    repo = Path(__file__).resolve().parents[2]
+    repo = Path(__file__).resolve().parents[3]
     for path in collect_playbooks([repo / "playbooks"]):
         data, _ = load_yaml(path)
         errors = [f"{path.name}: {list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(data)]

@@ -11,12 +11,12 @@ from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from flows.actions import Registry
-from flows.diagnose import PARAM_CODES, format_path, pydantic_diagnostics, suggest
+from flows.actions.registry import Registry
 from flows.errors import Diagnostic
-from flows.spec import ACTION_NAME_PATTERN
-from flows.template_refs import builtin_names, contains_template, is_template, parse_template
-from flows.yaml_safe import DocPath, PositionMap
+from flows.language.diagnose import PARAM_CODES, format_path, pydantic_diagnostics, suggest
+from flows.language.spec import ACTION_NAME_PATTERN
+from flows.language.template_refs import builtin_names, contains_template, is_template, parse_template
+from flows.language.yaml_safe import DocPath, PositionMap
 
 _ACTION_NAME = re.compile(ACTION_NAME_PATTERN)
 SECRET_REF = re.compile(r"^secret:[A-Za-z_][A-Za-z0-9_]*$")
@@ -172,7 +172,7 @@ def check_templates(
     playbook: Any, deps: Mapping[str, list[str]] | None, positions: PositionMap, out: list[Diagnostic]
 ) -> None:
     """Check the templates of every step, handler and input default of a valid playbook."""
-    from flows.dag import upstream
+    from flows.language.dag import upstream
 
     checker = TemplateChecker(positions, set(playbook.inputs), {s.id for s in playbook.steps}, out)
     for name, spec in playbook.inputs.items():

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from pydantic import ConfigDict
 
-from flows.actions import (
+from flows.actions.context import ActionContext
+from flows.actions.registry import (
     BUILTIN_MODULES,
     Action,
     ActionKind,
@@ -21,7 +22,6 @@ from flows.actions import (
     action,
     default_registry,
 )
-from flows.context import ActionContext
 from flows.errors import RegistrationError, UnknownActionError
 
 THIS_FILE = Path(__file__).name
@@ -186,7 +186,7 @@ def test_bad_definitions_are_refused_with_file_and_line(cls: type[Action[P, R]],
 def test_builtin_catalogue_is_valid() -> None:
     registry = default_registry()
     modules = {type(a).__module__ for a in registry.all()}
-    assert "flows.control" in modules
+    assert "flows.actions.control" in modules
     assert modules <= set(BUILTIN_MODULES) | {m for m in modules if not m.startswith(("flows.", "integrations."))}
     for act in registry.all():
         if act.name.startswith("aws."):
@@ -201,8 +201,8 @@ def plugin_path(tmp_path: Path) -> Iterator[Path]:
         textwrap.dedent(
             '''
             from __future__ import annotations
-            from flows.actions import Action, ActionKind, ActionParams, ActionResult, Plan, action
-            from flows.context import ActionContext
+            from flows.actions.registry import Action, ActionKind, ActionParams, ActionResult, Plan, action
+            from flows.actions.context import ActionContext
 
             class P(ActionParams):
                 x: int = 1

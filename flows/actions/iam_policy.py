@@ -16,9 +16,9 @@ from typing import Any
 
 from pydantic import ValidationError as PydanticValidationError
 
-from flows.actions import Action, Registry
-from flows.spec import Playbook
-from flows.template_refs import contains_template
+from flows.actions.registry import Action, Registry
+from flows.language.spec import Playbook
+from flows.language.template_refs import contains_template
 
 POLICY_VERSION = "2012-10-17"
 

@@ -10,8 +10,8 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from flows.actions import Action
-from flows.durations import format_duration
+from flows.actions.registry import Action
+from flows.language.durations import format_duration
 
 
 def type_name(annotation: Any, metadata: list[Any] | None = None) -> str:

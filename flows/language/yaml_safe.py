@@ -274,7 +274,7 @@ class _Composer:
 
 
 def _fmt(path: DocPath) -> str:
-    from flows.diagnose import format_path
+    from flows.language.diagnose import format_path
 
     return format_path(path)
 

@@ -18,8 +18,8 @@ from typing import Any
 
 from flows.config import Settings
 from flows.errors import ActionError, ConfigError, StepTimeoutError
-from flows.record import EvidenceItem, RunRecord, iso, sha256_bytes, utcnow, write_atomic
-from flows.spec import Mode
+from flows.language.spec import Mode
+from flows.record.store import EvidenceItem, RunRecord, iso, sha256_bytes, utcnow, write_atomic
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 

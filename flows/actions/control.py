@@ -10,10 +10,10 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from flows.actions import Action, ActionKind, ActionParams, ActionResult, Plan, action
-from flows.context import ActionContext
-from flows.durations import Duration
+from flows.actions.context import ActionContext
+from flows.actions.registry import Action, ActionKind, ActionParams, ActionResult, Plan, action
 from flows.errors import ActionError
+from flows.language.durations import Duration
 
 APPROVER_PATTERN = r"^(user|group):[A-Za-z0-9._@-]+$"
 

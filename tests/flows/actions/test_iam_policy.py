@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from flows.actions import default_registry
+from flows.actions.iam_policy import actions_of, merge, playbook_policy
+from flows.actions.registry import default_registry
 from flows.cli import main
-from flows.iam_policy import actions_of, merge, playbook_policy
-from flows.loader import load_playbook
-from flows.spec import Playbook
+from flows.language.loader import load_playbook
+from flows.language.spec import Playbook
 
-PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks"
+PLAYBOOKS = Path(__file__).resolve().parents[3] / "playbooks"
 
 
 def _book(*steps: dict[str, object]) -> Playbook:

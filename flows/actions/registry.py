@@ -26,16 +26,16 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from flows.errors import RegistrationError, UnknownActionError
-from flows.spec import ACTION_NAME_PATTERN
+from flows.language.spec import ACTION_NAME_PATTERN
 
 if TYPE_CHECKING:
-    from flows.context import ActionContext
+    from flows.actions.context import ActionContext
 
 ENTRY_POINT_GROUP = "fireline.actions"
 
 # Modules that define the built-in catalogue. Explicit on purpose: packages are never walked.
 BUILTIN_MODULES: tuple[str, ...] = (
-    "flows.control",
+    "flows.actions.control",
     "integrations.aws.ec2",
     "integrations.aws.iam",
     "integrations.aws.s3",

@@ -1,7 +1,7 @@
 """Turn pydantic validation errors into located diagnostics with "did you mean" hints.
 
 pydantic reports ``loc`` paths by alias (``with``, ``apiVersion``); they are the document paths of
-the YAML, so :class:`~flows.yaml_safe.PositionMap` places them. Union members add their own names
+the YAML, so :class:`~flows.language.yaml_safe.PositionMap` places them. Union members add their own names
 to ``loc`` (``for_each.str``, ``for_each.list[any]``): those tails are folded into one message.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from flows.errors import Diagnostic
-from flows.yaml_safe import DocPath, PositionMap
+from flows.language.yaml_safe import DocPath, PositionMap
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flows.actions import Registry
+from flows.actions.registry import Registry
 
 TEMPLATE_STRING: dict[str, Any] = {"type": "string", "pattern": r"\{\{|\{%", "description": "A template."}
 
@@ -38,7 +38,7 @@ def playbook_schema(registry: Registry) -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of a fireline/v1 playbook, with per-action ``with`` schemas."""
     from pydantic.json_schema import models_json_schema
 
-    from flows.spec import FailureHandler, Playbook, Step
+    from flows.language.spec import FailureHandler, Playbook, Step
 
     actions = registry.all()
     models: list[Any] = [(Playbook, "validation")] + [(a.Params, "validation") for a in actions]

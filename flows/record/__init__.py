@@ -1,0 +1,1 @@
+"""The run record: the hash-chained event log, the evidence manifest, and their verification."""
