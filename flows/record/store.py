@@ -11,11 +11,12 @@ other than the append-only log are replaced atomically, so a crash never leaves 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -90,9 +91,20 @@ class EventLog:
         self._lock = threading.Lock()
         self._seq = 0
         self._prev = ZERO_HASH
+        self._listeners: list[Callable[[dict[str, Any]], None]] = []
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.exists():
             self._recover()
+
+    def add_listener(self, listener: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
+        """Call ``listener(event)`` after each appended event (the Slack timeline follows a run so).
+
+        Listeners run on the appending thread, in ``seq`` order, after the line is durable, and must be
+        quick (queue the event); one that raises is ignored, so it can never lose an event. Returns
+        a function that removes the listener.
+        """
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
 
     def _recover(self) -> None:
         """Pick up the chain after a restart; drop a torn last line left by a crash mid-write."""
@@ -134,6 +146,9 @@ class EventLog:
                     os.fsync(fh.fileno())
             self._seq += 1
             self._prev = sha256_bytes(line)
+            for listener in list(self._listeners):  # under the lock: listeners see events in seq order
+                with contextlib.suppress(Exception):  # a listener's failure must never touch the record
+                    listener(event)
             return event
 
 
