@@ -1,11 +1,14 @@
 """The one error hierarchy of fireline.
 
-Every error carries a stable ``code``; callers branch on the class or the code, never on the text.
-The CLI prints ``str(error)`` as one line and exits 1 (2 for :class:`UsageError`).
+Every error carries a stable ``code`` and, where it is known, ``where`` (a file, ``file:line:col``, a
+setting or a run); callers branch on the class or the code, never on the text. The CLI prints
+``str(error)`` as one line and exits 1 (2 for :class:`UsageError` only); with ``--json`` it also
+prints ``{"error": {"code", "message", "where"}}`` on stdout.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 
@@ -13,12 +16,28 @@ class FirelineError(Exception):
     """Root of every error fireline raises on purpose."""
 
     code = "E000"
+    where: str | None = None
+
+    def __init__(self, *args: object, where: str | None = None) -> None:
+        super().__init__(*args)
+        if where is not None:
+            self.where = where
 
 
 class UsageError(FirelineError):
-    """The command line was used wrongly (exit 2)."""
+    """The command line itself is wrong: options that exclude each other, a value out of its set (exit 2).
+
+    A file, run or playbook that the command line names but that is missing or bad is an
+    :class:`BadInputError` (exit 1), not a usage error.
+    """
 
     code = "E001"
+
+
+class BadInputError(FirelineError):
+    """A file, directory, run or playbook named on the command line is missing, unreadable or malformed."""
+
+    code = "E003"
 
 
 class ConfigError(FirelineError):
@@ -63,7 +82,8 @@ class SpecError(FirelineError):
 
     def __init__(self, diagnostics: list[Diagnostic]) -> None:
         self.diagnostics = diagnostics
-        super().__init__("\n".join(d.render() for d in diagnostics))
+        where = str(diagnostics[0].pos) if diagnostics else None
+        super().__init__("\n".join(d.render() for d in diagnostics), where=where)
 
 
 class YamlSyntaxError(SpecError):
@@ -165,3 +185,23 @@ class Problems:
     @property
     def warnings(self) -> list[Diagnostic]:
         return [d for d in self.items if d.severity == "warning"]
+
+
+_TAG = re.compile(r"<[^>]+>")
+_HTML_HINTS = ("<html", "<!doctype", "<body", "<title")
+
+
+def one_line(text: str, limit: int = 400) -> str:
+    """Text fit for one line of a terminal or an event: HTML reduced to its words, whitespace collapsed.
+
+    Servers that fail badly (a proxy, a moto route that does not exist) answer with an HTML page;
+    its ``<title>`` and visible text say what happened, the markup does not.
+    """
+    if any(hint in text[:2000].lower() for hint in _HTML_HINTS):
+        title = re.search(r"<title[^>]*>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
+        body = re.sub(r"<(script|style|head)[^>]*>.*?</\1>", " ", text, flags=re.IGNORECASE | re.DOTALL)
+        words = " ".join(_TAG.sub(" ", body).split())
+        lead = " ".join(_TAG.sub(" ", title.group(1)).split()) if title else ""
+        text = f"{lead}: {words}" if lead and not words.startswith(lead) else (words or lead)
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

@@ -3,16 +3,17 @@
 Commands live in topic modules that each add themselves to :data:`app`; heavy libraries are
 imported inside commands, so ``fireline validate`` never pays for Prefect, boto3 or slack_sdk.
 Human output goes to the terminal through rich; ``--json`` prints one JSON document to stdout.
-Exit codes: 0 success, 1 the input or the run failed, 2 usage.
+Exit codes: 0 success, 1 the input or the run failed, 2 usage. Every error reaches the user through
+:mod:`flows.cli.failures` (one line on stderr; with ``--json`` also a JSON error on stdout), so a
+command only raises.
 """
 
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
-
-from flows.errors import FirelineError, UsageError
 
 app = typer.Typer(
     name="fireline",
@@ -26,9 +27,11 @@ app = typer.Typer(
 COMMAND_MODULES: tuple[str, ...] = (
     "flows.cli.spec_cmds",
     "flows.cli.run_cmds",
+    "flows.cli.report_cmds",
     "flows.cli.aws_cmds",
     "flows.cli.model_cmds",
     "flows.cli.serve_cmds",
+    "flows.cli.config_cmds",
 )
 
 
@@ -43,33 +46,25 @@ def _load_commands() -> None:
                 raise
 
 
-def _report(e: BaseException) -> int:
-    """Print one line for an exception and return the exit code."""
-    import click
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
 
-    if isinstance(e, UsageError):
-        print(f"fireline: error: {e}", file=sys.stderr)
-        return 2
-    if isinstance(e, FirelineError):
-        text = str(e)
-        print(text if "\n" in text else f"fireline: error: {text}", file=sys.stderr)
-        return 1
-    usage: tuple[type[Exception], ...] = (click.UsageError,)
-    abort: tuple[type[BaseException], ...] = (click.exceptions.Abort, typer.Abort)
-    try:  # typer 0.2x raises its own vendored copies of click's exceptions
-        from typer._click.exceptions import UsageError as VendoredUsageError
+        try:
+            number = version("fireline")
+        except PackageNotFoundError:  # running from a source tree that was never installed
+            number = "unknown"
+        sys.stdout.write(f"fireline {number}\n")
+        raise typer.Exit(0)
 
-        usage = (*usage, VendoredUsageError)
-    except ImportError:
-        pass
-    if isinstance(e, usage):
-        print(f"fireline: usage: {e.format_message()}", file=sys.stderr)  # type: ignore[attr-defined]
-        return 2
-    if isinstance(e, abort):
-        print("fireline: aborted", file=sys.stderr)
-        return 1
-    print(f"fireline: internal error: {type(e).__name__}: {e} (run with --debug for a traceback)", file=sys.stderr)
-    return 1
+
+@app.callback()
+def _root(
+    _version_flag: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Incident response playbooks for ML platforms: validate, plan, run, approve, audit."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,10 +88,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("fireline: interrupted", file=sys.stderr)
         return 130
-    except Exception as e:  # the last line of defence: one line, never a traceback
+    except Exception as e:  # the one place errors are shown: one line, never a traceback
         if debug:
             raise
-        return _report(e)
+        from flows.cli.failures import report
+
+        return report(e, as_json="--json" in args)
     return 0
 
 

@@ -12,7 +12,7 @@ import typer
 
 from flows.cli import app
 from flows.cli.output import JSON_OPTION_HELP, print_json
-from flows.errors import Diagnostic, UsageError
+from flows.errors import BadInputError, Diagnostic
 
 # Subfolders of a playbook library that hold other YAML documents.
 NOT_PLAYBOOKS = frozenset({"contact-trees", "scenarios", "alerts"})
@@ -38,7 +38,7 @@ def collect_playbooks(paths: list[Path]) -> list[Path]:
         elif path.is_file():
             files.append(path)
         else:
-            raise UsageError(f"{path}: no such file or directory")
+            raise BadInputError(f"{path}: no such file or directory", where=str(path))
     return list(dict.fromkeys(files))
 
 
@@ -77,7 +77,7 @@ def _check(paths: list[Path], strict: bool, as_json: bool, command: str) -> None
 
     files = collect_playbooks(paths)
     if not files:
-        raise UsageError("no playbook files (*.yaml, *.yml) found in " + ", ".join(map(str, paths)))
+        raise BadInputError("no playbook files (*.yaml, *.yml) found in " + ", ".join(map(str, paths)))
     results = [(f, *validate_path(f, strict=strict)) for f in files]
     _library_names(results)
     errors = sum(d.severity == "error" for _, _, found in results for d in found)
@@ -223,13 +223,22 @@ def _resolve_playbook(ref: str) -> Path:
     path = Path(ref)
     if path.is_file():
         return path
+    if path.is_dir():
+        raise BadInputError(f"{ref}: is a directory; give one playbook file or a playbook name", where=ref)
     from flows.config import load_settings
 
     folder = load_settings().playbooks_dir
     for candidate in (folder / f"{ref}.yaml", folder / f"{ref}.yml"):
         if candidate.is_file():
             return candidate
-    raise UsageError(f"{ref}: no such playbook file, and no {ref}.yaml in {folder}")
+    names = sorted(p.stem for p in folder.glob("*.y*ml")) if folder.is_dir() else []
+    from flows.language.diagnose import suggest
+
+    hint = suggest(ref, names)
+    raise BadInputError(
+        f"{ref}: no such playbook file, and no playbook named {ref!r} in {folder}/" + (f" ({hint})" if hint else ""),
+        where=ref,
+    )
 
 
 @app.command()

@@ -82,5 +82,5 @@ def test_attest_bad_eval_file(s3: Any, tmp_path: Path, capsys: pytest.CaptureFix
     s3.put_object(Bucket=BUCKET, Key=KEY, Body=b"x")
     bad = tmp_path / "metrics.json"
     bad.write_text("[1, 2]")
-    assert main(["attest", "--registry", "s3", f"s3://{BUCKET}/{KEY}", "--by", "ci", "--eval", str(bad)]) == 2
+    assert main(["attest", "--registry", "s3", f"s3://{BUCKET}/{KEY}", "--by", "ci", "--eval", str(bad)]) == 1
     assert "JSON object" in capsys.readouterr().err

@@ -94,8 +94,8 @@ def test_lint_strict_turns_warnings_into_errors(tmp_path: Path, capsys: pytest.C
     assert json.loads(out)["files"][0]["diagnostics"][0]["severity"] == "error"
 
 
-def test_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert _run(capsys, "validate", str(tmp_path / "missing"))[0] == 2
+def test_usage_errors_exit_2_and_missing_files_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(capsys, "validate", str(tmp_path / "missing"))[0] == 1
     assert _run(capsys, "validate")[0] == 2
     assert _run(capsys, "validate", str(tmp_path), "--no-such-option")[0] == 2
 
@@ -181,7 +181,10 @@ def test_plan_by_name_from_the_playbooks_directory(
     code, out, _ = _run(capsys, "plan", "one", "--json")
     assert code == 0
     assert json.loads(out)["playbook"] == "one@1"
-    assert _run(capsys, "plan", "nope")[0] == 2
+    assert _run(capsys, "plan", "nope")[0] == 1
+    code, _, err = _run(capsys, "plan", "onee")
+    assert code == 1
+    assert "did you mean 'one'?" in err
 
 
 def test_schema_written_to_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
