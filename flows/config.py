@@ -73,6 +73,18 @@ class PrefectSettings(_Section):
     work_pool: str = "fireline"
 
 
+class SlackSettings(_Section):
+    """``[slack]``: the Slack workspace pages, incident channels and run timelines go to."""
+
+    base_url: str = Field(default="https://slack.com/api/", description="Web API base URL (ends in /).")
+    token: str | None = Field(default=None, description="Bot token (xoxb-...); a secret: reference is best.")
+    signing_secret: str | None = Field(default=None, description="Verifies POST /slack/interactions.")
+    channel: str | None = Field(default=None, description="Root messages of runs that open no incident channel.")
+    drill_channel: str | None = Field(default=None, description="Drill and dry-run messages go here only.")
+    min_interval: float = Field(default=1.0, ge=0, description="Seconds between messages to one channel.")
+    timeout: float = Field(default=10.0, gt=0, description="Seconds for one Web API call.")
+
+
 def _default_playbooks_dir() -> Path:
     """``./playbooks`` when it exists, else the library shipped beside the source tree."""
     local = Path("playbooks")
@@ -139,6 +151,7 @@ class Settings(BaseSettings):
     aws: AwsSettings = Field(default_factory=AwsSettings)
     models: ModelSettings = Field(default_factory=ModelSettings)
     prefect: PrefectSettings = Field(default_factory=PrefectSettings)
+    slack: SlackSettings = Field(default_factory=SlackSettings)
     triggers: TriggersSettings = Field(default_factory=TriggersSettings, description="The alert receiver.")
 
     @model_validator(mode="before")
