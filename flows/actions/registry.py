@@ -37,6 +37,7 @@ ENTRY_POINT_GROUP = "fireline.actions"
 BUILTIN_MODULES: tuple[str, ...] = (
     "flows.actions.control",
     "integrations.aws.ec2",
+    "integrations.aws.ec2_snapshot",
     "integrations.aws.iam",
     "integrations.aws.s3",
     "integrations.aws.cloudtrail",
@@ -44,6 +45,9 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "integrations.aws.lambda_",
     "integrations.aws.sagemaker",
     "integrations.models.actions",
+    "integrations.data.quarantine",
+    "integrations.data.radius",
+    "integrations.data.pipeline",
 )
 
 
@@ -121,6 +125,9 @@ class Action(Generic[P, R]):
     permissions: ClassVar[tuple[str, ...]] = ()
     undo_permissions: ClassVar[tuple[str, ...]] = ()
     description: ClassVar[str] = ""
+    # The provider guidance the action follows, and what it leaves open (``fireline actions show``).
+    guidance: ClassVar[tuple[str, ...]] = ()
+    caveats: ClassVar[tuple[str, ...]] = ()
 
     def plan(self, params: P, ctx: ActionContext) -> Plan:
         raise NotImplementedError

@@ -1,4 +1,4 @@
-"""The parts of EC2 isolation beyond the instance: the quarantine group, Auto Scaling, target groups."""
+"""The parts of EC2 isolation beyond the instance: the isolation groups, Auto Scaling, target groups."""
 
 from __future__ import annotations
 
@@ -22,23 +22,36 @@ UNDO_EXTRA_PERMISSIONS = (
 )
 
 
-def quarantine_group(ctx: ActionContext, ec2: Any, vpc_id: str, name: str) -> str:
-    """The id of the VPC's quarantine group, created (and emptied of every rule) when needed.
+def isolation_group(ctx: ActionContext, ec2: Any, vpc_id: str, name: str, *, open_all: bool = False) -> str:
+    """The id of one of the VPC's isolation groups, created (and its rules set) when needed.
 
-    Fan-out steps isolate many instances of one VPC at once: a per-run lock makes one of them create
-    the group, and a duplicate-group answer from a concurrent run elsewhere is resolved by reading it.
+    ``open_all=False``: the quarantine group, emptied of every rule. ``open_all=True``: the untracking
+    group, allowing all traffic in and out from 0.0.0.0/0 and ::/0, which makes the instance's flows
+    untracked (Amazon EC2 User Guide, "Security group connection tracking", untracked connections) so
+    that the move to the quarantine group cuts them. Fan-out steps isolate many instances of one VPC
+    at once: a per-run lock makes one of them create the group, and a duplicate-group answer from a
+    concurrent run elsewhere is resolved by reading it.
     """
-    lock: threading.Lock = ctx.services.get_or_create(f"aws:ec2:quarantine-lock:{vpc_id}:{name}", threading.Lock)
+    key = f"{vpc_id}:{name}:{'open' if open_all else 'closed'}"
+    lock: threading.Lock = ctx.services.get_or_create(f"aws:ec2:isolation-lock:{key}", threading.Lock)
     with lock:
-        cached = ctx.services.cache.get(f"aws:ec2:quarantine:{vpc_id}:{name}")
+        cached = ctx.services.cache.get(f"aws:ec2:isolation:{key}")
         if cached:
             return str(cached)
         group = _find_group(ec2, vpc_id, name)
         if group is None:
-            group = _create_group(ctx, ec2, vpc_id, name)
-        _strip_rules(ec2, group)
-        ctx.services.cache[f"aws:ec2:quarantine:{vpc_id}:{name}"] = group["GroupId"]
+            group = _create_group(ctx, ec2, vpc_id, name, open_all)
+        if open_all:
+            _open_rules(ec2, group)
+        else:
+            _strip_rules(ec2, group)
+        ctx.services.cache[f"aws:ec2:isolation:{key}"] = group["GroupId"]
         return str(group["GroupId"])
+
+
+def quarantine_group(ctx: ActionContext, ec2: Any, vpc_id: str, name: str) -> str:
+    """The VPC's rule-less quarantine group (see :func:`isolation_group`)."""
+    return isolation_group(ctx, ec2, vpc_id, name)
 
 
 def _find_group(ec2: Any, vpc_id: str, name: str) -> dict[str, Any] | None:
@@ -50,17 +63,23 @@ def _find_group(ec2: Any, vpc_id: str, name: str) -> dict[str, Any] | None:
     return groups[0] if groups else None
 
 
-def _create_group(ctx: ActionContext, ec2: Any, vpc_id: str, name: str) -> dict[str, Any]:
+def _create_group(ctx: ActionContext, ec2: Any, vpc_id: str, name: str, open_all: bool) -> dict[str, Any]:
+    purpose = "untrack" if open_all else "quarantine"
+    description = (
+        "fireline isolation, first phase: all traffic, so tracked flows become untracked"
+        if open_all
+        else "fireline quarantine: no ingress, no egress"
+    )
     try:
         with aws_errors(f"create security group {name} in {vpc_id}"):
             ec2.create_security_group(
                 GroupName=name,
                 VpcId=vpc_id,
-                Description="fireline quarantine: no ingress, no egress",
+                Description=description,
                 TagSpecifications=[
                     {
                         "ResourceType": "security-group",
-                        "Tags": tag_list({"fireline:purpose": "quarantine", "fireline:incident": ctx.incident.id}),
+                        "Tags": tag_list({"fireline:purpose": purpose, "fireline:incident": ctx.incident.id}),
                     }
                 ],
             )
@@ -71,6 +90,36 @@ def _create_group(ctx: ActionContext, ec2: Any, vpc_id: str, name: str) -> dict[
     if group is None:
         raise IntegrationError(f"security group {name} in {vpc_id} was created but cannot be read back", retryable=True)
     return group
+
+
+def _allows_all(permissions: list[dict[str, Any]]) -> tuple[bool, bool]:
+    """Whether the rules allow all protocols from/to 0.0.0.0/0 and from/to ::/0."""
+    every = [p for p in permissions if p.get("IpProtocol") == "-1"]
+    v4 = any(r.get("CidrIp") == "0.0.0.0/0" for p in every for r in p.get("IpRanges", []))
+    v6 = any(r.get("CidrIpv6") == "::/0" for p in every for r in p.get("Ipv6Ranges", []))
+    return v4, v6
+
+
+def _open_rules(ec2: Any, group: dict[str, Any]) -> None:
+    """Allow all traffic in and out (IPv4 and IPv6), adding only the rules that are missing."""
+    group_id = group["GroupId"]
+    directions = (("ingress", group.get("IpPermissions", [])), ("egress", group.get("IpPermissionsEgress", [])))
+    for direction, current in directions:
+        v4, v6 = _allows_all(current)
+        wanted: dict[str, Any] = {"IpProtocol": "-1"}
+        if not v4:
+            wanted["IpRanges"] = [{"CidrIp": "0.0.0.0/0"}]
+        if not v6:
+            wanted["Ipv6Ranges"] = [{"CidrIpv6": "::/0"}]
+        if len(wanted) == 1:
+            continue
+        call = ec2.authorize_security_group_ingress if direction == "ingress" else ec2.authorize_security_group_egress
+        try:
+            with aws_errors(f"allow all {direction} on {group_id}"):
+                call(GroupId=group_id, IpPermissions=[wanted])
+        except IntegrationError as e:
+            if e.details.get("code") != "InvalidPermission.Duplicate":  # a concurrent run added it
+                raise
 
 
 def _strip_rules(ec2: Any, group: dict[str, Any]) -> None:

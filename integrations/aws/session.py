@@ -49,6 +49,24 @@ RETRYABLE_CODES: frozenset[str] = frozenset(
         "PriorRequestNotComplete",
     }
 )
+# A resource in a transitional state refuses changes until it settles; another attempt, once it has,
+# succeeds. AWS names most of these by code alone; SageMaker answers ``ValidationException`` (a code
+# it also uses for bad input), so for it the message marker it documents is what tells them apart.
+# code -> message markers (lower case); an empty tuple matches any message of the code.
+CONFLICT_CODES: dict[str, tuple[str, ...]] = {
+    "ValidationException": ("cannot update in-progress endpoint", "in-progress endpoint", "is in progress"),
+    "ResourceConflictException": ("in progress", "pending", "is currently"),
+    "ResourceInUse": (),
+    "ResourceInUseException": ("in progress", "in-progress", "is being updated"),
+    "IncorrectInstanceState": (),
+    "IncorrectState": (),
+    "ConcurrentModification": (),
+    "ConcurrentModificationException": (),
+    "OperationAbortedException": (),
+    "OperationAborted": (),
+    "ScalingActivityInProgress": (),
+    "ConflictException": (),
+}
 # Codes that mean "the thing named does not exist": bad input, never retried.
 NOT_FOUND_MARKERS: tuple[str, ...] = ("NotFound", "NoSuch", "Malformed", "InvalidInstanceID", "ValidationError")
 
@@ -206,6 +224,15 @@ def error_code(error: BaseException) -> str:
     return ""
 
 
+def is_conflict(code: str, message: str) -> bool:
+    """Whether an AWS error says the resource is mid-change (retryable once it settles)."""
+    markers = CONFLICT_CODES.get(code)
+    if markers is None:
+        return False
+    lowered = message.lower()
+    return not markers or any(marker in lowered for marker in markers)
+
+
 def is_not_found(error: BaseException) -> bool:
     code = error_code(error)
     return any(marker in code for marker in NOT_FOUND_MARKERS)
@@ -216,7 +243,8 @@ def aws_errors(what: str) -> Iterator[None]:
     """Turn botocore errors raised inside the block into one-line fireline errors.
 
     ``what`` says what was being done ("describe instance i-123"); the AWS error code is kept in
-    ``details["code"]`` and throttling-like codes are marked retryable for the step's retry policy.
+    ``details["code"]``; throttling-like codes and a resource caught mid-change (:data:`CONFLICT_CODES`,
+    ``details["conflict"]``) are marked retryable for the step's retry policy.
     """
     from botocore.exceptions import (
         BotoCoreError,
@@ -234,8 +262,12 @@ def aws_errors(what: str) -> Iterator[None]:
     except ClientError as e:
         code = error_code(e)
         message = e.response.get("Error", {}).get("Message", "") or str(e)
+        conflict = is_conflict(code, message)
+        details: dict[str, object] = {"code": code}
+        if conflict:
+            details["conflict"] = True
         raise IntegrationError(
-            f"{what}: {code}: {message}", retryable=code in RETRYABLE_CODES, details={"code": code}
+            f"{what}: {code}: {message}", retryable=code in RETRYABLE_CODES or conflict, details=details
         ) from e
     except BotoCoreError as e:
         # Network trouble may pass; missing credentials or invalid parameters will not.

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from flows.errors import ActionError
-from integrations.aws.ec2 import IsolateInstance, IsolateParams, SnapshotParams, SnapshotVolumes
+from integrations.aws.ec2 import IsolateInstance, IsolateParams
+from integrations.aws.ec2_snapshot import SnapshotParams, SnapshotVolumes
 from integrations.aws.sandbox import World, run_instance, seed_inference_hosts, seed_network
 from tests.fixtures.moto import AwsEnv
 
