@@ -45,6 +45,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "integrations.aws.lambda_",
     "integrations.aws.sagemaker",
     "integrations.models.actions",
+    "integrations.slack.actions",
     "integrations.data.quarantine",
     "integrations.data.radius",
     "integrations.data.pipeline",
