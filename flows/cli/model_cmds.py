@@ -48,6 +48,13 @@ def attest_command(
     ] = None,
     approve: Annotated[bool, typer.Option("--approve", help="Also mark the version approved in the registry.")] = False,
     tracking_uri: Annotated[str | None, typer.Option("--tracking-uri", help="mlflow: the tracking server.")] = None,
+    training_data: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--training-data",
+            help="A dataset the version was trained on: URI[@sha256] (an S3 prefix is digested now). Repeatable.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help=JSON_OPTION_HELP)] = False,
 ) -> None:
     """Hash a model version's artifact and write the known-good attestation into the registry."""
@@ -69,7 +76,9 @@ def attest_command(
         step_id="attest",
         incident_id=f"attest-{stamp}",
     )
-    outcome = attest(ctx, params, version, by=by, eval_metrics=metrics, approve=approve)
+    outcome = attest(
+        ctx, params, version, by=by, eval_metrics=metrics, approve=approve, training_data=training_data or ()
+    )
     ctx.emit("model.attested", outcome.model_dump(mode="json"))
     if as_json:
         print_json(outcome.model_dump(mode="json"))
@@ -77,3 +86,5 @@ def attest_command(
     console.print(f"attested {outcome.label}", markup=False)
     console.print(f"  sha256 {outcome.sha256} ({outcome.size_read} bytes read)", markup=False)
     console.print(f"  by {by}" + (", approved" if approve else ""), markup=False)
+    for uri, digest in outcome.training_data.items():
+        console.print(f"  trained on {uri} (sha256 {digest})", markup=False)

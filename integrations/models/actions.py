@@ -228,6 +228,9 @@ class ModelRollback(Action[RollbackParams, RollbackResult]):
 class QuarantineParams(TargetParams):
     versions: list[str] = Field(default_factory=list, description="Version ids; empty: the versions serving now.")
     reason: str = Field(min_length=1, max_length=200)
+    blast_radius: dict[str, Any] | None = Field(
+        default=None, description="A data.blast_radius output: quarantine this target's versions in it."
+    )
 
 
 class QuarantineResult(ActionResult):
@@ -253,6 +256,10 @@ class ModelQuarantine(Action[QuarantineParams, QuarantineResult]):
 
     def plan(self, params: QuarantineParams, ctx: ActionContext) -> Plan:
         which = ", ".join(params.versions) if params.versions else "the versions serving now"
+        if params.blast_radius is not None:
+            from integrations.data.radius import versions_for_target
+
+            which = ", ".join([*params.versions, *versions_for_target(params.blast_radius, params)]) or "no version"
         return Plan(
             action=self.name,
             summary=f"quarantine {which} of {params.label}",
@@ -263,7 +270,12 @@ class ModelQuarantine(Action[QuarantineParams, QuarantineResult]):
     def apply(self, params: QuarantineParams, ctx: ActionContext) -> QuarantineResult:
         ctx.require_live("model.quarantine")
         adapter = load_adapter(params, ctx)
-        ids = params.versions or adapter.serving().versions
+        if params.blast_radius is not None:
+            from integrations.data.radius import versions_for_target
+
+            ids = [*params.versions, *versions_for_target(params.blast_radius, params)]
+        else:
+            ids = params.versions or adapter.serving().versions
         mark = f"{ctx.incident.id}: {params.reason}"
         done: list[str] = []
         written = 0

@@ -6,7 +6,7 @@ sandbox seeding. The keys and the digest definitions are the contract in DESIGN.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -36,6 +36,7 @@ class AttestOutcome(BaseModel):
     size_read: int
     keys: dict[str, str] = Field(default_factory=dict)
     approved: bool = False
+    training_data: dict[str, str | None] = Field(default_factory=dict, description="Attested datasets: URI -> sha256.")
 
 
 def parse_target(registry: RegistryName, target: str) -> tuple[TargetParams, str | None]:
@@ -71,8 +72,13 @@ def attest(
     by: str,
     eval_metrics: Mapping[str, Any] | None = None,
     approve: bool = False,
+    training_data: Sequence[str] = (),
 ) -> AttestOutcome:
-    """Hash the version's artifact now and write the attestation keys (and approval when asked)."""
+    """Hash the version's artifact now and write the attestation keys (and approval when asked).
+
+    ``training_data`` holds ``URI[@sha256]`` entries: an S3 prefix without a digest is digested now
+    (:func:`integrations.data.lineage_registries.s3_prefix_digest`); another URI needs its digest.
+    """
     from flows.errors import ActionError
 
     adapter = load_adapter(target, ctx)
@@ -86,9 +92,16 @@ def attest(
         raise ActionError(
             f"{version.label} is quarantined ({(version.metadata or {})[KEY_QUARANTINED]}); it cannot be attested"
         )
+    datasets = training_datasets(ctx, training_data)
     digest = adapter.compute_digest(version)
     keys = attestation(digest, by, eval_metrics)
-    adapter.write_metadata(version, keys)
+    stale: list[str] = []
+    if datasets:
+        from integrations.data.lineage import encode_training_data, training_data_keys
+
+        stale = training_data_keys(version.metadata or {})
+        keys.update(encode_training_data(datasets))
+    adapter.write_metadata(version, keys, remove=[k for k in stale if k not in keys])
     if approve:
         adapter.set_approved(adapter.version(version_id))
     return AttestOutcome(
@@ -100,4 +113,23 @@ def attest(
         size_read=adapter.bytes_read,
         keys=keys,
         approved=approve,
+        training_data=datasets,
     )
+
+
+def training_datasets(ctx: ActionContext, entries: Sequence[str]) -> dict[str, str | None]:
+    """``URI[@sha256]`` entries as {uri: sha256}, digesting S3 prefixes given without one."""
+    if not entries:
+        return {}
+    from integrations.data.lineage import split_dataset_arg
+    from integrations.data.lineage_registries import s3_prefix_digest
+
+    datasets: dict[str, str | None] = {}
+    for entry in entries:
+        uri, digest = split_dataset_arg(entry.strip())
+        if digest is None:
+            if not uri.startswith("s3://"):
+                raise UsageError(f"--training-data {entry!r}: give the digest (URI@sha256) of a dataset outside S3")
+            digest, _ = s3_prefix_digest(ctx, uri)
+        datasets[uri] = digest
+    return datasets

@@ -34,6 +34,8 @@ KEY_QUARANTINED = "fireline.quarantined"
 KEY_APPROVED = "fireline.approved"
 # Written on an S3 object version that a rollback copied back, naming the version it restored.
 KEY_RESTORED_FROM = "fireline.restored_from"
+# The datasets a version was trained on (integrations.data.lineage): JSON, split over numbered keys.
+KEY_TRAINING_DATA = "fireline.training_data"
 ATTESTATION_KEYS = (KEY_KNOWN_GOOD, KEY_SHA256, KEY_ATTESTED_BY, KEY_ATTESTED_AT, KEY_EVAL)
 
 # S3 tag values and SageMaker CustomerMetadataProperties values allow only letters, digits, spaces and
@@ -45,7 +47,7 @@ _B64 = "base64:"
 
 def encode_tag_value(key: str, value: str) -> str:
     """A value S3 tags and SageMaker metadata accept (eval metrics must stay under ~180 bytes of JSON)."""
-    if key == KEY_EVAL:
+    if key == KEY_EVAL or key.startswith(KEY_TRAINING_DATA):
         return _B64 + base64.b64encode(value.encode()).decode()
     return _TAG_VALUE_BAD.sub("_", value)[:256] or "_"
 

@@ -13,11 +13,12 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from flows.actions.context import ActionContext
 from flows.errors import ActionError
 from flows.record.store import iso
+from integrations.data.lineage import LineageError, TaintedDataset, lineage, taint_of, tainted_list
 from integrations.models.base import (
     KEY_ATTESTED_AT,
     KEY_ATTESTED_BY,
@@ -49,6 +50,18 @@ class KnownGoodPolicy(BaseModel):
     min_eval: dict[str, float] = Field(default_factory=dict, description="Minimum values of attested eval metrics.")
     exclude: list[str] = Field(default_factory=list, description="Version ids never to pick.")
     max_digest_checks: int = Field(default=10, ge=1, le=1000, description="Stop after hashing this many candidates.")
+    exclude_training_data: list[TaintedDataset] = Field(
+        default_factory=list,
+        description="Tainted datasets: URIs (uri[@sha256]), objects, or a data.blast_radius output.",
+    )
+    require_training_data: bool = Field(
+        default=False, description="Only versions whose training data is recorded (attested or by the registry)."
+    )
+
+    @field_validator("exclude_training_data", mode="before")
+    @classmethod
+    def _tainted(cls, value: Any) -> list[TaintedDataset]:
+        return tainted_list(value)
 
     @model_validator(mode="after")
     def _digest_needs_attestation(self) -> KnownGoodPolicy:
@@ -75,6 +88,9 @@ class Rejection(BaseModel):
         "digest_mismatch",
         "artifact_unreadable",
         "digest_budget_spent",
+        "tainted_training_data",
+        "training_data_unreadable",
+        "training_data_unknown",
     ]
     message: str
 
@@ -149,6 +165,27 @@ def _quick_rejection(version: ModelVersion, policy: KnownGoodPolicy, cutoff: dat
     return None
 
 
+def training_data_rejection(
+    adapter: RegistryAdapter, version: ModelVersion, policy: KnownGoodPolicy
+) -> tuple[str, str] | None:
+    """Why ``version``'s training data disqualifies it, naming the dataset, or None.
+
+    A version whose lineage cannot be read is rejected on its own; the walk goes on to older ones.
+    """
+    try:
+        refs = lineage(adapter, version)
+    except LineageError as e:
+        return "training_data_unreadable", f"training data cannot be proven clean: {e}"
+    hit = taint_of(refs, version.created_at, policy.exclude_training_data)
+    if hit is not None:
+        ref, bad = hit
+        via = ref.source.split(":", 1)[0]
+        return "tainted_training_data", f"trained on {ref.uri} ({via}), inside the tainted dataset {bad}"
+    if policy.require_training_data and not refs:
+        return "training_data_unknown", "its training data is recorded nowhere (attestation or registry lineage)"
+    return None
+
+
 def record_tampering(
     ctx: ActionContext, adapter: RegistryAdapter, version: ModelVersion, attested: str, actual: str
 ) -> None:
@@ -204,6 +241,8 @@ def select_known_good(
             continue
         version = adapter.load(listed)
         found = metadata_rejection(version, policy, cutoff)
+        if found is None and (policy.exclude_training_data or policy.require_training_data):
+            found = training_data_rejection(adapter, version, policy)
         if found is not None:
             reject(version, *found)
             continue

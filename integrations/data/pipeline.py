@@ -1,0 +1,285 @@
+"""``pipeline.trigger``: start reprocessing or retraining on clean data, once per incident and step.
+
+Two engines:
+
+- ``prefect``: a flow run of a deployment (``flow-name/deployment-name``) created with Prefect's
+  idempotency key set to the step's (incident, step, item): Prefect returns the existing flow run
+  for a key it has seen, so a retried or resumed step never starts a second run. The API is
+  ``api_url`` when given, else ``prefect.api_url`` in the settings, else Prefect's own settings.
+- ``sagemaker``: a pipeline execution (``StartPipelineExecution``) whose ``ClientRequestToken`` and
+  display name derive from the same key; before starting, executions created since the incident
+  began are searched for that display name (moto ignores ``ClientRequestToken``; AWS honours it).
+
+With ``wait: true`` the step polls until the run reaches a terminal state, and fails when it
+failed, crashed or was stopped; the step's timeout ends the wait. Dry-run and drills only plan
+(for SageMaker, the plan reads the pipeline so a missing one is named before anything runs).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from flows.actions.context import ActionContext
+from flows.actions.registry import Action, ActionKind, ActionParams, ActionResult, Plan, Target, action
+from flows.errors import ActionError, IntegrationError
+from flows.language.durations import Duration
+from integrations.aws.common import plan_read
+from integrations.aws.session import aws_errors, client, known
+
+SAGEMAKER_TERMINAL = {"Succeeded": True, "Failed": False, "Stopped": False}
+PREFECT_OK = {"COMPLETED"}
+PREFECT_FAILED = {"FAILED", "CRASHED", "CANCELLED"}
+PERMISSIONS = (
+    "sagemaker:DescribePipeline",
+    "sagemaker:StartPipelineExecution",
+    "sagemaker:ListPipelineExecutions",
+    "sagemaker:DescribePipelineExecution",
+)
+
+
+class TriggerParams(ActionParams):
+    engine: Literal["prefect", "sagemaker"]
+    deployment: str | None = Field(default=None, description="prefect: flow-name/deployment-name.")
+    pipeline: str | None = Field(default=None, description="sagemaker: the pipeline name.")
+    parameters: dict[str, Any] = Field(default_factory=dict, description="Flow or pipeline parameters.")
+    wait: bool = Field(default=False, description="Wait for a terminal state (within the step's timeout).")
+    poll_interval: Duration = Field(default=15.0, description="Seconds between status reads while waiting.")
+    api_url: str | None = Field(default=None, description="prefect: the API; default: settings.prefect.api_url.")
+    region: str | None = None
+
+    @model_validator(mode="after")
+    def _named(self) -> TriggerParams:
+        if self.engine == "prefect" and not (self.deployment and "/" in self.deployment):
+            raise ValueError("engine 'prefect' needs deployment: flow-name/deployment-name")
+        if self.engine == "sagemaker" and not self.pipeline:
+            raise ValueError("engine 'sagemaker' needs pipeline")
+        return self
+
+    @property
+    def label(self) -> str:
+        return (
+            f"prefect deployment {self.deployment}"
+            if self.engine == "prefect"
+            else f"sagemaker pipeline {self.pipeline}"
+        )
+
+
+class TriggerResult(ActionResult):
+    engine: str
+    target: str
+    run_id: str = Field(description="Prefect flow run id, or SageMaker pipeline execution ARN.")
+    state: str
+    reused: bool = Field(default=False, description="The run existed already under this idempotency key.")
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+
+def wait_terminal(
+    ctx: ActionContext, read: Callable[[], tuple[str, str]], done: Callable[[str], bool | None], poll: float
+) -> str:
+    """Poll ``read`` (state, reason) until ``done(state)`` is True or False; fail on False.
+
+    The step's timeout ends the wait (``ctx.sleep`` wakes on cancellation).
+    """
+    while True:
+        ctx.check_cancelled()
+        state, reason = read()
+        verdict = done(state)
+        if verdict is True:
+            return state
+        if verdict is False:
+            raise ActionError(f"the run ended {state}: {reason or 'no reason given'}", details={"state": state})
+        ctx.sleep(poll)
+
+
+def _display_name(ctx: ActionContext) -> str:
+    return f"fireline-{ctx.short_token[:24]}"
+
+
+def _sagemaker_find(sm: Any, ctx: ActionContext, pipeline: str) -> str | None:
+    """The execution this step already started (same display name, created since the incident began)."""
+    since = ctx.incident.started_at - timedelta(minutes=5)
+    pages = sm.get_paginator("list_pipeline_executions").paginate(
+        PipelineName=pipeline, CreatedAfter=since, SortBy="CreationTime", SortOrder="Descending"
+    )
+    for page in pages:
+        for summary in page.get("PipelineExecutionSummaries", []):
+            arn = str(summary["PipelineExecutionArn"])
+            described = sm.describe_pipeline_execution(PipelineExecutionArn=arn)
+            if described.get("PipelineExecutionDisplayName") == _display_name(ctx):
+                return arn
+    return None
+
+
+def _sagemaker(params: TriggerParams, ctx: ActionContext) -> TriggerResult:
+    sm = client(ctx, "sagemaker", params.region)
+    pipeline = str(params.pipeline)
+    try:
+        with aws_errors(f"look up executions of sagemaker pipeline {pipeline}"):
+            found = _sagemaker_find(sm, ctx, pipeline)
+            arn = found or str(
+                sm.start_pipeline_execution(
+                    PipelineName=pipeline,
+                    PipelineExecutionDisplayName=_display_name(ctx),
+                    PipelineExecutionDescription=f"fireline {ctx.idempotency_key}"[:3072],
+                    PipelineParameters=[{"Name": k, "Value": _text(v)} for k, v in params.parameters.items()],
+                    ClientRequestToken=ctx.short_token,
+                )["PipelineExecutionArn"]
+            )
+    except IntegrationError as e:
+        if "Could not find pipeline" in str(e) or "NotFound" in str(e.details.get("code", "")):
+            raise ActionError(f"sagemaker pipeline {pipeline} does not exist", details=e.details) from e
+        raise
+
+    def read() -> tuple[str, str]:
+        with aws_errors(f"describe pipeline execution {arn}"):
+            d = sm.describe_pipeline_execution(PipelineExecutionArn=arn)
+        return str(d.get("PipelineExecutionStatus")), str(d.get("FailureReason") or "")
+
+    state = read()[0]
+    if params.wait:
+        state = wait_terminal(ctx, read, SAGEMAKER_TERMINAL.get, params.poll_interval)
+    return TriggerResult(
+        engine="sagemaker",
+        target=params.label,
+        run_id=arn,
+        state=state,
+        reused=found is not None,
+        parameters=params.parameters,
+        changed=found is None,
+        summary=f"{'found' if found else 'started'} execution {arn.rsplit('/', 1)[-1]} of {pipeline} ({state})",
+    )
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+
+
+def _prefect_client(params: TriggerParams, ctx: ActionContext) -> Any:
+    try:
+        from prefect.client.orchestration import SyncPrefectClient, get_client
+    except ImportError as e:  # prefect is a core dependency, but say so plainly if it is missing
+        raise ActionError("pipeline.trigger with engine prefect needs Prefect installed") from e
+    url = params.api_url or ctx.settings.prefect.api_url
+    return SyncPrefectClient(url.rstrip("/")) if url else get_client(sync_client=True)
+
+
+def _prefect(params: TriggerParams, ctx: ActionContext) -> TriggerResult:
+    from prefect.exceptions import ObjectNotFound
+
+    with _prefect_client(params, ctx) as prefect:
+        try:
+            deployment = prefect.read_deployment_by_name(str(params.deployment))
+        except ObjectNotFound as e:
+            raise ActionError(f"prefect deployment {params.deployment} does not exist") from e
+        except Exception as e:  # httpx and Prefect errors: the server cannot be reached
+            raise IntegrationError(f"prefect: read deployment {params.deployment}: {e}", retryable=True) from e
+        reused = _prefect_existing(prefect, deployment.id, ctx.idempotency_key)
+        # Prefect also answers a known idempotency key with the existing run (a race between two attempts).
+        run = reused or prefect.create_flow_run_from_deployment(
+            deployment.id, parameters=params.parameters, idempotency_key=ctx.idempotency_key
+        )
+
+        def read() -> tuple[str, str]:
+            flow_run = prefect.read_flow_run(run.id)
+            state = flow_run.state
+            return (str(state.type.value) if state else "UNKNOWN"), (str(state.message or "") if state else "")
+
+        state = read()[0]
+        if params.wait:
+            state = wait_terminal(
+                ctx,
+                read,
+                lambda s: True if s in PREFECT_OK else (False if s in PREFECT_FAILED else None),
+                params.poll_interval,
+            )
+    return TriggerResult(
+        engine="prefect",
+        target=params.label,
+        run_id=str(run.id),
+        state=state,
+        reused=reused is not None,
+        changed=reused is None,
+        parameters=params.parameters,
+        summary=f"flow run {run.name} ({run.id}) of {params.deployment}: {state}",
+    )
+
+
+def _prefect_existing(prefect: Any, deployment_id: Any, key: str) -> Any:
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterDeploymentId,
+        FlowRunFilterIdempotencyKey,
+    )
+
+    found = prefect.read_flow_runs(
+        flow_run_filter=FlowRunFilter(
+            idempotency_key=FlowRunFilterIdempotencyKey(any_=[key]),
+            deployment_id=FlowRunFilterDeploymentId(any_=[deployment_id]),
+        ),
+        limit=1,
+    )
+    return found[0] if found else None
+
+
+@action(
+    "pipeline.trigger",
+    kind=ActionKind.RECOVERY,
+    params=TriggerParams,
+    result=TriggerResult,
+    permissions=PERMISSIONS,
+)
+class PipelineTrigger(Action[TriggerParams, TriggerResult]):
+    """Start a reprocessing or retraining run (Prefect deployment or SageMaker pipeline), once."""
+
+    def plan(self, params: TriggerParams, ctx: ActionContext) -> Plan:
+        warnings: list[str] = []
+        reads: list[str] = []
+        if params.engine == "sagemaker":
+            sm = client(ctx, "sagemaker", params.region)
+            found = plan_read(
+                ctx,
+                f"describe sagemaker pipeline {params.pipeline}",
+                lambda: sm.describe_pipeline(PipelineName=params.pipeline),
+                warnings,
+            )
+            if found is not None:
+                reads.append(f"sagemaker pipeline {params.pipeline} exists ({found.get('PipelineStatus')})")
+        shown = json.dumps(params.parameters, sort_keys=True, default=str)
+        changes = [f"start a run of {params.label} with parameters {shown} (idempotency key {ctx.idempotency_key})"]
+        if params.wait:
+            changes.append("wait for it to finish, within the step's timeout; fail if it fails")
+        return Plan(
+            action=self.name,
+            summary=f"trigger {params.label}",
+            targets=[Target(type=f"pipeline:{params.engine}", id=str(params.deployment or params.pipeline))],
+            changes=changes,
+            reads=reads,
+            warnings=warnings,
+        )
+
+    def apply(self, params: TriggerParams, ctx: ActionContext) -> TriggerResult:
+        ctx.require_live("pipeline.trigger")
+        result = _sagemaker(params, ctx) if params.engine == "sagemaker" else _prefect(params, ctx)
+        ctx.emit(
+            "pipeline.triggered",
+            {"engine": result.engine, "target": result.target, "run_id": result.run_id, "state": result.state},
+        )
+        return result
+
+    def policy_statements(self, params: TriggerParams | None) -> list[dict[str, Any]]:
+        if known(params, "engine") == "prefect":
+            return []  # Prefect's API is not AWS
+        name = known(params, "pipeline")
+        resource = f"arn:aws:sagemaker:*:*:pipeline/{name.lower()}" if isinstance(name, str) else "*"
+        return [
+            {
+                "Effect": "Allow",
+                "Action": list(PERMISSIONS),
+                "Resource": [resource, f"{resource}/execution/*"] if resource != "*" else "*",
+            }
+        ]
