@@ -39,6 +39,8 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "integrations.aws.ec2",
     "integrations.aws.ec2_snapshot",
     "integrations.aws.iam",
+    "integrations.aws.iam_capture",
+    "integrations.aws.iam_restore",
     "integrations.aws.s3",
     "integrations.aws.cloudtrail",
     "integrations.aws.logs",

@@ -1,88 +1,79 @@
-"""IAM actions: disable access keys, quarantine a user or role, capture a principal as evidence.
+"""IAM containment: disable a user's access keys, quarantine a user or role; both revoke older sessions.
 
-Quarantine follows the AWS incident response playbooks: an inline deny-all policy (explicit deny
-wins over every allow), and for roles the "revoke older sessions" policy, which denies every
-request signed with credentials issued before now (``aws:TokenIssueTime``), so stolen temporary
-credentials stop working while new, legitimate sessions can be issued after the clean-up.
+Deactivating an access key does not end the sessions minted from it: credentials from
+``GetSessionToken`` or ``GetFederationToken`` stay valid until they expire (up to 36 hours), and
+role sessions likewise (AWS IAM User Guide, "Disabling permissions for temporary security
+credentials"). Permissions are evaluated on every request, so containment of a principal puts an
+inline deny on it with the condition ``aws:TokenIssueTime`` earlier than now ("revoke older
+sessions", as the IAM console's *Revoke active sessions* does for roles): stolen temporary
+credentials stop working at once, while sessions issued after the clean-up are unaffected.
+Quarantine adds an inline deny-all (an explicit deny wins over every allow).
+
+``undo`` never silently re-opens access for credentials stolen before the incident: undoing a
+quarantine lifts the deny-all but keeps the session revocation, and undoing a key deactivation
+leaves the keys inactive. Giving those back is ``aws.iam.restore_principal``: an explicit step with a
+reason, recorded in the run record.
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from flows.actions.context import ActionContext
-from flows.actions.registry import Action, ActionKind, ActionParams, ActionResult, Plan, Target, UndoResult, action
+from flows.actions.registry import Action, ActionKind, ActionParams, ActionResult, Plan, UndoResult, action
 from flows.errors import ActionError
-from flows.record.store import utcnow
-from integrations.aws.common import arn, live_read, plan_read
-from integrations.aws.iam_capture import capture
-from integrations.aws.iam_inline import DENY_ALL, put_inline_policy, revoke_sessions_policy
-from integrations.aws.session import aws_errors, client, known, tag_dict, tag_list
+from integrations.aws.common import live_read
+from integrations.aws.iam_inline import (
+    DENY_ALL,
+    delete_inline_policy,
+    put_inline_policy,
+    revoke_older_sessions,
+)
+from integrations.aws.iam_principal import (
+    IAM_NAME,
+    QUARANTINE_POLICY,
+    QUARANTINE_TAG,
+    REVOKE_POLICY,
+    PrincipalParams,
+    principal_kind,
+    principal_tags,
+    principal_target,
+    scoped,
+)
+from integrations.aws.session import aws_errors, client, known, tag_list
 
-IAM_NAME = r"^[\w+=,.@-]{1,128}$"
-QUARANTINE_POLICY = "fireline-quarantine"
-REVOKE_POLICY = "fireline-revoke-older-sessions"
-QUARANTINE_TAG = "fireline:quarantined"
+__all__ = ["DENY_ALL", "QUARANTINE_POLICY", "REVOKE_POLICY", "DisableAccessKeys", "QuarantinePrincipal"]
 
-
-class PrincipalParams(ActionParams):
-    user_name: str | None = Field(default=None, pattern=IAM_NAME)
-    role_name: str | None = Field(default=None, pattern=IAM_NAME)
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> PrincipalParams:
-        if (self.user_name is None) == (self.role_name is None):
-            raise ValueError("give exactly one of user_name and role_name")
-        return self
-
-    @property
-    def kind(self) -> Literal["user", "role"]:
-        return "user" if self.user_name is not None else "role"
-
-    @property
-    def principal(self) -> str:
-        return self.user_name or self.role_name or ""
-
-
-def _principal_kind(params: Any) -> str | None:
-    if params is None:
-        return None
-    if getattr(params, "user_name", None) is not None:
-        return "user"
-    return "role" if getattr(params, "role_name", None) is not None else None
-
-
-def principal_tags(ctx: ActionContext, kind: str, name: str) -> dict[str, str]:
-    iam = client(ctx, "iam")
-    if kind == "user":
-        return tag_dict(live_read(f"read user {name}", lambda: iam.list_user_tags(UserName=name))["Tags"])
-    return tag_dict(live_read(f"read role {name}", lambda: iam.list_role_tags(RoleName=name))["Tags"])
-
-
-def principal_target(ctx: ActionContext, kind: str, name: str, warnings: list[str]) -> Target:
-    tags = plan_read(ctx, f"read {kind} {name}", lambda: principal_tags(ctx, kind, name), warnings)
-    return Target(type=f"aws:iam:{kind}", id=name, arn=arn("iam", f"{kind}/{name}"), tags=tags)
-
-
-def scoped(actions: list[str], kind: str | None, name: str | None) -> list[dict[str, Any]]:
-    resource = arn("iam", f"{kind}/{name}") if kind and name else "*"
-    return [{"Effect": "Allow", "Action": sorted(set(actions)), "Resource": resource}]
-
-
-# -- aws.iam.disable_access_keys ------------------------------------------------------------------
+GUIDANCE = (
+    "AWS IAM User Guide, Disabling permissions for temporary security credentials (aws:TokenIssueTime deny)",
+    "AWS Security Incident Response Guide, containment of compromised IAM credentials",
+)
+SESSION_CAVEATS = (
+    "Requests signed with long-term access keys carry no aws:TokenIssueTime: the session deny does not stop "
+    "them; deactivate the keys (aws.iam.disable_access_keys) for that.",
+    "Not covered: resource-based policies that grant the principal access by ARN from another account, "
+    "sessions of roles the principal could assume (quarantine those roles too), console passwords and MFA.",
+    "IAM is eventually consistent: a policy change can take a few seconds to apply everywhere.",
+)
 
 
 class DisableKeysParams(ActionParams):
     user_name: str = Field(pattern=IAM_NAME)
     access_key_ids: list[str] | None = Field(default=None, description="Default: every key of the user.")
+    revoke_sessions: bool = Field(
+        default=True,
+        description="Also deny the user's sessions issued before now (aws:TokenIssueTime): tokens minted from "
+        "the keys stay valid for up to 36 h otherwise.",
+    )
 
 
 class DisableKeysResult(ActionResult):
     user_name: str
     disabled: list[str] = Field(default_factory=list)
     already_inactive: list[str] = Field(default_factory=list)
+    sessions_revoked_before: str | None = Field(default=None, description="The aws:TokenIssueTime cutoff in force.")
 
 
 @action(
@@ -90,23 +81,42 @@ class DisableKeysResult(ActionResult):
     kind=ActionKind.CONTAINMENT,
     params=DisableKeysParams,
     result=DisableKeysResult,
-    permissions=("iam:ListUserTags", "iam:ListAccessKeys", "iam:UpdateAccessKey"),
+    permissions=(
+        "iam:ListUserTags",
+        "iam:ListAccessKeys",
+        "iam:UpdateAccessKey",
+        "iam:GetUserPolicy",
+        "iam:PutUserPolicy",
+    ),
 )
 class DisableAccessKeys(Action[DisableKeysParams, DisableKeysResult]):
-    """Make a user's access keys inactive (all of them unless ``access_key_ids`` names some).
+    """Make a user's access keys inactive and revoke the sessions minted before now.
 
-    Keys are deactivated, never deleted: the key id stays as evidence and ``undo`` can reactivate it.
+    Keys are deactivated, never deleted: the key id stays as evidence. ``undo`` leaves them inactive
+    (a stolen key must not come back by an undo); ``aws.iam.restore_principal`` reactivates them.
     """
+
+    guidance = GUIDANCE
+    caveats = (
+        "Without revoke_sessions, tokens from GetSessionToken/GetFederationToken minted before stay valid "
+        "for up to 36 hours.",
+        *SESSION_CAVEATS,
+    )
 
     def plan(self, params: DisableKeysParams, ctx: ActionContext) -> Plan:
         warnings: list[str] = []
         target = principal_target(ctx, "user", params.user_name, warnings)
         keys = params.access_key_ids or ["every access key"]
+        changes = [f"{params.user_name}: {k} -> Inactive" for k in keys]
+        if params.revoke_sessions:
+            changes.append(f"put inline policy {REVOKE_POLICY} on {params.user_name}: deny sessions issued before now")
+        else:
+            warnings.append("revoke_sessions is off: session tokens minted from the keys stay valid until they expire")
         return Plan(
             action=self.name,
             summary=f"deactivate access keys of user {params.user_name}",
             targets=[target],
-            changes=[f"{params.user_name}: {k} -> Inactive" for k in keys],
+            changes=changes,
             warnings=warnings,
         )
 
@@ -132,26 +142,38 @@ class DisableAccessKeys(Action[DisableKeysParams, DisableKeysResult]):
                 iam.update_access_key(UserName=params.user_name, AccessKeyId=key_id, Status="Inactive")
             result.disabled.append(key_id)
             result.changed = True
+        if params.revoke_sessions:
+            result.sessions_revoked_before, revoked = revoke_older_sessions(
+                ctx, "user", params.user_name, REVOKE_POLICY
+            )
+            result.changed |= revoked
+        sessions = (
+            f"; sessions issued before {result.sessions_revoked_before} denied"
+            if result.sessions_revoked_before
+            else "; its session tokens were NOT revoked"
+        )
         result.summary = (
             f"deactivated {len(result.disabled)} key(s) of {params.user_name}"
-            f" ({len(result.already_inactive)} already inactive)"
+            f" ({len(result.already_inactive)} already inactive){sessions}"
         )
         return result
 
     def undo(self, result: DisableKeysResult, ctx: ActionContext) -> UndoResult:
-        iam = client(ctx, "iam")
-        for key_id in result.disabled:
-            with aws_errors(f"reactivate {key_id}"):
-                iam.update_access_key(UserName=result.user_name, AccessKeyId=key_id, Status="Active")
-        return UndoResult(changed=bool(result.disabled), summary=f"reactivated {len(result.disabled)} key(s)")
-
-    def policy_statements(self, params: DisableKeysParams | None) -> list[dict[str, Any]]:
-        return scoped(
-            ["iam:ListUserTags", "iam:ListAccessKeys", "iam:UpdateAccessKey"], "user", known(params, "user_name")
+        # Reactivating a key that may have been stolen re-opens the door: that is restore_principal's
+        # explicit, reasoned choice, never an undo's side effect.
+        ctx.log(
+            f"undo leaves the keys of {result.user_name} inactive and its older sessions revoked; "
+            "use aws.iam.restore_principal with a reason to reactivate them",
+            keys=result.disabled,
+        )
+        return UndoResult(
+            changed=False,
+            summary=f"kept {len(result.disabled)} key(s) of {result.user_name} inactive "
+            "(reactivation is aws.iam.restore_principal, with a reason)",
         )
 
-
-# -- aws.iam.quarantine_principal -----------------------------------------------------------------
+    def policy_statements(self, params: DisableKeysParams | None) -> list[dict[str, Any]]:
+        return scoped(list(self.permissions), "user", known(params, "user_name"))
 
 
 class QuarantineResult(ActionResult):
@@ -177,19 +199,26 @@ _UNQUARANTINE = {"user": ("iam:DeleteUserPolicy", "iam:UntagUser"), "role": ("ia
     undo_permissions=(*_UNQUARANTINE["user"], *_UNQUARANTINE["role"]),
 )
 class QuarantinePrincipal(Action[PrincipalParams, QuarantineResult]):
-    """Attach a deny-all inline policy to a user or role; for a role also revoke its older sessions."""
+    """Attach a deny-all inline policy to a user or role and revoke its sessions issued before now.
+
+    ``undo`` lifts the deny-all only: the session revocation stays, so credentials minted before the
+    incident never work again (``aws.iam.restore_principal`` lifts it, explicitly, with a reason).
+    """
+
+    guidance = GUIDANCE
+    caveats = SESSION_CAVEATS
 
     def plan(self, params: PrincipalParams, ctx: ActionContext) -> Plan:
         warnings: list[str] = []
         target = principal_target(ctx, params.kind, params.principal, warnings)
-        changes = [f"put inline policy {QUARANTINE_POLICY} (deny *) on {params.kind} {params.principal}"]
-        if params.kind == "role":
-            changes.append(f"put inline policy {REVOKE_POLICY}: deny sessions issued before now")
         return Plan(
             action=self.name,
             summary=f"quarantine {params.kind} {params.principal}",
             targets=[target],
-            changes=changes,
+            changes=[
+                f"put inline policy {QUARANTINE_POLICY} (deny *) on {params.kind} {params.principal}",
+                f"put inline policy {REVOKE_POLICY}: deny sessions issued before now (aws:TokenIssueTime)",
+            ],
             warnings=warnings,
         )
 
@@ -199,131 +228,38 @@ class QuarantinePrincipal(Action[PrincipalParams, QuarantineResult]):
         principal_tags(ctx, kind, name)  # a missing principal is a clear error before anything changes
         if put_inline_policy(ctx, kind, name, QUARANTINE_POLICY, DENY_ALL, replace=True):
             result.policies_added.append(QUARANTINE_POLICY)
-        if kind == "role":
-            before = utcnow().strftime("%Y-%m-%dT%H:%M:%SZ")
-            if put_inline_policy(ctx, kind, name, REVOKE_POLICY, revoke_sessions_policy(before), replace=False):
-                result.policies_added.append(REVOKE_POLICY)
-                result.sessions_revoked_before = before
+        result.sessions_revoked_before, revoked = revoke_older_sessions(ctx, kind, name, REVOKE_POLICY)
         iam = client(ctx, "iam")
         with aws_errors(f"tag {kind} {name}"):
             tags = tag_list({QUARANTINE_TAG: ctx.incident.id})
             iam.tag_user(UserName=name, Tags=tags) if kind == "user" else iam.tag_role(RoleName=name, Tags=tags)
-        result.changed = bool(result.policies_added)
+        result.changed = bool(result.policies_added) or revoked
         result.summary = (
-            f"quarantined {kind} {name} ({', '.join(result.policies_added)})"
+            f"quarantined {kind} {name} ({', '.join(result.policies_added)}); "
+            f"sessions issued before {result.sessions_revoked_before} denied"
             if result.changed
-            else f"{kind} {name} was already quarantined (no change)"
+            else f"{kind} {name} was already quarantined (sessions before {result.sessions_revoked_before} denied)"
         )
         return result
 
     def undo(self, result: QuarantineResult, ctx: ActionContext) -> UndoResult:
+        lifted = QUARANTINE_POLICY in result.policies_added and delete_inline_policy(
+            ctx, result.kind, result.name, QUARANTINE_POLICY
+        )
         iam = client(ctx, "iam")
-        with aws_errors(f"lift the quarantine of {result.kind} {result.name}"):
-            for policy in result.policies_added:
-                if result.kind == "user":
-                    iam.delete_user_policy(UserName=result.name, PolicyName=policy)
-                else:
-                    iam.delete_role_policy(RoleName=result.name, PolicyName=policy)
+        with aws_errors(f"untag {result.kind} {result.name}"):
             if result.kind == "user":
                 iam.untag_user(UserName=result.name, TagKeys=[QUARANTINE_TAG])
             else:
                 iam.untag_role(RoleName=result.name, TagKeys=[QUARANTINE_TAG])
-        return UndoResult(changed=bool(result.policies_added), summary=f"removed {', '.join(result.policies_added)}")
+        kept = f"; {REVOKE_POLICY} kept (sessions issued before {result.sessions_revoked_before} stay denied)"
+        return UndoResult(changed=bool(lifted), summary=f"removed {QUARANTINE_POLICY if lifted else 'nothing'}{kept}")
 
     def policy_statements(self, params: PrincipalParams | None) -> list[dict[str, Any]]:
-        kind = _principal_kind(params)
+        kind = principal_kind(params)
         kinds = [kind] if kind else ["user", "role"]
         out: list[dict[str, Any]] = []
         for k in kinds:
             name = known(params, f"{k}_name")
             out += scoped([*_QUARANTINE[k], *_UNQUARANTINE[k]], k, name)
-        return out
-
-
-# -- aws.iam.capture_principal --------------------------------------------------------------------
-
-
-class CaptureResult(ActionResult):
-    kind: Literal["user", "role"]
-    name: str
-    evidence_id: str
-    sha256: str
-    access_keys: list[str] = Field(default_factory=list)
-
-
-_CAPTURE = {
-    "user": (
-        "iam:GetUser",
-        "iam:ListUserTags",
-        "iam:ListAccessKeys",
-        "iam:GetAccessKeyLastUsed",
-        "iam:ListGroupsForUser",
-        "iam:ListUserPolicies",
-        "iam:GetUserPolicy",
-        "iam:ListAttachedUserPolicies",
-        "iam:ListMFADevices",
-    ),
-    "role": (
-        "iam:GetRole",
-        "iam:ListRoleTags",
-        "iam:ListRolePolicies",
-        "iam:GetRolePolicy",
-        "iam:ListAttachedRolePolicies",
-        "iam:ListInstanceProfilesForRole",
-    ),
-}
-_POLICY_READS = ("iam:GetPolicy", "iam:GetPolicyVersion")
-
-
-@action(
-    "aws.iam.capture_principal",
-    kind=ActionKind.EVIDENCE,
-    params=PrincipalParams,
-    result=CaptureResult,
-    permissions=(*_CAPTURE["user"], *_CAPTURE["role"], *_POLICY_READS),
-)
-class CapturePrincipal(Action[PrincipalParams, CaptureResult]):
-    """Preserve a user's or role's state: policies (inline and attached, with documents), keys, groups, tags."""
-
-    def plan(self, params: PrincipalParams, ctx: ActionContext) -> Plan:
-        warnings: list[str] = []
-        target = principal_target(ctx, params.kind, params.principal, warnings)
-        return Plan(
-            action=self.name,
-            summary=f"capture {params.kind} {params.principal}",
-            targets=[target],
-            reads=[f"{params.kind} {params.principal}: policies, keys, groups, tags"],
-            warnings=warnings,
-            mutating=False,
-        )
-
-    def apply(self, params: PrincipalParams, ctx: ActionContext) -> CaptureResult:
-        doc = capture(ctx, params.kind, params.principal)
-        from integrations.aws.common import store_json
-
-        item = store_json(
-            ctx,
-            f"iam-{params.kind}-{params.principal}.json",
-            doc,
-            description=f"IAM {params.kind} state",
-            source_arn=str(doc[params.kind].get("Arn") or arn("iam", f"{params.kind}/{params.principal}")),
-        )
-        keys = [k["AccessKeyId"] for k in doc.get("access_keys", [])]
-        return CaptureResult(
-            kind=params.kind,
-            name=params.principal,
-            evidence_id=item.id,
-            sha256=item.sha256,
-            access_keys=keys,
-            summary=f"captured {params.kind} {params.principal} ({item.size} bytes)",
-        )
-
-    def policy_statements(self, params: PrincipalParams | None) -> list[dict[str, Any]]:
-        kind = _principal_kind(params)
-        kinds = [kind] if kind else ["user", "role"]
-        out: list[dict[str, Any]] = []
-        for k in kinds:
-            out += scoped(list(_CAPTURE[k]), k, known(params, f"{k}_name"))
-        # Attached managed policies are only known at run time.
-        out.append({"Effect": "Allow", "Action": list(_POLICY_READS), "Resource": "*"})
         return out

@@ -11,12 +11,12 @@ from integrations.aws.iam import (
     DENY_ALL,
     QUARANTINE_POLICY,
     REVOKE_POLICY,
-    CapturePrincipal,
     DisableAccessKeys,
     DisableKeysParams,
-    PrincipalParams,
     QuarantinePrincipal,
 )
+from integrations.aws.iam_capture import CapturePrincipal
+from integrations.aws.iam_principal import PrincipalParams
 from integrations.aws.sandbox import seed_iam
 from tests.fixtures.moto import AwsEnv
 
@@ -28,7 +28,7 @@ def _status(aws: AwsEnv, user: str) -> dict[str, str]:
     return {k["AccessKeyId"]: k["Status"] for k in keys}
 
 
-def test_disable_every_key_then_no_op_then_undo(aws: AwsEnv) -> None:
+def test_disable_every_key_then_no_op_then_undo_keeps_them_inactive(aws: AwsEnv) -> None:
     world = aws.seed(seed_iam)
     keys = world.data["access_keys"]["ml-pipeline"]
     action, params = DisableAccessKeys(), DisableKeysParams(user_name="ml-pipeline")
@@ -38,8 +38,11 @@ def test_disable_every_key_then_no_op_then_undo(aws: AwsEnv) -> None:
     again = action.apply(params, aws.context())
     assert not again.changed
     assert sorted(again.already_inactive) == sorted(keys)
-    action.undo(result, aws.context())
-    assert set(_status(aws, "ml-pipeline").values()) == {"Active"}
+    undone = action.undo(result, aws.context())
+    # A key that may have been stolen never comes back by an undo.
+    assert not undone.changed
+    assert set(_status(aws, "ml-pipeline").values()) == {"Inactive"}
+    assert REVOKE_POLICY in aws.client("iam").list_user_policies(UserName="ml-pipeline")["PolicyNames"]
 
 
 def test_disable_only_the_named_key(aws: AwsEnv) -> None:
@@ -69,12 +72,14 @@ def test_quarantine_user_attaches_deny_all_once_and_undo_removes_it(aws: AwsEnv)
     action, params = QuarantinePrincipal(), PrincipalParams(user_name="data-scientist")
     result = action.apply(params, aws.context())
     assert result.policies_added == [QUARANTINE_POLICY]
+    assert result.sessions_revoked_before is not None
     assert iam.get_user_policy(UserName="data-scientist", PolicyName=QUARANTINE_POLICY)["PolicyDocument"] == DENY_ALL
     tags = {t["Key"]: t["Value"] for t in iam.list_user_tags(UserName="data-scientist")["Tags"]}
     assert tags["fireline:quarantined"] == aws.context().incident.id
     assert not action.apply(params, aws.context()).changed
     action.undo(result, aws.context())
-    assert iam.list_user_policies(UserName="data-scientist")["PolicyNames"] == []
+    # The deny-all is lifted; sessions issued before the quarantine stay denied.
+    assert iam.list_user_policies(UserName="data-scientist")["PolicyNames"] == [REVOKE_POLICY]
 
 
 def test_quarantine_role_also_revokes_older_sessions(aws: AwsEnv) -> None:
