@@ -23,3 +23,19 @@ def print_json(data: Any) -> None:
 def error_line(message: str) -> None:
     """One error line on stderr, for findings printed before a command exits 1."""
     err_console.print(message, markup=False)
+
+
+def write_output(path: Any, text: str) -> None:
+    """Write a command's ``--output`` file; a path that cannot be written is one clear error line."""
+    from pathlib import Path
+
+    from flows.errors import BadInputError
+
+    target = Path(path)
+    try:
+        target.write_text(text, encoding="utf-8")
+    except OSError as e:
+        reason = e.strerror or type(e).__name__
+        if not target.parent.is_dir():
+            reason = f"the folder {target.parent} does not exist"
+        raise BadInputError(f"--output {target}: cannot write: {reason}") from e

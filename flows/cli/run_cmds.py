@@ -1,4 +1,4 @@
-"""Commands that run playbooks and work with runs: run, runs, resume, approve, reject, undo, audit, report.
+"""Commands that run playbooks and work with runs: run, runs, resume, approve, reject, undo, audit.
 
 ``fireline run`` first offers the run to a warm ``fireline serve`` (when one is up) and otherwise
 runs it in this process with the thread executor.
@@ -232,12 +232,29 @@ def reject_cmd(
 def undo_cmd(
     run: RunArg,
     step: Annotated[str | None, typer.Argument(help="Only this step's effects.")] = None,
+    as_user: Annotated[str | None, typer.Option("--as", help="Who undoes (recorded; default: your login).")] = None,
+    reason: Annotated[str, typer.Option("--reason", help="Why (recorded in the run and its report).")] = "",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be undone; change nothing.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation on a terminal.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Undo a run's undoable effects in reverse order (containment is only ever undone by this command)."""
+    import sys
+
     from flows.engine.undo import undo_run
 
-    outcomes = undo_run(run, step, settings=_settings())
+    by = f"user:{as_user.removeprefix('user:')}" if as_user else _login()
+    settings = _settings()
+    if not dry_run and not yes and sys.stdin.isatty():
+        planned = [o for o in undo_run(run, step, settings=settings, dry_run=True) if o.status == "would_undo"]
+        if not planned:
+            console.print("nothing to undo")
+            return
+        for o in planned:
+            console.print(f"would undo {o.step}{'[' + o.item_key + ']' if o.item_key else ''} {o.action}", markup=False)
+        if not typer.confirm(f"undo {len(planned)} effect(s) as {by}?", default=False):
+            raise typer.Exit(1)
+    outcomes = undo_run(run, step, settings=settings, by=by, reason=reason, dry_run=dry_run)
     if as_json:
         print_json([o.__dict__ for o in outcomes])
     else:
@@ -250,6 +267,15 @@ def undo_cmd(
             )
     if any(o.status == "failed" for o in outcomes):
         raise typer.Exit(1)
+
+
+def _login() -> str:
+    import getpass
+
+    try:
+        return f"user:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "user:unknown"
 
 
 @runs_app.command("list")
@@ -319,15 +345,3 @@ def audit_verify(run: RunArg, as_json: JsonOpt = False) -> None:
     count = expected[0] if expected else "?"
     console.print(f"{run_dir.name}: {count} events, chain intact", markup=False)
 
-
-@app.command("report")
-def report_cmd(run: RunArg, as_json: JsonOpt = False) -> None:
-    """Re-render a run's report.md from its record."""
-    from flows.engine.report import write_report
-    from flows.engine.runs import find_run
-
-    path = write_report(find_run(run, _settings()))
-    if as_json:
-        print_json({"report": str(path)})
-    else:
-        console.print(str(path), markup=False)

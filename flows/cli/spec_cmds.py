@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from flows.cli import app
-from flows.cli.output import JSON_OPTION_HELP, print_json
+from flows.cli.output import JSON_OPTION_HELP, print_json, write_output
 from flows.errors import BadInputError, Diagnostic
 
 # Subfolders of a playbook library that hold other YAML documents.
@@ -138,7 +138,7 @@ def schema(
 
     document = playbook_schema(default_registry())
     if output is not None:
-        output.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+        write_output(output, json.dumps(document, indent=2) + "\n")
         if as_json:
             print_json({"written": str(output)})
         return

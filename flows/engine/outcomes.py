@@ -10,6 +10,9 @@ from flows.language.spec import Mode
 
 # Step statuses that end a step.
 SUCCEEDED = "succeeded"
+# A run outcome (never a step status): every required step succeeded, but a step marked
+# ``continue_on_error`` failed, so part of the response (often evidence) is missing.
+SUCCEEDED_WITH_ERRORS = "succeeded_with_errors"
 FAILED = "failed"
 TIMED_OUT = "timed_out"
 SKIPPED = "skipped"
@@ -42,13 +45,13 @@ class RunSummary:
     run_id: str
     run_dir: Path
     mode: Mode
-    outcome: str  # succeeded | failed | rejected
+    outcome: str  # succeeded | succeeded_with_errors | failed | rejected
     steps: dict[str, StepOutcome] = field(default_factory=dict)
     refused_calls: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return self.outcome == SUCCEEDED
+        return self.outcome in (SUCCEEDED, SUCCEEDED_WITH_ERRORS)
 
 
 @dataclass
@@ -58,5 +61,5 @@ class UndoOutcome:
     step: str
     item_key: str
     action: str
-    status: str  # undone | already_undone | not_undoable | failed
+    status: str  # undone | already_undone | not_undoable | failed | would_undo (dry-run)
     summary: str = ""

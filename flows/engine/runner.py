@@ -24,7 +24,7 @@ from flows.engine.alerts import Alert, normalise
 from flows.engine.approvals import AnswerSource, ApproverDirectory, InboxSource, Responders
 from flows.engine.executor import StepExecutor, ThreadExecutor
 from flows.engine.inputs import redact_inputs, resolve_inputs
-from flows.engine.outcomes import FAILURES, REJECTED, SUCCEEDED, RunSummary, StepOutcome
+from flows.engine.outcomes import FAILURES, REJECTED, SUCCEEDED, SUCCEEDED_WITH_ERRORS, RunSummary, StepOutcome
 from flows.engine.redact import RedactingRecord
 from flows.engine.runs import CRASHED, FINISHED, RUNNING, detect_crash, find_run, mark_crashed_runs, read_run_json
 from flows.engine.scheduler import Scheduler
@@ -203,6 +203,8 @@ def run_playbook(
         "started_at": iso(started),
         "finished_at": None,
         "steps": {},
+        "actions": _step_actions(book, registry),
+        "report": {"formats": list(book.report.formats)},
         "waiting": [],
     }
     return _drive(
@@ -263,15 +265,42 @@ def resume_run(
     )  # fmt: skip
 
 
+def _step_actions(book: Playbook, registry: Registry) -> dict[str, dict[str, Any]]:
+    """Each step's action, kind and undoability, so the report reads them from the record alone."""
+    out: dict[str, dict[str, Any]] = {}
+    for step in book.steps:
+        action = registry.get(step.action)
+        out[step.id] = {"action": step.action, "kind": action.kind.value, "undoable": action.undoable()}
+        if step.for_each is not None:
+            out[step.id]["for_each"] = True
+    return out
+
+
+def _keep_first_times(first: dict[str, Any], steps: dict[str, StepOutcome]) -> dict[str, dict[str, Any]]:
+    """Step records whose start is the first attempt's; a step the resume ran again says when."""
+    out: dict[str, dict[str, Any]] = {}
+    for sid, outcome in steps.items():
+        doc = outcome.as_dict()
+        earlier = (first.get(sid) or {}).get("started_at")
+        if earlier and doc.get("started_at") and earlier < doc["started_at"]:
+            doc["resumed_at"] = doc["started_at"]
+            doc["started_at"] = earlier
+        out[sid] = doc
+    return out
+
+
 def _outcome(book: Playbook, steps: dict[str, StepOutcome]) -> str:
     required = [sid for sid, o in steps.items() if o.status in FAILURES and not book.step(sid).continue_on_error]
     if any(steps[sid].status == REJECTED for sid in required):
         return REJECTED
-    return "failed" if required else SUCCEEDED
+    if required:
+        return "failed"
+    return SUCCEEDED_WITH_ERRORS if any(o.status in FAILURES for o in steps.values()) else SUCCEEDED
 
 
 def _drive(launch: _Launch) -> RunSummary:
     run_dir, run_id, book, incident, state = launch.run_dir, launch.run_id, launch.book, launch.incident, launch.state
+    first_attempt = dict(launch.doc.get("steps") or {}) if launch.resumed else {}
     settings, trigger, executor = launch.settings, launch.trigger, launch.executor
     state.acquire()
     services = RunServices()
@@ -337,19 +366,21 @@ def _drive(launch: _Launch) -> RunSummary:
         outcome=outcome,
         finished_at=finished,
         refused_calls=refused,
-        steps={sid: o.as_dict() for sid, o in steps.items()},
+        steps=_keep_first_times(first_attempt, steps),
         waiting=[],
     )
-    _write_report(run_dir, record)
+    _write_report(run_dir, record, settings)
     state.release()
     return RunSummary(run_id, run_dir, incident.mode, outcome, steps, refused)
 
 
-def _write_report(run_dir: Path, record: RedactingRecord) -> None:
-    from flows.engine.report import write_report
+def _write_report(run_dir: Path, record: RedactingRecord, settings: Settings) -> None:
+    from flows.report import write_reports
+    from flows.report.publish import publish_reports
 
     try:
-        write_report(run_dir)
+        paths = write_reports(run_dir, settings=settings)
+        publish_reports(run_dir, paths, settings, record)
     except Exception as e:  # a report failure must not change the run's outcome
         record.emit("report.failed", detail={"error": f"{type(e).__name__}: {e}"})
         record.update_run()

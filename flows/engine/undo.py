@@ -18,7 +18,7 @@ from flows.engine.outcomes import UndoOutcome
 from flows.engine.runs import RUNNING, detect_crash, find_run, read_run_json
 from flows.engine.state import RunState
 from flows.errors import RunError
-from flows.record.store import RunRecord
+from flows.record.store import RunRecord, iso, utcnow
 
 
 def _effects(state: RunState, step: str | None) -> tuple[list[dict[str, Any]], set[str]]:
@@ -41,8 +41,16 @@ def undo_run(
     *,
     settings: Settings | None = None,
     registry: Registry | None = None,
+    by: str = "user:unknown",
+    reason: str = "",
+    dry_run: bool = False,
 ) -> list[UndoOutcome]:
-    """Undo the run's logged effects (of one step, or all) in reverse order; safe to repeat."""
+    """Undo the run's logged effects (of one step, or all) in reverse order; safe to repeat.
+
+    ``by`` and ``reason`` are recorded on every undo event and in run.json's ``undo`` list (with
+    the time), so the report names who undid what, when and why. ``dry_run`` lists what would be
+    undone (status ``would_undo``) and writes nothing.
+    """
     settings = settings or load_settings()
     registry = registry or default_registry()
     run_dir = find_run(run_id_or_dir, settings)
@@ -55,6 +63,8 @@ def undo_run(
     state = RunState(run_dir)
     meta = state.meta() or {}
     effects, undone = _effects(state, step)
+    if dry_run:
+        return [_would_undo(entry, undone, registry) for entry in reversed(effects)]
     state.acquire()
     try:
         record = RunRecord(run_dir)
@@ -65,25 +75,45 @@ def undo_run(
             incident=incident,
             settings=settings,
             record=record,
-            actor="fireline-undo",
+            actor=by,
             playbook=str(data.get("playbook", {}).get("ref", "")),
         )
-        outcomes = [_undo_one(entry, undone, registry, base, state) for entry in reversed(effects)]
-        record.update_run(undo=[*data.get("undo", []), *[o.__dict__ for o in outcomes]])
+        who = {"by": by, "reason": reason}
+        outcomes = [_undo_one(entry, undone, registry, base, state, who) for entry in reversed(effects)]
+        at = iso(utcnow())
+        record.update_run(undo=[*data.get("undo", []), *[{**o.__dict__, **who, "at": at} for o in outcomes]])
     finally:
         state.release()
     return outcomes
 
 
+def _would_undo(entry: dict[str, Any], undone: set[str], registry: Registry) -> UndoOutcome:
+    step, item_key, name = str(entry["step"]), str(entry.get("item_key", "")), str(entry["action"])
+    if str(entry["idempotency_key"]) in undone:
+        return UndoOutcome(step, item_key, name, "already_undone", "undone earlier")
+    try:
+        undoable = registry.get(name).undoable()
+    except Exception as e:  # an unknown action is reported like a failed undo would be
+        return UndoOutcome(step, item_key, name, "failed", str(e))
+    if not undoable:
+        return UndoOutcome(step, item_key, name, "not_undoable", f"{name} cannot be undone")
+    return UndoOutcome(step, item_key, name, "would_undo", str((entry.get("result") or {}).get("summary", "")))
+
+
 def _undo_one(
-    entry: dict[str, Any], undone: set[str], registry: Registry, base: ActionContext, state: RunState
+    entry: dict[str, Any],
+    undone: set[str],
+    registry: Registry,
+    base: ActionContext,
+    state: RunState,
+    who: dict[str, str],
 ) -> UndoOutcome:
     key = str(entry["idempotency_key"])
     step, item_key, name = str(entry["step"]), str(entry.get("item_key", "")), str(entry["action"])
     if key in undone:
         return UndoOutcome(step, item_key, name, "already_undone", "undone earlier")
     ctx = base.for_step(step, None, item_key)
-    detail = {"action": name, "idempotency_key": key}
+    detail = {"action": name, "idempotency_key": key, **who}
     try:
         action = registry.get(name)
         if not action.undoable():

@@ -121,7 +121,7 @@ def test_runs_list_show_report_audit(cli: Any, tmp_path: Path) -> None:
     report.unlink()
     code, out, _ = cli("report", run_id, "--json")
     assert code == 0
-    assert Path(json.loads(out)["report"]).read_text().startswith("# hello@1")
+    assert Path(json.loads(out)["reports"][0]).read_text().startswith("# hello@1")
     code, out, _ = cli("audit", "verify", run_id, "--json")
     assert code == 0
     assert json.loads(out)["ok"] is True

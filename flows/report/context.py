@@ -1,0 +1,194 @@
+"""The one report context that report.md, report.html and report.json are rendered from.
+
+:func:`build_context` reads only the run record (:class:`~flows.report.load.LoadedRun`) and returns
+plain JSON-able data; ``report.json`` is that data. Values from the run (alert labels, outputs,
+reasons, names given with ``--as``) stay data: the templates escape them for their format.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flows.report.facts import human_seconds, item_label, scrub, seconds_between
+from flows.report.findings import compute_findings, prompts
+from flows.report.impact import impact, summary_facts
+from flows.report.load import LoadedRun
+from flows.report.metrics import metric_rows, milestones
+from flows.report.steps import attach_undo, collect_steps
+from flows.report.timeline import marks_from
+
+SCHEMA = "fireline.report/v1"
+_APPROVALS = ("approval.requested", "approval.answered", "approval.granted", "approval.rejected",
+              "approval.escalated", "approval.refused")  # fmt: skip
+_PEOPLE = ("page.sent", "page.acked", "page.escalated", "page.failed", "approval.escalated")
+_ERRORS = ("step.failed", "handler.failed", "undo.failed", "report.failed", "run.crashed")
+_TIMELINE_ITEM = ("step.failed", "step.retrying", "guard.refused")
+_NOTE_KEYS = ("message", "error", "reason", "summary", "outcome", "refused_because")
+
+
+def _note(event: dict[str, Any]) -> str:
+    detail = event.get("detail") or {}
+    for key in _NOTE_KEYS:
+        if detail.get(key):
+            return str(detail[key])
+    return ""
+
+
+def _approvals(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    seen: set[tuple[Any, ...]] = set()
+    for e in events:
+        if e["type"] not in _APPROVALS or e["type"] == "approval.granted":
+            continue
+        d = e.get("detail") or {}
+        who = d.get("by")
+        row = {
+            "step": e.get("step") or "",
+            "event": e["type"].removeprefix("approval."),
+            "who": ", ".join(map(str, who)) if isinstance(who, list) else str(who or ""),
+            "how": str(d.get("how") or ""),
+            "at": str(d.get("at") or e["at"]),
+            "why": str(d.get("reason") or ""),
+            "decision": str(d.get("decision") or ""),
+            "refused_because": str(d.get("refused_because") or ""),
+        }
+        if e["type"] == "approval.requested":
+            row["who"] = ", ".join(map(str, d.get("approvers") or []))
+        key = (row["step"], row["event"], row["who"], row["at"], row["refused_because"])
+        if key not in seen:  # a resumed run reads the same refused answer again
+            seen.add(key)
+            rows.append(row)
+    return rows
+
+
+def _guards(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    rows: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for e in events:
+        if e["type"] != "guard.refused":
+            continue
+        d = e.get("detail") or {}
+        key = (str(e.get("step")), str(d.get("guard")), str(d.get("message")))
+        rows.setdefault(key, {"step": key[0], "guard": key[1], "target": d.get("target"), "message": key[2],
+                              "would_refuse": bool(d.get("would_refuse")), "at": e["at"]})  # fmt: skip
+    return list(rows.values())
+
+
+def _errors(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    rows = []
+    for e in events:
+        if e["type"] in _ERRORS:
+            d = e.get("detail") or {}
+            rows.append({"at": e["at"], "type": e["type"], "step": e.get("step") or "",
+                         "item": item_label(e.get("item")), "error": str(d.get("error") or d.get("note") or ""),
+                         "error_type": str(d.get("error_type") or "")})  # fmt: skip
+    return rows
+
+
+def _timeline(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The UTC timeline: run- and step-level events; per-item events only when something went wrong."""
+    rows = []
+    for e in events:
+        if e.get("item") is not None and e["type"] not in _TIMELINE_ITEM:
+            continue
+        rows.append({"at": e["at"], "type": e["type"], "step": e.get("step") or "",
+                     "item": item_label(e.get("item")), "note": _note(e)})  # fmt: skip
+    return rows
+
+
+def _evidence(items: list[dict[str, Any]], checks: dict[str, dict[str, str]] | None) -> list[dict[str, Any]]:
+    rows = []
+    for item in items:
+        check = (checks or {}).get(str(item.get("id"))) or {"status": "not checked", "detail": ""}
+        rows.append({**{k: item.get(k) for k in ("id", "name", "location", "size", "sha256", "collected_at",
+                                                 "collected_by", "step", "retention")},
+                     "verify": check})  # fmt: skip
+    return rows
+
+
+def _run_header(loaded: LoadedRun, steps: list[dict[str, Any]]) -> dict[str, Any]:
+    run = loaded.run
+    undone = attach_undo(steps, run)
+    outcome = str(run.get("outcome") or run.get("status") or "unknown")
+    label = outcome
+    if undone is not None:
+        label = "undone" if undone["state"] == "fully" else "partly undone"
+    resumed = [str(t) for t in run.get("resumed") or []]
+    return {
+        "id": str(run.get("run_id") or loaded.run_dir.name),
+        "mode": str(run.get("mode") or "live"),
+        "status": str(run.get("status") or ""),
+        "outcome": outcome,
+        "label": label,
+        "started_at": run.get("started_at"),
+        "finished_at": run.get("finished_at"),
+        "duration": human_seconds(seconds_between(run.get("started_at"), run.get("finished_at"))),
+        "resumed": resumed,
+        "undone": undone,
+        "refused_calls": [str(c) for c in run.get("refused_calls") or []],
+        "chain_problems": loaded.chain_problems,
+        "incident": scrub(run.get("incident") or {}),
+    }
+
+
+def _would_have(steps: list[dict[str, Any]], guards: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """For a dry-run or drill: each step's plan, what it would change, and what a guard would refuse."""
+    rows = []
+    for step in steps:
+        outputs = step["output"] if isinstance(step["output"], list) else [step["output"]]
+        plans: list[dict[str, Any]] = [
+            o["plan"] for o in outputs if isinstance(o, dict) and isinstance(o.get("plan"), dict)
+        ]
+        changes = [c for p in plans for c in p.get("changes") or []]
+        rows.append({
+            "step": step["id"], "action": step["action"], "status": step["status"],
+            "summary": "; ".join(str(p.get("summary")) for p in plans if p.get("summary")) or step["summary"],
+            "changes": changes[:50], "targets": step["ids"],
+            "refusals": [g["message"] for g in guards if g["step"] == step["id"]],
+        })  # fmt: skip
+    return rows
+
+
+def build_context(
+    loaded: LoadedRun, *, now: str, evidence_checks: dict[str, dict[str, str]] | None = None
+) -> dict[str, Any]:
+    """The report context of one run. ``now`` is the report's time (ISO-8601 UTC), passed in so
+    that a report is reproducible; ``evidence_checks`` maps evidence ids to ``{"status", "detail"}``.
+    """
+    run, events = loaded.run, loaded.events
+    steps = collect_steps(run, events)
+    header = _run_header(loaded, steps)
+    playbook = run.get("playbook") or {}
+    alert = scrub(loaded.alert)
+    guards = _guards(events)
+    ctx: dict[str, Any] = {
+        "schema": SCHEMA,
+        "generated_at": now,
+        "run": header,
+        "playbook": {k: playbook.get(k) for k in ("name", "version", "ref", "sha256")},
+        "trigger": {**scrub(run.get("trigger") or {}), "alert": alert.get("labels", {}).get("alertname")},
+        "severity": (run.get("incident") or {}).get("severity"),
+        "people": scrub(run.get("people")) if isinstance(run.get("people"), dict) else None,
+        "slack": scrub(run.get("slack")) if isinstance(run.get("slack"), dict) else None,
+        "inputs": scrub(run.get("inputs") or {}),
+        "detection": {k: alert.get(k) for k in ("source", "status", "fingerprint", "starts_at", "ends_at",
+                                                "labels", "annotations")},
+        "actions": steps,
+        "guards": guards,
+        "approvals": _approvals(events),
+        "errors": _errors(events),
+        "evidence": _evidence(loaded.evidence, evidence_checks),
+        "escalation": [{"at": e["at"], "type": e["type"], "step": e.get("step") or "",
+                        "detail": scrub(e.get("detail") or {})} for e in events if e["type"] in _PEOPLE],
+        "timeline": _timeline(events),
+        "_events": events,
+    }  # fmt: skip
+    ctx["impact"] = impact(steps)
+    ctx["milestones"] = milestones(run, alert, events, steps)
+    ctx["metrics"] = metric_rows(ctx["milestones"])
+    ctx["summary"] = summary_facts(ctx)
+    ctx["findings"] = compute_findings(ctx)
+    ctx["prompts"] = prompts(ctx)
+    ctx["would_have"] = _would_have(steps, guards) if header["mode"] != "live" else []
+    ctx["marks"] = marks_from(events)
+    del ctx["_events"]
+    return ctx
