@@ -153,7 +153,10 @@ class SlackWorkspace:
     def history(self, channel: str, thread_ts: str | None = None) -> list[Message]:
         """Top-level messages of a channel (id or name), or the replies in one thread."""
         with self.lock:
-            cid = self._resolve(channel)
+            try:
+                cid = self._resolve(channel)
+            except SlackError:
+                return []
             if thread_ts is None:
                 return [m for m in self.messages if m.channel == cid and m.thread_ts is None]
             return [m for m in self.messages if m.channel == cid and m.thread_ts == thread_ts]
