@@ -330,6 +330,9 @@ def _drive(launch: _Launch) -> RunSummary:
             },
         )
     doc.update()
+    from flows.people.sinks import attach_timeline_sinks, close_sinks  # the Slack timeline, loaded by module name
+
+    sinks = attach_timeline_sinks(record, settings=settings, run_id=run_id, mode=incident.mode)
     env = RunEnv(
         playbook=book,
         registry=launch.registry,
@@ -369,6 +372,7 @@ def _drive(launch: _Launch) -> RunSummary:
         steps=_keep_first_times(first_attempt, steps),
         waiting=[],
     )
+    close_sinks(sinks)
     _write_report(run_dir, record, settings)
     state.release()
     return RunSummary(run_id, run_dir, incident.mode, outcome, steps, refused)
