@@ -1,25 +1,57 @@
-"""The sandbox demo: run shipped playbooks live against a seeded local moto server.
+"""The sandbox demo: run shipped playbooks live against a seeded local AWS (moto) and show what changed.
 
-:data:`DEMO_STEPS` lists what the demo runs, in order; other parts append theirs (a playbook,
-how to build its alert from the seeded :class:`~integrations.aws.sandbox.World`, scripted
-approvals, and what to show afterwards). Seeding lives in :mod:`integrations.aws.sandbox`.
+The sandbox itself (the moto server, the seeded platform, what each demo step shows) belongs to
+the integrations; this module only runs the demo through the engine. It reaches the integrations by
+name, never by import: :data:`BACKEND` names the module that starts and seeds the sandbox (see
+:class:`SandboxBackend`), and :data:`DEMO_STEP_SOURCES` names functions returning the keyword
+arguments of each :class:`DemoStep`, in the order the demo runs them. Another part adds its demo by
+appending a ``"module:function"`` string there.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from flows.config import AwsSettings, Settings
 
 if TYPE_CHECKING:
     from flows.engine import RunSummary
-    from integrations.aws.sandbox import World
 
 RESPONDER = "sandbox-responder"
 APPROVER_GROUPS = ("ml-security", "ml-platform-oncall", "security-oncall", "ml-platform")
+
+BACKEND = "sandbox.aws"  # a name in flows.plugins.PROVIDERS
+DEMO_STEP_SOURCES: list[str] = [
+    "integrations.aws.sandbox_demo:demo_steps",
+    "integrations.models.seed:model_demo_steps",
+]
+
+World = Any  # the backend's record of what it seeded: ``.region``, ``.data`` (ids by name), ``.client(service)``
+
+
+class Server(Protocol):
+    endpoint: str
+
+
+class SandboxBackend(Protocol):
+    """What the integration behind the sandbox provides."""
+
+    def start_server(self, *, port: int | None, workdir: Path) -> AbstractContextManager[Server]:
+        """Start a local AWS on 127.0.0.1 and stop it when the context exits."""
+
+    def credentials(self) -> AbstractContextManager[None]:
+        """Point this process's AWS credentials at the sandbox for the duration."""
+
+    def seed(self, endpoint_url: str) -> World:
+        """Create the small ML platform on the server; return what was made."""
+
+    def env(self, endpoint_url: str, region: str) -> dict[str, str]:
+        """The environment variables that point fireline and the AWS CLI at the sandbox."""
 
 
 @dataclass
@@ -34,49 +66,27 @@ class DemoStep:
     show: Callable[[World, RunSummary, Any], dict[str, Any]] = field(default=lambda world, summary, before: {})
 
 
-def _groups_by_instance(world: World) -> dict[str, list[str]]:
-    ec2 = world.client("ec2")
-    found = ec2.describe_instances(InstanceIds=world.data["inference_instances"])["Reservations"]
-    return {
-        i["InstanceId"]: sorted(f"{g['GroupId']} ({g['GroupName']})" for g in i["SecurityGroups"])
-        for r in found
-        for i in r["Instances"]
-    }
+def backend() -> SandboxBackend:
+    """The sandbox's integration (raises ConfigError with the install hint when moto is missing)."""
+    from flows.plugins import load
+
+    return cast("SandboxBackend", load(BACKEND))
 
 
-def _show_inference_host(world: World, summary: RunSummary, before: Any) -> dict[str, Any]:
-    after = _groups_by_instance(world)
-    snapshots = world.client("ec2").describe_snapshots(
-        OwnerIds=["self"], Filters=[{"Name": "tag:fireline:run", "Values": [summary.run_id]}]
-    )["Snapshots"]
-    endpoint = world.client("sagemaker").describe_endpoint(EndpointName=world.data["endpoint_name"])
-    return {
-        "security_groups": {i: {"before": before.get(i, []), "after": after.get(i, [])} for i in after},
-        "snapshots": sorted(f"{s['SnapshotId']} of {s['VolumeId']}" for s in snapshots),
-        "endpoint_weights": {v["VariantName"]: v.get("CurrentWeight") for v in endpoint["ProductionVariants"]},
-    }
+def demo_steps() -> list[DemoStep]:
+    """Every demo step, in order, from :data:`DEMO_STEP_SOURCES`."""
+    steps: list[DemoStep] = []
+    for source in DEMO_STEP_SOURCES:
+        module, _, function = source.partition(":")
+        steps += [DemoStep(**kwargs) for kwargs in getattr(importlib.import_module(module), function)()]
+    return steps
 
 
-DEMO_STEPS: list[DemoStep] = [
-    DemoStep(
-        name="compromised inference host",
-        playbook="compromised-inference-host",
-        alert=lambda world: {
-            "source": "alertmanager",
-            "status": "firing",
-            "labels": {
-                "alertname": "InferenceHostSuspiciousEgress",
-                "severity": "critical",
-                "instance_ids": ",".join(world.data["inference_instances"]),
-                "endpoint": world.data["endpoint_name"],
-            },
-            "annotations": {"summary": "Inference hosts opened outbound connections to 203.0.113.7:4444"},
-        },
-        approvals=("approve-isolation",),
-        before=_groups_by_instance,
-        show=_show_inference_host,
-    )
-]
+def __getattr__(name: str) -> Any:
+    # ``DEMO_STEPS`` is computed on first use: building it imports the integrations.
+    if name == "DEMO_STEPS":
+        return demo_steps()
+    raise AttributeError(name)
 
 
 def demo_settings(endpoint_url: str, workdir: Path, runs_dir: Path, playbooks_dir: Path) -> Settings:
@@ -93,12 +103,20 @@ def demo_settings(endpoint_url: str, workdir: Path, runs_dir: Path, playbooks_di
     )
 
 
-def run_demo(world: World, settings: Settings, steps: list[DemoStep] | None = None) -> list[dict[str, Any]]:
-    """Run each demo step live against the sandbox; return what each did."""
+def run_demo(
+    world: World,
+    settings: Settings,
+    steps: list[DemoStep] | None = None,
+    progress: Callable[[str, str, dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Run each demo step live against the sandbox; return what each did.
+
+    ``progress(step, status, detail)`` hears every step's changes, as ``fireline run`` shows them.
+    """
     from flows.engine import Answer, Responders, run_playbook
 
     results: list[dict[str, Any]] = []
-    for step in DEMO_STEPS if steps is None else steps:
+    for step in demo_steps() if steps is None else steps:
         before = step.before(world)
         responders = Responders(
             approvals={
@@ -106,9 +124,13 @@ def run_demo(world: World, settings: Settings, steps: list[DemoStep] | None = No
             }
         )
         summary = run_playbook(
-            step.playbook, alert=step.alert(world), mode="live", settings=settings, responders=responders
+            step.playbook,
+            alert=step.alert(world),
+            mode="live",
+            settings=settings,
+            responders=responders,
+            progress=progress,
         )
-        evidence = summary.run_dir / "evidence" / "manifest.json"
         report = next((p for p in (summary.run_dir / "report.md", summary.run_dir / "report.html") if p.exists()), None)
         results.append(
             {
@@ -119,7 +141,7 @@ def run_demo(world: World, settings: Settings, steps: list[DemoStep] | None = No
                 "report": str(report) if report else None,
                 "outcome": summary.outcome,
                 "steps": {k: v.status for k, v in summary.steps.items()},
-                "evidence_items": _evidence_count(evidence),
+                "evidence_items": _evidence_count(summary.run_dir / "evidence" / "manifest.json"),
                 **step.show(world, summary, before),
             }
         )
@@ -132,7 +154,3 @@ def _evidence_count(manifest: Path) -> int:
     if not manifest.exists():
         return 0
     return len(json.loads(manifest.read_text(encoding="utf-8")).get("items", []))
-
-from integrations.models.seed import model_demo_steps  # noqa: E402 - the model rollback demo, after the AWS ones
-
-DEMO_STEPS += [DemoStep(**step) for step in model_demo_steps()]

@@ -29,8 +29,10 @@ COMMAND_MODULES: tuple[str, ...] = (
     "flows.cli.run_cmds",
     "flows.cli.report_cmds",
     "flows.cli.aws_cmds",
+    "flows.cli.sandbox_cmds",
     "flows.cli.model_cmds",
     "flows.cli.serve_cmds",
+    "flows.cli.trigger_cmds",
     "flows.cli.config_cmds",
 )
 

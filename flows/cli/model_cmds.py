@@ -60,7 +60,10 @@ def attest_command(
     """Hash a model version's artifact and write the known-good attestation into the registry."""
     from flows.actions.context import make_context
     from flows.config import load_settings
-    from integrations.models.attest import attest, parse_target
+    from flows.plugins import load
+
+    attestation = load("models.attest")
+    attest, parse_target = attestation.attest, attestation.parse_target
 
     if not by.strip():
         raise UsageError("--by must name who attests")

@@ -16,13 +16,44 @@ FINISHED = "finished"
 CRASHED = "crashed"
 
 
+LATEST = "latest"
+
+
 def find_run(run: str | Path, settings: Settings) -> Path:
-    """A run directory from a run id (under ``settings.runs_dir``) or a path."""
+    """A run directory from a run id (under ``settings.runs_dir``), a path, or ``latest`` (the newest run)."""
+    if str(run) == LATEST:
+        return latest_run(settings)
     candidates = [Path(run), settings.runs_dir / str(run)]
     for candidate in candidates:
         if (candidate / "run.json").is_file():
             return candidate
-    raise RecordError(f"no run {str(run)!r} (looked in {settings.runs_dir} and at the path itself)")
+    from flows.language.diagnose import suggest
+
+    names = [p.name for p in _run_dirs(settings.runs_dir)]
+    hint = suggest(str(run), names)
+    raise RecordError(
+        f"no run {str(run)!r} (looked in {settings.runs_dir} and at the path itself)" + (f"; {hint}" if hint else ""),
+        where=str(run),
+    )
+
+
+def _run_dirs(root: Path) -> list[Path]:
+    return [p for p in root.iterdir() if (p / "run.json").is_file()] if root.is_dir() else []
+
+
+def latest_run(settings: Settings) -> Path:
+    """The run directory under ``settings.runs_dir`` that started last."""
+
+    def started(run_dir: Path) -> str:
+        try:
+            return str(read_run_json(run_dir).get("started_at") or "")
+        except RecordError:
+            return ""
+
+    found = _run_dirs(settings.runs_dir)
+    if not found:
+        raise RecordError(f"no runs in {settings.runs_dir} yet, so there is no latest run")
+    return max(found, key=lambda p: (started(p), p.name))
 
 
 def read_run_json(run_dir: Path) -> dict[str, Any]:

@@ -18,8 +18,7 @@ from pydantic import BaseModel
 
 from flows.errors import Diagnostic
 from flows.language.yaml_safe import DocPath, PositionMap
-
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+from flows.language.yaml_safe import format_path as format_path  # re-exported: callers import it from here
 
 SCHEMA_CODES = {
     "missing": "E201",
@@ -68,21 +67,6 @@ _RANGE = (
     "string_too_long",
     "multiple_of",
 )
-
-
-def format_path(path: Iterable[str | int]) -> str:
-    """Render a document path as ``steps[2].with.instance_id``."""
-    out = ""
-    for part in path:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part == "...":  # a path cut short
-            out += "[...]"
-        elif _IDENT.match(part):
-            out += f".{part}" if out else part
-        else:
-            out += f"[{part!r}]"
-    return out
 
 
 def suggest(name: str, candidates: Iterable[str]) -> str | None:

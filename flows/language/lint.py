@@ -18,12 +18,12 @@ from typing import Any
 
 from flows.actions.registry import ActionKind, Registry
 from flows.errors import Diagnostic, SpecError
-from flows.language.diagnose import format_path, suggest
+from flows.language.diagnose import suggest
 from flows.language.lint_steps import action_sites, check_actions, check_templates, is_secret_ref
 from flows.language.loader import LoadedPlaybook, PlaybookValidationError, load_playbook, sort_diagnostics
 from flows.language.spec import InputSpec, Playbook
 from flows.language.template_refs import contains_template
-from flows.language.yaml_safe import DocPath, PositionMap
+from flows.language.yaml_safe import DocPath, PositionMap, format_path
 
 _SECRET_KEY = re.compile(r"(^|_)(password|passwd|secret|token|api_key|apikey|private_key|client_secret)$", re.I)
 _SECRET_VALUE = re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b|\bxox[abposr]-[0-9A-Za-z-]{10,}|-----BEGIN [A-Z ]*PRIVATE KEY")

@@ -10,7 +10,7 @@ core schema (``yes``/``on``/``no`` stay strings; mapping keys are always strings
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -127,11 +127,11 @@ class _Composer:
 
     def fail(self, code: str, message: str, mark: Any, path: DocPath = ()) -> YamlSyntaxError:
         pos = SourcePosition(self.positions.file, mark.line + 1, mark.column + 1)
-        return YamlSyntaxError([*self.problems, Diagnostic(code, message, pos, _fmt(path))])
+        return YamlSyntaxError([*self.problems, Diagnostic(code, message, pos, format_path(path))])
 
     def problem(self, code: str, message: str, mark: Any, path: DocPath, hint: str | None = None) -> None:
         pos = SourcePosition(self.positions.file, mark.line + 1, mark.column + 1)
-        self.problems.append(Diagnostic(code, message, pos, _fmt(path), hint=hint))
+        self.problems.append(Diagnostic(code, message, pos, format_path(path), hint=hint))
 
     def count(self, n: int, mark: Any) -> None:
         self.nodes += n
@@ -273,10 +273,22 @@ class _Composer:
                 handler(event)
 
 
-def _fmt(path: DocPath) -> str:
-    from flows.language.diagnose import format_path
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 
-    return format_path(path)
+
+def format_path(path: Iterable[str | int]) -> str:
+    """Render a document path as ``steps[2].with.instance_id``."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part == "...":  # a path cut short
+            out += "[...]"
+        elif _IDENT.match(part):
+            out += f".{part}" if out else part
+        else:
+            out += f"[{part!r}]"
+    return out
 
 
 def _syntax_error(file: str, text: str, error: Exception) -> YamlSyntaxError:

@@ -1,8 +1,8 @@
 """Re-hash every item of a run's evidence manifest and name any that no longer matches.
 
-Local items are files under the run directory; ``s3://bucket/key?versionId=...`` items are
-streamed from S3 (the AWS integration is imported only when the manifest has such items). An
-item passes when its bytes still hash to the recorded SHA-256 and have the recorded size.
+Local items are files under the run directory; ``s3://bucket/key?versionId=...`` items are streamed
+from S3 by the AWS integration (``evidence.s3`` in :mod:`flows.plugins`, loaded only when the manifest
+has such items). An item passes when its bytes still hash to the recorded SHA-256 and size.
 """
 
 from __future__ import annotations
@@ -71,10 +71,10 @@ def verify_run(run_dir: Path, settings: Settings) -> list[ItemCheck]:
     checks: list[ItemCheck] = []
     for item in load_manifest(run_dir):
         if item.location.startswith("s3://"):
-            from integrations.aws.evidence_store import check_s3_item
+            from flows.plugins import load
 
             check = ItemCheck(item.id, item.name, item.location, "ok", item.sha256, expected_size=item.size)
-            check_s3_item(settings, item.location, check)
+            load("evidence.s3")(settings, item.location, check)
         else:
             check = _check_local(run_dir, item)
         if check.status == "ok" and check.actual_sha256 is not None:

@@ -93,4 +93,4 @@ def test_text_output_names_the_problem(run_dir: Path, capsys: pytest.CaptureFixt
 
 def test_an_unknown_run_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["evidence", "verify", "no-such-run"]) == 1
-    assert "unknown run 'no-such-run'" in capsys.readouterr().err
+    assert "no run 'no-such-run'" in capsys.readouterr().err
