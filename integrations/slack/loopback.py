@@ -5,7 +5,7 @@ implements the methods fireline calls, with Slack's documented response shapes a
 (Slack API reference, one page per method): ``conversations.create`` (``name_taken``,
 ``invalid_name_specials``), ``conversations.info|list|invite|join|setTopic|setPurpose``,
 ``users.lookupByEmail`` (``users_not_found``), ``chat.postMessage`` (``not_in_channel``,
-``channel_not_found``), ``chat.update`` (``message_not_found``), ``chat.postEphemeral``,
+``channel_not_found``; a user id as channel is the app's DM with that user), ``chat.update`` (``message_not_found``), ``chat.postEphemeral``,
 ``usergroups.users.list`` and ``views.open``. Every request is recorded (method, parameters,
 arrival time), and :meth:`SlackLoopback.rate_limit` makes the next calls of a method answer HTTP 429
 with ``Retry-After`` (Slack API docs, "Rate limits": the body is ``{"ok": false, "error":
@@ -75,6 +75,7 @@ class _Channel:
     members: set[str] = field(default_factory=lambda: {BOT_USER})
     topic: str = ""
     purpose: str = ""
+    is_im: bool = False
 
     def public(self) -> dict[str, Any]:
         return {
@@ -193,6 +194,12 @@ class SlackWorkspace:
         ref = str(raw or "")
         if ref in self.channels:
             return ref
+        if ref in self.users:  # a user id as channel: the app's DM with that user
+            dm = f"D{ref[1:]}"
+            if dm not in self.channels:
+                self.channels[dm] = _Channel(id=dm, name=f"dm-{ref}", created=self._base, members={BOT_USER, ref},
+                                             is_im=True)  # fmt: skip
+            return dm
         found = next((c.id for c in self.channels.values() if c.name == ref.lstrip("#")), None)
         if found is None:
             raise SlackError("channel_not_found")
@@ -221,7 +228,7 @@ def _info(ws: SlackWorkspace, p: dict[str, Any]) -> dict[str, Any]:
 def _list(ws: SlackWorkspace, p: dict[str, Any]) -> dict[str, Any]:
     limit = max(1, min(int(p.get("limit") or 100), 1000))
     start = int(p.get("cursor") or 0)
-    every = list(ws.channels.values())
+    every = [c for c in ws.channels.values() if not c.is_im]
     page = every[start : start + limit]
     cursor = str(start + limit) if start + limit < len(every) else ""
     return {"channels": [c.public() for c in page], "response_metadata": {"next_cursor": cursor}}
