@@ -32,7 +32,7 @@ PageMode = Literal["live", "dry-run", "drill"]
 INCIDENT_CHANNEL = "incident"
 """Recipient id of the run's incident channel (kind ``slack_channel``)."""
 
-NOTIFIER_MODULES: list[str] = []
+NOTIFIER_MODULES: list[str] = ["integrations.slack.notifier"]
 """Modules that provide notifiers: each has ``notifiers(settings) -> list[Notifier]``."""
 
 
