@@ -5,11 +5,11 @@ implements the methods fireline calls, with Slack's documented response shapes a
 (Slack API reference, one page per method): ``conversations.create`` (``name_taken``,
 ``invalid_name_specials``), ``conversations.info|list|invite|join|setTopic|setPurpose``,
 ``users.lookupByEmail`` (``users_not_found``), ``chat.postMessage`` (``not_in_channel``,
-``channel_not_found``; a user id as channel is the app's DM with that user), ``chat.update`` (``message_not_found``), ``chat.postEphemeral``,
-``usergroups.users.list`` and ``views.open``. Every request is recorded (method, parameters,
-arrival time), and :meth:`SlackLoopback.rate_limit` makes the next calls of a method answer HTTP 429
-with ``Retry-After`` (Slack API docs, "Rate limits": the body is ``{"ok": false, "error":
-"ratelimited"}``).
+``channel_not_found``; a user id as the channel is the app's DM with that user), ``chat.update``
+(``message_not_found``), ``chat.postEphemeral``, ``usergroups.users.list`` and ``views.open``.
+Every request is recorded (method, parameters, arrival time), and :meth:`SlackWorkspace.rate_limit`
+makes the next calls of a method answer HTTP 429 with ``Retry-After`` (Slack API docs, "Rate
+limits": the body is ``{"ok": false, "error": "ratelimited"}``).
 
 It is deliberately small: one workspace, one bot user (``U0FIRELINE``) that creates the channels it
 is a member of, and no persistence.
