@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 from typing import Any
@@ -23,8 +24,8 @@ def _playbook(folder: Path, logs: int) -> Path:
     ]
     steps += [{"id": f"log-{n}", "action": "log", "with": {"message": f"entry {n}"}, "needs": ["open-channel"]}
               for n in range(logs)]  # fmt: skip
-    doc = {"apiVersion": "fireline/v1", "kind": "Playbook",
-           "metadata": {"name": "storm", "version": 1, "title": "Storm", "severity": "high"}, "steps": steps}  # fmt: skip
+    metadata = {"name": "storm", "version": 1, "title": "Storm", "severity": "high"}
+    doc = {"apiVersion": "fireline/v1", "kind": "Playbook", "metadata": metadata, "steps": steps}
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "storm.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
@@ -52,7 +53,7 @@ def test_every_event_reaches_the_thread_once_despite_429s_and_pacing_holds(slack
     assert channel is not None
     sent = [r for r in slack.workspace.posted() if r.params.get("channel") == channel["id"] and r.status == 200
             and r.method in ("chat.postMessage", "chat.update")]  # fmt: skip
-    gaps = [b.at - a.at for a, b in zip(sent, sent[1:], strict=False)]
+    gaps = [b.at - a.at for a, b in itertools.pairwise(sent)]
     # Paced at the sender; loopback transit jitter can shorten one arrival gap, never halve it.
     assert min(gaps) >= INTERVAL * 0.5, gaps
     assert len(sent) < len(recorded) / 2  # bursts were batched
