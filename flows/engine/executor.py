@@ -15,7 +15,6 @@ refusal, a template or validation error, a rejected approval) fails at once.
 from __future__ import annotations
 
 import concurrent.futures
-import threading
 from collections.abc import Callable
 from typing import Protocol, TypeVar
 
@@ -53,34 +52,6 @@ class ThreadExecutor:
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
-
-
-def run_with_timeout(fn: Callable[[], T], timeout: float | None, cancel: threading.Event, what: str) -> T:
-    """Run ``fn`` with a deadline: on expiry set ``cancel`` and abandon its thread.
-
-    A sync call cannot be interrupted from outside, so the attempt runs in a daemon thread that is
-    left behind when the deadline passes; actions notice ``cancel`` through ``ctx.check_cancelled()``
-    and ``ctx.sleep()`` and stop early.
-    """
-    if timeout is None:
-        return fn()
-    box: dict[str, object] = {}
-
-    def target() -> None:
-        try:
-            box["value"] = fn()
-        except BaseException as e:
-            box["error"] = e
-
-    thread = threading.Thread(target=target, name=f"fireline-attempt:{what}", daemon=True)
-    thread.start()
-    thread.join(timeout)
-    if thread.is_alive():
-        cancel.set()
-        raise StepTimeoutError(f"{what} timed out after {timeout:g}s", retryable=True)
-    if "error" in box:
-        raise box["error"]  # type: ignore[misc]  # an exception object stored by the thread
-    return box["value"]  # type: ignore[return-value]  # the thread stored fn()'s result
 
 
 def is_retryable(error: BaseException) -> bool:

@@ -24,7 +24,8 @@ from typing import Any
 from flows.engine.executor import PLAN_SUFFIX, StepExecutor
 from flows.engine.outcomes import FAILED, FAILURES, REJECTED, SKIPPED, SUCCEEDED, TERMINAL, TIMED_OUT, StepOutcome
 from flows.engine.templates import Placeholder, render_value, truthy
-from flows.engine.work import ItemResult, PlannedItem, RunEnv, apply_item, await_approval, plan_items, run_handlers
+from flows.engine.units import ItemResult, PlannedItem, Unit, plan_items, planned_targets
+from flows.engine.work import RunEnv, apply_item, await_approval, run_handlers
 from flows.language.dag import dependencies
 from flows.language.spec import Step
 from flows.record.store import iso, utcnow
@@ -49,12 +50,14 @@ class _StepRun:
     step: Step
     started_at: str
     fan_out: bool
+    unit: Unit
     keys: list[str] = field(default_factory=list)
     results: dict[str, ItemResult] = field(default_factory=dict)
     queue: deque[PlannedItem] = field(default_factory=deque)
     in_flight: int = 0
     failure: ItemResult | None = None
     announced: bool = False  # step.started was recorded
+    targets: set[str] = field(default_factory=set)  # what its plans would change, for its handlers' max_targets
 
 
 class Scheduler:
@@ -136,7 +139,7 @@ class Scheduler:
             self.env.emit("step.skipped", step.id, None, detail)
             self._finish(step.id, StepOutcome(SKIPPED, reason=SKIP_BY_DEPENDENCY, error=f"{blocker} did not succeed"))
             return
-        run = _StepRun(step, iso(utcnow()), fan_out=step.for_each is not None)
+        run = _StepRun(step, iso(utcnow()), fan_out=step.for_each is not None, unit=Unit.of_step(step))
         self.runs[step.id] = run
         try:
             self._prepare(run)
@@ -182,7 +185,7 @@ class Scheduler:
         if not pending:
             self._complete(run)
             return
-        self._submit("plan", step.id, f"{step.id}{PLAN_SUFFIX}", lambda: plan_items(self.env, step, pending))
+        self._submit("plan", step.id, f"{step.id}{PLAN_SUFFIX}", lambda: plan_items(self.env, run.unit, pending))
 
     def _items(self, step: Step, scope: dict[str, Any]) -> list[tuple[Any, str]]:
         if step.for_each is None:
@@ -248,6 +251,7 @@ class Scheduler:
             self._item_failed(run, ItemResult(FAILED, None, f"guard refused: {message}", "GuardError"))
             self._complete(run)
             return
+        run.targets = planned_targets(planned)
         run.queue.extend(planned)
         self._fill(run)
 
@@ -262,7 +266,7 @@ class Scheduler:
                 "item",
                 step.id,
                 name,
-                lambda p=planned, s=step: apply_item(self.env, s, p, fan_out=run.fan_out),
+                lambda p=planned: apply_item(self.env, run.unit, p),
                 planned,
             )
 
@@ -292,9 +296,8 @@ class Scheduler:
             self.env.emit(
                 "step.on_failure", run.step.id, None, {"handlers": len(run.step.on_failure), "error": failure.error}
             )
-            self._submit(
-                "handlers", run.step.id, f"{run.step.id}.on_failure", lambda: run_handlers(self.env, run.step, scope)
-            )
+            handlers = lambda: run_handlers(self.env, run.step, scope, run.targets)  # noqa: E731
+            self._submit("handlers", run.step.id, f"{run.step.id}.on_failure", handlers)
             return
         self._finish_failed(run)
 

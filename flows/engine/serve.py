@@ -268,10 +268,6 @@ def build_app(manager: RunManager, token: str, *, mounts: Mapping[str, Any] | No
         Route("/runs/{run_id}", get_run, methods=["GET"]),
     ]
     routes.extend(Mount(path, app=sub) for path, sub in (mounts or {}).items())
-    if manager.settings.slack.signing_secret:  # Slack buttons (signed by Slack, no bearer token)
-        from flows.people.interactions import interactions_app
-
-        routes.append(Mount("/slack", app=interactions_app(manager.settings)))
     return Starlette(routes=routes)
 
 

@@ -3,10 +3,11 @@
 A string that is exactly one ``{{ expr }}`` renders to the expression's native value (a list stays a
 list); any other string renders to text. Values that reach a template from an alert, an input or a
 step output are data: the rendered result is never rendered again, so a label holding ``{{ ... }}``
-is inert. Playbook templates themselves are bounded: ``*``, ``**`` and ``%`` refuse results past the
-cap, ``range`` is capped by the sandbox, filters and calls refuse huge numeric arguments (``center``,
-``ljust``, widths in format strings), text output stops at :data:`MAX_VALUE_BYTES`, and a render
-that runs past :data:`RENDER_SECONDS` (nested loops that print nothing) is stopped.
+is inert. Playbook templates themselves are bounded before anything is allocated (integer size,
+text growth, format widths, an operation budget for loops, calls and filters; see
+:mod:`flows.engine.sandbox_bounds`), and text output stops at :data:`MAX_VALUE_BYTES`. No tracer
+and no wall clock are involved: a debugger or coverage keeps working, and the bound is the same on
+a busy machine.
 """
 
 from __future__ import annotations
@@ -14,28 +15,35 @@ from __future__ import annotations
 import functools
 import json
 import re
-import sys
-import time
 from collections.abc import Callable, Mapping
-from types import FrameType
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined
+from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, nodes
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from flows.engine.sandbox_bounds import (
+    CALL_COST,
+    CONCAT_FILTER,
+    ITER_FILTER,
+    MAX_NUMERIC_ARG,
+    MAX_VALUE_BYTES,
+    BoundedFormatter,
+    BoundLoopsAndConcat,
+    bounded_concat,
+    bounded_iter,
+    check_binop,
+    check_elements,
+    check_percent_format,
+    spend,
+    start_budget,
+)
 from flows.errors import TemplateError
 
-MAX_VALUE_BYTES = 64 * 1024
-"""Cap on one rendered value (text length, or its JSON size for a native value)."""
-MAX_NUMERIC_ARG = 100_000
-"""Largest integer a filter or call may receive: guards widths and counts (``center``, ``ljust``, ``batch``)."""
-MAX_INT_BITS = 4096
-RENDER_SECONDS = 2.0
-"""Wall-clock budget of one render (loops that print nothing included)."""
+__all__ = ["MAX_VALUE_BYTES", "Placeholder", "is_template", "render_string", "render_value", "truthy"]
+
 _SINGLE_EXPR = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\{\{|\}\}|\{%|\{#).)*)\}\}\s*$", re.DOTALL)
-_BIG_WIDTH = re.compile(r"\d{6,}")
 _MARKERS = ("{{", "{%", "{#")
 
 
@@ -46,53 +54,74 @@ def _too_big(value: Any) -> bool:
 def _guard_filter(func: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(func)  # keeps jinja's pass_* markers in __dict__
     def guarded(*args: Any, **kwargs: Any) -> Any:
+        spend()
         if any(_too_big(a) for a in (*args, *kwargs.values())):
             raise SecurityError(f"filter {getattr(func, '__name__', '?')}: argument over {MAX_NUMERIC_ARG} refused")
+        for value in (*args, *kwargs.values()):
+            check_elements(value)
         return func(*args, **kwargs)
 
     return guarded
 
 
-def _size_of(value: Any) -> int:
-    if isinstance(value, str | bytes):
-        return len(value)
-    if isinstance(value, list | tuple | dict | set):
-        return len(value)
-    return 0
+def _format(value: Any, *args: Any, **kwargs: Any) -> str:
+    """The ``format`` filter (printf-style), with its widths bounded before formatting."""
+    check_percent_format(str(value), kwargs or args)
+    return str(value) % (kwargs or args)
+
+
+def _finalize(value: Any) -> Any:
+    """Refuse a value too large to print before it is turned into text."""
+    check_elements(value)
+    return value
 
 
 class _Environment(ImmutableSandboxedEnvironment):
-    """The sandbox with fireline's resource bounds."""
+    """The sandbox with fireline's resource bounds (see :mod:`flows.engine.sandbox_bounds`)."""
 
     intercepted_binops = frozenset({"*", "**", "%", "+"})
 
     def __init__(self) -> None:
-        super().__init__(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+        super().__init__(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True, finalize=_finalize)
         # Only data-shaping helpers: no cycler, joiner, lipsum or namespace objects to walk from.
         self.globals = {"range": self.globals["range"], "dict": dict}
-        self.filters = {name: _guard_filter(f) for name, f in self.filters.items()}
+        filters = {**self.filters, "format": _format}
+        self.filters = {name: _guard_filter(f) for name, f in filters.items()}
+        self.filters[ITER_FILTER] = bounded_iter
+        self.filters[CONCAT_FILTER] = bounded_concat
+
+    def _generate(
+        self, source: nodes.Template, name: str | None, filename: str | None, defer_init: bool = False
+    ) -> str:
+        bounded = BoundLoopsAndConcat().visit(source)
+        return super()._generate(bounded, name, filename, defer_init)
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
-        if operator == "**" and isinstance(left, int) and isinstance(right, int):
-            if abs(left) > 1 and right * max(abs(left), 2).bit_length() > MAX_INT_BITS:
-                raise SecurityError("power too large")
-        if operator == "*":
-            for seq, times in ((left, right), (right, left)):
-                if isinstance(times, int) and _size_of(seq) * max(times, 0) > MAX_VALUE_BYTES:
-                    raise SecurityError(f"repetition over {MAX_VALUE_BYTES} refused")
-        if operator == "%" and isinstance(left, str) and _BIG_WIDTH.search(left):
-            raise SecurityError("format width too large")
-        if operator == "+" and _size_of(left) + _size_of(right) > MAX_VALUE_BYTES:
-            raise SecurityError(f"concatenation over {MAX_VALUE_BYTES} refused")
+        check_binop(operator, left, right)
         return super().call_binop(context, operator, left, right)
 
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        spend(CALL_COST)
         if any(_too_big(a) for a in (*args, *kwargs.values())):
             raise SecurityError(f"call argument over {MAX_NUMERIC_ARG} refused")
-        owner = getattr(getattr(__obj, "__wrapped__", __obj), "__self__", None)
-        if isinstance(owner, str) and _BIG_WIDTH.search(owner):
-            raise SecurityError("format width too large")
         return super().call(__context, __obj, *args, **kwargs)
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        """``str.format``/``format_map`` with every field's width and precision bounded."""
+        owner = getattr(value, "__self__", None)
+        if not isinstance(owner, str) or getattr(value, "__name__", "") not in ("format", "format_map"):
+            return None
+        formatter = BoundedFormatter(self)
+        is_map = value.__name__ == "format_map"
+
+        def wrapper(*args: Any, **kwargs: Any) -> str:
+            if is_map:
+                if kwargs or len(args) != 1:
+                    raise TypeError("format_map() takes exactly one mapping argument")
+                return formatter.vformat(owner, (), args[0])
+            return formatter.vformat(owner, args, kwargs)
+
+        return wrapper
 
 
 _ENV = _Environment()
@@ -139,40 +168,12 @@ def _cached_template(source: str) -> Any:
     return _ENV.from_string(source)
 
 
-class _Budget:
-    """A wall-clock budget for one render, enforced by tracing the template's own frames.
-
-    Loops in a template are Python loops in code compiled from ``<template>``; a tracer on those
-    frames (and no others) raises once the budget is spent, so nested loops that print nothing
-    still end. The previous tracer (a debugger, coverage) is restored afterwards.
-    """
-
-    def __init__(self, seconds: float) -> None:
-        self.deadline = time.monotonic() + seconds
-        self.events = 0
-
-    def _local(self, frame: FrameType, event: str, arg: Any) -> Any:
-        self.events += 1
-        if self.events % 1024 == 0 and time.monotonic() > self.deadline:
-            raise SecurityError(f"rendering took longer than {RENDER_SECONDS:g}s")
-        return self._local
-
-    def _global(self, frame: FrameType, event: str, arg: Any) -> Any:
-        return self._local if frame.f_code.co_filename == "<template>" else None
-
-    def run(self, fn: Callable[[], Any]) -> Any:
-        previous = sys.gettrace()
-        sys.settrace(self._global)
-        try:
-            return fn()
-        finally:
-            sys.settrace(previous)
-
-
 def _render(source: str, scope: Mapping[str, Any], where: str) -> Any:
     match = _SINGLE_EXPR.match(source)
     if match is not None:
-        return _check_size(_to_data(_cached_expression(match.group("expr").strip())(**scope)), where)
+        value = _cached_expression(match.group("expr").strip())(**scope)
+        check_elements(value)  # before walking it: shared sub-lists can stand for billions of elements
+        return _check_size(_to_data(value), where)
     pieces: list[str] = []
     size = 0
     for chunk in _cached_template(source).generate(**scope):
@@ -187,8 +188,9 @@ def render_string(source: str, scope: Mapping[str, Any], *, where: str = "templa
     """Render one playbook string: native value for a lone ``{{ expr }}``, text otherwise."""
     if not is_template(source):
         return source
+    start_budget()
     try:
-        return _Budget(RENDER_SECONDS).run(lambda: _render(source, scope, where))
+        return _render(source, scope, where)
     except TemplateError:
         raise
     except UndefinedError as e:

@@ -1,15 +1,17 @@
-"""The units of step work the scheduler hands to a :class:`~flows.engine.executor.StepExecutor`.
+"""The work the scheduler hands to a :class:`~flows.engine.executor.StepExecutor`, and the run it shares.
 
-Each function here runs inside one executor job: plan a step's items and check guards, apply one
-item (intent, attempts with retries and timeout, durable result, saga entry), wait for an approval,
-run ``on_failure`` handlers. They touch the run only through :class:`RunEnv`, never global state.
+Each function here runs inside one executor job: apply one planned item of a unit (intent,
+attempts with retries and timeout, the fence of an abandoned attempt, saga entry, durable result),
+wait for an approval, run ``on_failure`` handlers (each one a unit planned, guarded and applied by
+the same functions as a step; see :mod:`flows.engine.units`). They touch the run only through
+:class:`RunEnv`, never global state.
 """
 
 from __future__ import annotations
 
-import re
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,18 +19,20 @@ from pydantic import ValidationError as PydanticValidationError
 
 from flows.actions.context import ActionContext
 from flows.actions.control import ApprovalParams
-from flows.actions.registry import Action, ActionParams, ActionResult, Plan, Registry
+from flows.actions.registry import Action, ActionResult, Registry
+from flows.engine import fence
 from flows.engine.approvals import AnswerSource, ApprovalWait, ApproverDirectory, dry_run_grant
-from flows.engine.executor import is_retryable, run_with_timeout
-from flows.engine.guards import Refusal, check_plans
+from flows.engine.executor import is_retryable
+from flows.engine.fence import AbandonedAttempt, Attempt, AttemptRecord
+from flows.engine.guards import Refusal
 from flows.engine.outcomes import FAILED, REJECTED, SUCCEEDED, TIMED_OUT
 from flows.engine.redact import Redactor
 from flows.engine.state import RunState, StoredResult
-from flows.errors import ActionError, StepTimeoutError
+from flows.engine.units import ItemResult, PlannedItem, Unit, error_text, plan_items, planned_targets
+from flows.errors import StepTimeoutError
 from flows.language.spec import Playbook, Step
 from flows.record.store import RunRecord, iso, utcnow
 
-_SECRET_REF = re.compile(r"^secret:[A-Za-z_][A-Za-z0-9_]*$")
 Progress = Callable[[str, str, dict[str, Any]], None]
 
 
@@ -84,84 +88,6 @@ class RunEnv:
             self.progress(step, status, detail or {})
 
 
-@dataclass
-class ItemResult:
-    """The outcome of one step-item (or of a whole step without ``for_each``)."""
-
-    status: str
-    output: Any = None
-    error: str | None = None
-    error_type: str | None = None
-    reused: bool = False
-
-
-@dataclass
-class PlannedItem:
-    """One item of a step, rendered and planned, ready to apply."""
-
-    item: Any
-    key: str
-    params: ActionParams
-    plan: Plan
-
-
-def _error_text(error: BaseException) -> str:
-    return str(error) or type(error).__name__
-
-
-def build_params(action: Action[Any, Any], rendered: dict[str, Any], ctx: ActionContext) -> ActionParams:
-    """Validate rendered ``with`` values against the action's Params; resolve ``secret:NAME`` values.
-
-    Secrets are resolved in live mode only: ``plan()`` never needs a secret's value, so dry-runs and
-    drills neither require the secrets to exist nor ever hold them.
-    """
-    resolved = {
-        k: ctx.secret(v) if ctx.live and isinstance(v, str) and _SECRET_REF.match(v) else v for k, v in rendered.items()
-    }
-    try:
-        return action.Params.model_validate(resolved)
-    except PydanticValidationError as e:
-        first = e.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "with"
-        raise ActionError(f"{action.name}: with.{where}: {first['msg']}") from e
-
-
-def plan_items(
-    env: RunEnv, step: Step, pending: list[tuple[Any, str, dict[str, Any]]]
-) -> list[PlannedItem] | list[Refusal]:
-    """Plan every pending item of a step and check the guards on all of their targets together.
-
-    Items are planned with the step's concurrency: a plan usually reads its target (tags for the
-    guards), and one read after another would dominate a large fan-out.
-    """
-    action = env.registry.get(step.action)
-
-    def plan_one(entry: tuple[Any, str, dict[str, Any]]) -> PlannedItem:
-        item, key, rendered = entry
-        ictx = env.ctx.for_step(step.id, item, key)
-        params = build_params(action, rendered, ictx)
-        return PlannedItem(item, key, params, action.plan(params, ictx))
-
-    workers = min(step.concurrency or 1, len(pending))
-    if workers > 1:
-        import concurrent.futures
-
-        with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix=f"plan-{step.id}") as pool:
-            planned = list(pool.map(plan_one, pending))  # in item order; the first error propagates
-    else:
-        planned = [plan_one(entry) for entry in pending]
-    refusals = check_plans(env.playbook.guards, [p.plan for p in planned], live=env.live)
-    if refusals:
-        for refusal in refusals:
-            detail: dict[str, Any] = {**refusal.as_detail(), "mode": env.ctx.mode}
-            if not env.live:
-                detail["would_refuse"] = True
-            env.emit("guard.refused", step.id, None, detail)
-        if env.live:
-            return refusals
-    return planned
-
-
 def _store(env: RunEnv, step_id: str, key: str, ctx: ActionContext, result: ItemResult) -> None:
     env.state.write_result(
         StoredResult(
@@ -176,77 +102,115 @@ def _store(env: RunEnv, step_id: str, key: str, ctx: ActionContext, result: Item
     )
 
 
-def _attempt(env: RunEnv, step: Step, action: Action[Any, Any], planned: PlannedItem, ctx: ActionContext) -> Any:
+def _log_effect(
+    env: RunEnv, action: Action[Any, Any], planned: PlannedItem, ctx: ActionContext, result: Any, **extra: Any
+) -> None:
+    """Log an undoable effect to the saga (before its result is stored: a crash in between re-applies,
+    a no-op, and logs it again, which undo collapses by idempotency key; the other order could lose it)."""
+    if action.undoable():
+        entry = {
+            "step": ctx.step_id,
+            "item_key": planned.key,
+            "idempotency_key": ctx.idempotency_key,
+            "action": action.name,
+            "params": planned.params.model_dump(mode="json"),
+            "result": result.model_dump(mode="json"),
+            **extra,
+        }
+        env.state.append_saga(env.scrub(entry))
+
+
+def _attempt(env: RunEnv, unit: Unit, action: Action[Any, Any], planned: PlannedItem, ctx: ActionContext) -> Any:
     if not env.live:
         return {"dry_run": True, "mode": ctx.mode, "plan": planned.plan.model_dump(mode="json")}
-    if step.timeout is not None:
-        import time
-
-        ctx.deadline = time.monotonic() + step.timeout
-    result: ActionResult = run_with_timeout(
-        lambda: action.apply(planned.params, ctx), step.timeout, ctx.cancel_event, f"step {step.id!r}"
-    )
-    if action.undoable():
-        # Before the result is stored: a crash in between re-applies (a no-op) and logs it again,
-        # which undo collapses by idempotency key; the other order could lose an undoable effect.
-        env.state.append_saga(
-            env.scrub(
-                {
-                    "step": step.id,
-                    "item_key": planned.key,
-                    "idempotency_key": ctx.idempotency_key,
-                    "action": action.name,
-                    "params": planned.params.model_dump(mode="json"),
-                    "result": result.model_dump(mode="json"),
-                }
-            )
-        )
+    if unit.timeout is None:
+        result: ActionResult = action.apply(planned.params, ctx)
+    else:
+        ctx.deadline = time.monotonic() + unit.timeout
+        record = ctx.record if isinstance(ctx.record, AttemptRecord) else None
+        attempt = Attempt(lambda: action.apply(planned.params, ctx), f"{unit.where.removesuffix('.with')}", record)
+        result = attempt.run(unit.timeout, ctx.cancel_event)
+    _log_effect(env, action, planned, ctx, result)
     return result.model_dump(mode="json")
 
 
-def apply_item(env: RunEnv, step: Step, planned: PlannedItem, *, fan_out: bool) -> ItemResult:
-    """Apply one planned item with retries and timeout; persist its result before it counts as done."""
-    action = env.registry.get(step.action)
-    item = planned.item if fan_out else None
-    policy = step.retries
+def _fence(
+    env: RunEnv, action: Action[Any, Any], planned: PlannedItem, ctx: ActionContext, e: AbandonedAttempt, *, wait: bool
+) -> bool:
+    """Deal with an abandoned attempt; True when it has ended (so another attempt cannot overlap it).
+
+    With ``wait`` (another attempt is due) wait for it to end; otherwise leave it and only keep the
+    effect it may still complete undoable, once it ends.
+    """
+
+    def log_late() -> None:
+        if isinstance(e.attempt.value, ActionResult):  # it did the thing after all: keep the effect undoable
+            _log_effect(env, action, planned, ctx, e.attempt.value, late=True, attempt=ctx.attempt)
+
+    if not wait:
+        e.attempt.when_done(log_late)
+        return False
+    if not e.attempt.wait_end(fence.GRACE_SECONDS):
+        e.attempt.when_done(log_late)
+        return False
+    log_late()
+    return True
+
+
+def _emit_item(env: RunEnv, unit: Unit, type_: str, item: Any, detail: dict[str, Any]) -> None:
+    """The per-item events: step.<x> for the items of a fan-out, handler.<x> for handlers."""
+    if unit.handler is not None:
+        env.emit(f"handler.{type_}", unit.step_id, None, {"handler": unit.handler, "action": unit.action, **detail})
+    elif unit.fan_out:
+        env.emit(f"step.{type_}", unit.step_id, item, detail)
+
+
+def apply_item(env: RunEnv, unit: Unit, planned: PlannedItem) -> ItemResult:
+    """Apply one planned item of a unit with retries and timeout; persist its result before it counts as done.
+
+    This is the only place where ``apply()`` is called for a step, an item or a handler.
+    """
+    action = env.registry.get(unit.action)
+    item = planned.item if unit.fan_out else None
+    policy = unit.retries
     attempts = policy.attempts if policy else 1
-    if fan_out:
-        env.emit("step.started", step.id, item, {"item_key": planned.key})
+    if unit.fan_out or unit.handler is not None:
+        _emit_item(env, unit, "started", item, {"item_key": planned.key})
     for attempt in range(1, attempts + 1):
-        ctx = env.ctx.for_step(step.id, planned.item, planned.key, attempt)
+        ctx = env.ctx.for_step(unit.step_id, planned.item, planned.key, attempt)
+        ctx.record = AttemptRecord(env.ctx.record, attempt)
         try:
             if env.live:
                 env.state.write_intent(
-                    step.id, planned.key, ctx.idempotency_key, env.scrub(planned.params.model_dump(mode="json"))
+                    unit.step_id, planned.key, ctx.idempotency_key, env.scrub(planned.params.model_dump(mode="json"))
                 )
-            output = _attempt(env, step, action, planned, ctx)
+            output = _attempt(env, unit, action, planned, ctx)
         except Exception as e:
             status = TIMED_OUT if isinstance(e, StepTimeoutError) else FAILED
-            if attempt < attempts and is_retryable(e) and policy is not None and not env.stop.is_set():
+            error = error_text(e)
+            retry = attempt < attempts and is_retryable(e) and policy is not None and not env.stop.is_set()
+            if isinstance(e, AbandonedAttempt) and not _fence(env, action, planned, ctx, e, wait=retry) and retry:
+                error += f"; the attempt was still running {fence.GRACE_SECONDS:g}s later, so it was not retried"
+                retry = False  # another attempt could overlap it
+            if retry and policy is not None:
                 delay = policy.delay(attempt)
                 env.emit(
                     "step.retrying",
-                    step.id,
+                    unit.step_id,
                     item,
-                    {"attempt": attempt, "error": _error_text(e), "error_type": type(e).__name__, "delay": delay},
+                    {"attempt": attempt, "error": error, "error_type": type(e).__name__, "delay": delay},
                 )
-                env.notify(step.id, "retrying", {"attempt": attempt})
+                env.notify(unit.step_id, "retrying", {"attempt": attempt})
                 if env.stop.wait(delay):
                     break
                 continue
-            result = ItemResult(status, None, _error_text(e), type(e).__name__)
-            if fan_out:
-                env.emit(
-                    "step.failed",
-                    step.id,
-                    item,
-                    {"status": status, "error": result.error, "error_type": result.error_type, "attempts": attempt},
-                )
+            result = ItemResult(status, None, error, type(e).__name__)
+            detail = {"status": status, "error": result.error, "error_type": result.error_type, "attempts": attempt}
+            _emit_item(env, unit, "failed", item, detail)
             return result
         result = ItemResult(SUCCEEDED, output)
-        _store(env, step.id, planned.key, ctx, result)
-        if fan_out:
-            env.emit("step.succeeded", step.id, item, {"attempts": attempt, "output": output})
+        _store(env, unit.step_id, planned.key, ctx, result)
+        _emit_item(env, unit, "succeeded", item, {"attempts": attempt, "output": output})
         return result
     return ItemResult(FAILED, None, "stopped before the step could finish", "RunError")
 
@@ -284,37 +248,47 @@ def await_approval(env: RunEnv, step: Step, rendered: dict[str, Any]) -> ItemRes
     return result
 
 
-def run_handlers(env: RunEnv, step: Step, scope: dict[str, Any]) -> list[ItemResult]:
-    """Run a failed step's ``on_failure`` handlers in order, with ``error`` in scope."""
+def run_handlers(env: RunEnv, step: Step, scope: dict[str, Any], touched: Collection[str] = ()) -> list[ItemResult]:
+    """Run a failed step's ``on_failure`` handlers in order, with ``error`` in scope.
+
+    Each handler is a :class:`Unit` planned, guarded and applied exactly like a step: ``max_targets``
+    counts the step's own targets (``touched``) and the earlier handlers' together.
+    """
     from flows.engine.templates import render_value
 
     results: list[ItemResult] = []
+    seen = set(touched)
     for index, handler in enumerate(step.on_failure):
-        key = f"on_failure-{index}"
-        ctx = env.ctx.for_step(step.id, None, key)
+        unit = Unit.of_handler(step, index, handler)
+        key = unit.key("")
         stored = env.state.result(step.id, key)
         if stored is not None and stored.status == SUCCEEDED:
             results.append(ItemResult(SUCCEEDED, stored.output, reused=True))
             continue
-        detail: dict[str, Any] = {"handler": index, "action": handler.action}
         try:
-            action = env.registry.get(handler.action)
-            rendered = render_value(handler.with_, scope, where=f"steps[{step.id}].on_failure[{index}].with")
-            params = build_params(action, rendered, ctx)
-            plan = action.plan(params, ctx)
-            if env.live:
-                env.state.write_intent(step.id, key, ctx.idempotency_key, env.scrub(params.model_dump(mode="json")))
-                output: Any = action.apply(params, ctx).model_dump(mode="json")
-            else:
-                output = {"dry_run": True, "mode": ctx.mode, "plan": plan.model_dump(mode="json")}
+            rendered = render_value(handler.with_, scope, where=unit.where)
+            planned = plan_items(env, unit, [(None, key, rendered)], touched=seen)
         except Exception as e:
-            env.emit(
-                "handler.failed", step.id, None, {**detail, "error": _error_text(e), "error_type": type(e).__name__}
-            )
-            results.append(ItemResult(FAILED, None, _error_text(e), type(e).__name__))
+            detail = {
+                "handler": index,
+                "action": handler.action,
+                "error": error_text(e),
+                "error_type": type(e).__name__,
+            }
+            env.emit("handler.failed", step.id, None, detail)
+            results.append(ItemResult(FAILED, None, error_text(e), type(e).__name__))
             continue
-        result = ItemResult(SUCCEEDED, output)
-        _store(env, step.id, key, ctx, result)
-        env.emit("handler.succeeded", step.id, None, {**detail, "output": output})
-        results.append(result)
+        if planned and not isinstance(planned[0], PlannedItem):
+            message = "guard refused: " + "; ".join(r.message for r in planned if isinstance(r, Refusal))
+            env.emit(
+                "handler.failed",
+                step.id,
+                None,
+                {"handler": index, "action": handler.action, "error": message, "error_type": "GuardError"},
+            )
+            results.append(ItemResult(FAILED, None, message, "GuardError"))
+            continue
+        items = [p for p in planned if isinstance(p, PlannedItem)]
+        seen |= planned_targets(items)
+        results.append(apply_item(env, unit, items[0]))
     return results

@@ -26,9 +26,7 @@ class PeopleSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    directory: Path | None = Field(
-        default=None, description="The people directory (default <playbooks_dir>/people.yaml)."
-    )
+    directory: Path | None = Field(default=None, description="The people directory (default <playbooks_dir>/people.yaml).")
     trees_dir: Path | None = Field(default=None, description="Contact trees (default <playbooks_dir>/contact-trees).")
     smtp_host: str | None = Field(default=None, description="SMTP relay for e-mail pages; None: e-mail pages fail.")
     smtp_port: int = 25

@@ -107,7 +107,7 @@ def root_blocks(view: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
 
 
 def event_line(event: dict[str, Any]) -> str:
-    """One timeline line for an event of the run record: ``#<seq> <HH:MM:SS> <type> `step` ...``."""
+    """One timeline line for an event of the run record."""
     detail = event.get("detail") or {}
     at = str(event.get("at", ""))[11:19]
     step = f" `{event['step']}`" if event.get("step") else ""
@@ -117,4 +117,4 @@ def event_line(event: dict[str, Any]) -> str:
         if detail.get(key) not in (None, "", [], {}):
             extra = f" {key}: {detail[key]}"
             break
-    return clip(f"#{event.get('seq')} {at} {event.get('type')}{step}{item}{extra}", 400)
+    return clip(f"{at} {event.get('type')}{step}{item}{extra}", 400)

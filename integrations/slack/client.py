@@ -128,9 +128,6 @@ class SlackConnection:
             try:
                 # The typed method sends the encoding Slack documents for it (JSON, form or GET).
                 response = getattr(self.client, method.replace(".", "_"))(**params)
-                if channel is not None and paced:
-                    # Space from when it went through: a 429 retry inside the WebClient may have sent it late.
-                    self.pacer.hold(channel, self.pacer.interval)
                 return dict(response.data)
             except SlackApiError as e:
                 code = str(e.response.get("error", ""))

@@ -6,7 +6,8 @@ import threading
 
 import pytest
 
-from flows.engine.executor import ThreadExecutor, is_retryable, run_with_timeout
+from flows.engine.executor import ThreadExecutor, is_retryable
+from flows.engine.fence import run_with_timeout
 from flows.errors import ActionError, DryRunRefusal, GuardError, IntegrationError, StepTimeoutError, TemplateError
 
 
