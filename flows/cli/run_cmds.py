@@ -82,12 +82,12 @@ def _finish(summary: RunSummary, as_json: bool) -> None:
         raise typer.Exit(1)
 
 
-def _handoff(request: dict[str, Any]) -> Any:
+def _handoff(request: dict[str, Any], settings: Settings, why: list[str]) -> Any:
     try:
         from flows.engine.handoff import try_handoff
     except ImportError:
         return None
-    return try_handoff(request)
+    return try_handoff(request, settings, why)
 
 
 @app.command("run")
@@ -98,10 +98,16 @@ def run_cmd(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan only: nothing is changed.")] = False,
     mode: Annotated[str | None, typer.Option("--mode", help="live, dry-run or drill.")] = None,
     as_user: Annotated[str | None, typer.Option("--as", help="Who triggers the run (cannot approve it).")] = None,
+    source: Annotated[str | None, typer.Option("--source", help="The alert file's source (default: recognised).")] = None,
+    local: Annotated[bool, typer.Option("--local", help="Run in this process, never in a warm fireline serve.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run a playbook; prints the run id and the run directory, exits 1 when the run failed."""
-    from flows.engine.alerts import load_alert_file
+    """Run a playbook; prints the run id and the run directory, exits 1 when the run failed.
+
+    An alert file with the alerts of several incidents (a grouped Alertmanager notification of
+    several hosts, say) starts one run per incident; resolved alerts never start a run.
+    """
+    from flows.cli.trigger_cmds import alert_groups
     from flows.engine.inputs import parse_pairs
 
     if dry_run and mode not in (None, "dry-run"):
@@ -110,18 +116,36 @@ def run_cmd(
     if chosen not in ("live", "dry-run", "drill"):
         raise UsageError(f"--mode must be live, dry-run or drill, not {chosen!r}")
     inputs = parse_pairs(input_ or [])
-    alert_doc = load_alert_file(alert).model_dump(mode="json") if alert is not None else None
     trigger: dict[str, Any] = {"how": "cli"}
     if as_user:
         trigger["by"] = f"user:{as_user.removeprefix('user:')}"
     settings = _settings()
-    request = {"playbook": playbook, "inputs": inputs, "alert": alert_doc, "mode": chosen, "trigger": trigger}
+    groups = alert_groups(playbook, alert, source, settings) if alert is not None else [(None, None)]
+    if len(groups) > 1 and not as_json:
+        err_console.print(f"the alert file holds {len(groups)} incidents: one run each", markup=False)
+    failed = False
+    for alert_doc, alerts in groups:
+        request = {"playbook": playbook, "inputs": inputs, "alert": alert_doc, "alerts": alerts, "mode": chosen,
+                   "trigger": trigger}  # fmt: skip
+        try:
+            _run_one(request, settings, local, as_json)
+        except typer.Exit as e:
+            failed = failed or bool(e.exit_code)
+    if failed:
+        raise typer.Exit(1)
+
+
+def _run_one(request: dict[str, Any], settings: Settings, local: bool, as_json: bool) -> None:
+    playbook, inputs, alert_doc, chosen = request["playbook"], request["inputs"], request["alert"], request["mode"]
     # A warm server checks the request itself before it accepts it (bad input: one line, no run), so
     # the hand-off comes before the engine is even imported: that import is most of a cold start.
-    handed = _handoff(request)
+    why: list[str] = []
+    handed = None if local else _handoff(request, settings, why)
     if handed is not None:
         _print_handed(handed, as_json)
         return
+    if why and not as_json:
+        err_console.print(f"{why[0]}; running in this process", markup=False)
     from flows.engine.runner import new_run_id, run_playbook, validate_request
 
     resolved = validate_request(playbook, inputs=inputs, alert=alert_doc, settings=settings)
@@ -134,9 +158,10 @@ def run_cmd(
         alert=alert_doc,
         mode=cast("Mode", chosen),
         settings=settings,
-        trigger=trigger,
+        trigger=request["trigger"],
         run_id=run_id,
         progress=None if as_json else _Progress(run_id),
+        alerts=request["alerts"],
     )
     _finish(summary, as_json)
 
@@ -156,7 +181,7 @@ def _print_handed(handed: dict[str, Any], as_json: bool) -> None:
     if not as_json:
         err_console.print(f"handed to the warm runtime: run {handed['run_id']}", markup=False)
     progress = None if as_json else _Progress(str(handed["run_id"]))
-    for event in follow_run(run_dir, timeout=_FOLLOW_SECONDS):
+    for event in follow_run(run_dir, timeout=_FOLLOW_SECONDS, server=handed.get("server")):
         if progress is None or event.get("item") is not None or not event.get("step"):
             continue
         detail = event.get("detail") or {}
@@ -171,9 +196,13 @@ def _print_handed(handed: dict[str, Any], as_json: bool) -> None:
 @app.command("resume")
 def resume_cmd(run: RunArg, as_json: JsonOpt = False) -> None:
     """Finish a crashed run; completed step-items are not applied again."""
+    from flows.engine.prefect_settle import settle_after_resume
     from flows.engine.runner import resume_run
 
-    _finish(resume_run(run, settings=_settings(), progress=None if as_json else _Progress(str(run))), as_json)
+    settings = _settings()
+    summary = resume_run(run, settings=settings, progress=None if as_json else _Progress(str(run)))
+    settle_after_resume(summary.run_id, summary.outcome, settings)  # its flow run ends in the true state
+    _finish(summary, as_json)
 
 
 def _answer(run: str, step: str, user: str, decision: Decision, reason: str, as_json: bool) -> None:

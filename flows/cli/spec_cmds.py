@@ -80,6 +80,9 @@ def _check(paths: list[Path], strict: bool, as_json: bool, command: str) -> None
         raise BadInputError("no playbook files (*.yaml, *.yml) found in " + ", ".join(map(str, paths)))
     results = [(f, *validate_path(f, strict=strict)) for f in files]
     _library_names(results)
+    from flows.triggers.overlap import lint_library
+
+    lint_library(results)  # W520: one alert would start two playbooks
     errors = sum(d.severity == "error" for _, _, found in results for d in found)
     warnings = sum(d.severity == "warning" for _, _, found in results for d in found)
     if as_json:

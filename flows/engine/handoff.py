@@ -5,13 +5,23 @@ run``): it reads ``<home>/serve.json`` and checks the pid with ``/proc`` only, s
 well under a millisecond for a missing or stale file, and imports nothing heavy (``http.client``,
 not httpx). When a server is up it posts the request and returns the server's answer: ``run_id``,
 ``run_dir`` (absolute; the caller follows ``<run_dir>/events.jsonl``), ``mode``, ``status``.
+
+A run is handed over only when the caller's effective settings are the server's
+(:func:`effective_settings`: AWS endpoint, region, profile, role and credential source, runs
+directory, and an in-process dispatch): otherwise the server would act on another account or
+endpoint than the caller meant. The comparison happens before any request (``serve.json`` carries
+the server's settings), and the server checks again (HTTP 409). The credential source is compared
+by a digest of what the AWS SDK would read (key id, profile, config files), not by an STS call,
+which would cost a network round trip on every ``fireline run``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import json
 import os
+import ssl
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -55,6 +65,45 @@ def read_live_state(path: Path) -> dict[str, Any] | None:
     return doc
 
 
+_CREDENTIAL_ENV = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_CONFIG_FILE",
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+)
+
+
+def effective_settings(settings: Settings, *, dispatch: str = "embedded") -> dict[str, Any]:
+    """What decides where a run acts: compared between a caller and ``fireline serve``."""
+    identity = hashlib.sha256(json.dumps([os.environ.get(k, "") for k in _CREDENTIAL_ENV]).encode()).hexdigest()[:16]
+    return {
+        "aws.endpoint_url": settings.aws.endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None,
+        "aws.region": settings.aws.region,
+        "aws.profile": settings.aws.profile,
+        "aws.role_arn": settings.aws.role_arn,
+        "aws.credentials": identity,
+        "runs_dir": str(settings.runs_dir.resolve()),
+        "dispatch": dispatch,
+    }
+
+
+def settings_mismatch(caller: dict[str, Any], server: dict[str, Any]) -> str | None:
+    """One line naming the first setting that differs, or None when the run can be handed over."""
+    for key in ("aws.endpoint_url", "aws.region", "aws.profile", "aws.role_arn", "aws.credentials", "runs_dir",
+                "dispatch"):  # fmt: skip
+        if caller.get(key) != server.get(key):
+            if key == "aws.credentials":
+                return "the AWS credentials differ from the server's"
+            if key == "dispatch":
+                return f"the server hands runs to Prefect workers ({server.get(key)}), not this machine"
+            return f"{key} differs (yours {caller.get(key)!r}, the server's {server.get(key)!r})"
+    return None
+
+
 def _state(settings: Settings) -> dict[str, Any] | None:
     return read_live_state(state_path(settings))
 
@@ -75,18 +124,30 @@ def _absolute_playbook(ref: str) -> str:
     return ref
 
 
-def try_handoff(request: dict[str, Any], settings: Settings | None = None) -> dict[str, Any] | None:
+def try_handoff(
+    request: dict[str, Any], settings: Settings | None = None, why: list[str] | None = None
+) -> dict[str, Any] | None:
     """Hand ``request`` (playbook, alert, mode, inputs, run_id, trigger) to a live ``fireline serve``.
 
-    Returns None when no server is running (or it vanished between the check and the call), so the
-    caller runs the playbook itself. Raises :class:`~flows.errors.RunError` when a server is up but
-    refuses the run (bad request, shutting down, wrong token).
+    Returns None when no server is running (or it vanished between the check and the call), or when
+    its settings are not the caller's (the reason is appended to ``why``), so the caller runs the
+    playbook itself. Raises :class:`~flows.errors.RunError` when a server is up but refuses the run
+    (bad request, shutting down, wrong token).
     """
-    state = _state(settings or load_settings())
+    settings = settings or load_settings()
+    state = _state(settings)
     if state is None:
         return None
-    body = json.dumps({**request, "playbook": _absolute_playbook(str(request.get("playbook", "")))}, default=str)
-    conn = http.client.HTTPConnection("127.0.0.1", int(state["port"]), timeout=CONNECT_TIMEOUT)
+    mine = effective_settings(settings)
+    differs = settings_mismatch(mine, state.get("settings") or {})
+    if differs is not None:
+        if why is not None:
+            why.append(f"fireline serve (pid {state['pid']}) not used: {differs}")
+        return None
+    body = json.dumps(
+        {**request, "playbook": _absolute_playbook(str(request.get("playbook", ""))), "settings": mine}, default=str
+    )
+    conn = _connection(state)
     try:
         conn.connect()
         assert conn.sock is not None  # connect() succeeded
@@ -107,15 +168,34 @@ def try_handoff(request: dict[str, Any], settings: Settings | None = None) -> di
         answer: dict[str, Any] = json.loads(raw)
     except ValueError as e:
         raise RunError(f"fireline serve (pid {state['pid']}) answered {response.status} with a non-JSON body") from e
+    if response.status == 409 and answer.get("mismatch"):
+        if why is not None:
+            why.append(f"fireline serve (pid {state['pid']}) not used: {answer.get('error')}")
+        return None
     if response.status != 202:
         raise RunError(f"fireline serve (pid {state['pid']}) refused the run: {answer.get('error', response.status)}")
+    answer["server"] = {"pid": state["pid"], "start": state.get("start")}
     return answer
 
 
-def follow_run(run_dir: Path, *, timeout: float, poll: float = 0.1) -> Iterator[dict[str, Any]]:
+def _connection(state: dict[str, Any]) -> http.client.HTTPConnection:
+    port = int(state["port"])
+    if not state.get("tls"):
+        return http.client.HTTPConnection("127.0.0.1", port, timeout=CONNECT_TIMEOUT)
+    # The server's own certificate is the trust anchor on loopback; its name is rarely 127.0.0.1.
+    context = ssl.create_default_context(cafile=state.get("tls_cert"))
+    context.check_hostname = False
+    return http.client.HTTPSConnection("127.0.0.1", port, timeout=CONNECT_TIMEOUT, context=context)
+
+
+def follow_run(
+    run_dir: Path, *, timeout: float, poll: float = 0.1, server: dict[str, Any] | None = None
+) -> Iterator[dict[str, Any]]:
     """Yield the run's events as they are appended, until run.json says it is no longer running.
 
     For a CLI that shows the progress of a handed-over run; :func:`wait_for_run` returns run.json after.
+    With ``server`` (``{"pid", "start"}`` of the ``fireline serve`` running it), a server that dies
+    while the run is going on raises :class:`RunError` at once instead of waiting for ``timeout``.
     """
     deadline = time.monotonic() + timeout
     events, run_json, offset = run_dir / "events.jsonl", run_dir / "run.json", 0
@@ -134,6 +214,13 @@ def follow_run(run_dir: Path, *, timeout: float, poll: float = 0.1) -> Iterator[
                 yield json.loads(line)
         if finished:
             return
+        if server is not None and not process_alive(int(server["pid"]), server.get("start")):
+            if _status(run_json) in (None, "running"):
+                raise RunError(
+                    f"fireline serve (pid {server['pid']}) died while run {run_dir.name} was going on; "
+                    f"continue it with: fireline resume {run_dir.name}"
+                )
+            continue  # it finished just before the server went: read the last events
         if time.monotonic() > deadline:
             raise RunError(f"run in {run_dir} did not finish within {timeout:g}s")
         time.sleep(poll)

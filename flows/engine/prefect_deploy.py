@@ -77,10 +77,15 @@ def submit_to_deployment(
     mode: str = "live",
     inputs: dict[str, Any] | None = None,
     trigger: dict[str, Any] | None = None,
+    alerts: list[dict[str, Any]] | None = None,
+    idempotency_key: str | None = None,
 ) -> str:
     """Create a flow run of ``deployment`` (``respond/<name>``) for a worker to pick up; return its id.
 
-    Runs inside an active runtime (:func:`~flows.engine.prefect_env.prefect_runtime`).
+    Runs inside an active runtime (:func:`~flows.engine.prefect_env.prefect_runtime`). With
+    ``idempotency_key`` (the incident key of an alert-started run), Prefect returns the flow run
+    already created under that key instead of a second one, so several receivers, or one that
+    restarted, start one run per incident.
     """
     from prefect.client.orchestration import get_client
     from prefect.exceptions import ObjectNotFound
@@ -92,6 +97,7 @@ def submit_to_deployment(
         "run_id": run_id,
         "inputs": inputs,
         "trigger": trigger,
+        "alerts": alerts,
     }
     tags = [FIRELINE_TAG, f"playbook:{playbook_name}", f"mode:{mode}", f"run:{run_id}", f"submitted-by:{owner_tag()}"]
     with get_client(sync_client=True) as client:
@@ -100,8 +106,9 @@ def submit_to_deployment(
         except ObjectNotFound as e:
             raise RunError(f"no deployment {deployment!r} on the Prefect server (run fireline deploy)") from e
         flow_run = client.create_flow_run_from_deployment(
-            found.id, parameters=parameters, tags=tags, name=f"{playbook_name}/{run_id}"
-        )
+            found.id, parameters=parameters, tags=tags, name=f"{playbook_name}/{run_id}",
+            idempotency_key=idempotency_key,
+        )  # fmt: skip
     return str(flow_run.id)
 
 

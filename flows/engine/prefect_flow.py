@@ -13,7 +13,7 @@ task run that has any tag, and under SQLite contention that call meets 503s and 
 
 The flow run is named ``<playbook>/<run id>``, tagged ``fireline``, ``playbook:<name>``,
 ``mode:<mode>`` and the owner tag (see :func:`flows.engine.prefect_env.owner_tag`); the run's
-report.md is published as a markdown artifact.
+report is published as a markdown artifact, and its steps as a table artifact.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
@@ -62,10 +62,31 @@ def step_policies(playbook: Playbook) -> dict[str, str]:
     return policies
 
 
+RunMode = Literal["live", "dry-run", "drill"]
+
+
 @task(name="step", task_run_name="{unit}", cache_policy=NO_CACHE, persist_result=False, retries=0)
 def _step_item(work: Callable[[], Any], unit: str) -> Any:
     """Run one step item (all its attempts) as a Prefect task run named ``unit``."""
     return work()
+
+
+class PlanningFailed(Exception):
+    """Raised inside the failed task run that stands for a step whose planning failed."""
+
+
+@task(name="plan", task_run_name="{unit}", cache_policy=NO_CACHE, persist_result=False, retries=0)
+def _plan_failure(message: str, unit: str) -> None:
+    """A failed task run for a step that failed while it was planned (templates, plan(), guards)."""
+    raise PlanningFailed(message)
+
+
+def _planning_problem(result: Any) -> str | None:
+    from flows.engine.guards import Refusal
+
+    if isinstance(result, list) and result and all(isinstance(r, Refusal) for r in result):
+        return "; ".join(f"guard {r.guard} refused {r.target or ''}: {r.message}" for r in result)
+    return None
 
 
 class PrefectExecutor:
@@ -85,10 +106,32 @@ class PrefectExecutor:
     def submit(self, name: str, fn: Callable[[], T]) -> concurrent.futures.Future[T]:
         if name.endswith(PLAN_SUFFIX):
             # Planning a step is the engine's bookkeeping: a task run for it would double the
-            # per-step cost and show two task runs per step in the UI.
-            return self._pool.submit(fn)
+            # per-step cost and show two task runs per step in the UI. Only a planning failure
+            # becomes a (failed) task run, so the UI never shows a red flow run with green tasks.
+            return self._pool.submit(self._plan, name, fn)
         # A Context can be entered by one thread at a time: every unit gets its own copy.
         return self._pool.submit(self._context.copy().run, self._run, name, fn)
+
+    def _plan(self, name: str, fn: Callable[[], T]) -> T:
+        try:
+            result = fn()
+        except BaseException as e:
+            self._fail_task(name, f"{type(e).__name__}: {e}")
+            raise
+        problem = _planning_problem(result)
+        if problem is not None:
+            self._fail_task(name, problem)
+        return result
+
+    def _fail_task(self, name: str, message: str) -> None:
+        def record() -> None:
+            with TagsContext(current_tags=set()):
+                _plan_failure(message[:2000], name)
+
+        try:
+            self._context.copy().run(record)
+        except PlanningFailed:
+            pass  # the task run is Failed, which is all it is for; the engine records the step
 
     def _run(self, name: str, fn: Callable[[], T]) -> T:
         step_id = name.split("[", 1)[0].split(".", 1)[0]
@@ -110,14 +153,9 @@ def _flow_run_name() -> str:
 
 
 def _publish_report(run_id: str, run_dir: Path) -> None:
-    from prefect.artifacts import create_markdown_artifact
+    from flows.report.prefect_artifacts import publish_artifacts
 
-    report = run_dir / "report.md"
-    if report.is_file():
-        key = _ARTIFACT_KEY.sub("-", f"fireline-report-{run_id}".lower()).strip("-")[:100]
-        create_markdown_artifact(
-            markdown=report.read_text(encoding="utf-8"), key=key, description=f"fireline run {run_id}"
-        )
+    publish_artifacts(run_id, run_dir)  # the post-mortem as markdown, and the steps as a table
 
 
 def _tag_flow_run(playbook_name: str, mode: str, run_id: str) -> None:
@@ -144,6 +182,32 @@ def _rename_flow_run(name: str) -> None:
             client.update_flow_run(flow_run.id, name=name)
 
 
+def _missing_alert(book: Playbook, inputs: dict[str, Any] | None) -> str | None:
+    """One line naming the first input whose default needs an alert that was not given."""
+    for name, spec in book.inputs.items():
+        if name in (inputs or {}):
+            continue
+        if isinstance(spec.default, str) and "alert" in spec.default and "{{" in spec.default:
+            return (
+                f"input {name!r} of {book.metadata.name} defaults to {spec.default.strip()} but no alert was "
+                f"given: pass -p alert='{{\"labels\": {{...}}}}' or -p inputs='{{\"{name}\": ...}}'"
+            )
+    return None
+
+
+def _progress_logger() -> Callable[[str, str, dict[str, Any]], None]:
+    """Step status changes as log lines of the flow run (they reach the Prefect API from any thread)."""
+    from prefect import get_run_logger
+
+    logger = get_run_logger()
+
+    def progress(step: str, status: str, detail: dict[str, Any]) -> None:
+        extra = f": {detail['error']}" if detail.get("error") else ""
+        (logger.warning if status in ("failed", "timed_out", "rejected") else logger.info)(f"{step} {status}{extra}")
+
+    return progress
+
+
 def respond_body(
     playbook: str,
     alert: dict[str, Any] | None,
@@ -151,9 +215,12 @@ def respond_body(
     run_id: str | None,
     inputs: dict[str, Any] | None,
     trigger: dict[str, Any] | None = None,
+    alerts: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """What the ``respond`` flow does; also callable in a test's own flow."""
+    from prefect import get_run_logger
     from prefect.runtime import flow_run
+    from prefect.states import Failed
 
     from flows.config import load_settings
     from flows.engine import run_playbook
@@ -161,8 +228,13 @@ def respond_body(
     from flows.engine.runner import new_run_id, resolve_playbook
 
     settings = _SETTINGS.get() or load_settings()
+    logger = get_run_logger()
     resolved = resolve_playbook(playbook, settings)
     name = resolved.playbook.metadata.name
+    missing = _missing_alert(resolved.playbook, inputs) if alert is None else None
+    if missing is not None:
+        logger.error(missing)
+        return Failed(message=missing)  # type: ignore[return-value]  # a returned State sets the final state
     if run_id is None:
         run_id = new_run_id(name)
         _rename_flow_run(f"{name}/{run_id}")
@@ -181,16 +253,17 @@ def respond_body(
             executor=executor,
             trigger={**(trigger or {}), "via": (trigger or {}).get("via", "prefect"), "flow_run_id": str(flow_run.id)},
             answer_sources=sources,
+            progress=_progress_logger(),
+            alerts=alerts,
         )
     finally:
         executor.shutdown()
     with _SUMMARIES_LOCK:
         _SUMMARIES[summary.run_id] = summary
     _publish_report(summary.run_id, summary.run_dir)
+    logger.info(f"run {summary.run_id} {summary.outcome} ({summary.mode}): {summary.run_dir}")
     doc = {"run_id": summary.run_id, "run_dir": str(summary.run_dir), "mode": summary.mode, "outcome": summary.outcome}
     if not summary.ok:
-        from prefect.states import Failed
-
         return Failed(message=f"run {summary.run_id} {summary.outcome}", data=doc)  # type: ignore[return-value]  # a returned State sets the final state
     return doc
 
@@ -199,13 +272,25 @@ def respond_body(
 def respond(
     playbook: str,
     alert: dict[str, Any] | None = None,
-    mode: str = "live",
+    mode: RunMode = "live",
     run_id: str | None = None,
     inputs: dict[str, Any] | None = None,
     trigger: dict[str, Any] | None = None,
+    alerts: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Run a fireline playbook (a path or a library name) as this flow run."""
-    return respond_body(playbook, alert, mode, run_id, inputs, trigger)
+    """Run a fireline playbook (a path or a library name) as this flow run.
+
+    Args:
+        playbook: a library name (resolved in the worker's library) or a path on the worker.
+        alert: the normalised alert (or a raw payload of a supported source); needed by playbooks
+            whose inputs default to alert labels.
+        mode: live, dry-run or drill.
+        run_id: the fireline run id (default: a new one).
+        inputs: the playbook's inputs by name.
+        trigger: who or what started the run (recorded).
+        alerts: every alert of the incident (``alerts`` in templates).
+    """
+    return respond_body(playbook, alert, mode, run_id, inputs, trigger, alerts)
 
 
 def take_summary(run_id: str) -> RunSummary | None:
@@ -223,6 +308,7 @@ def run_respond(
     inputs: dict[str, Any] | None = None,
     trigger: dict[str, Any] | None = None,
     settings: Settings | None = None,
+    alerts: list[dict[str, Any]] | None = None,
 ) -> tuple[Any, RunSummary | None]:
     """Run ``respond`` in this thread against the active runtime; return its final state and summary."""
     from flows.config import load_settings
@@ -242,6 +328,7 @@ def run_respond(
                 run_id=run_id,
                 inputs=inputs,
                 trigger=trigger,
+                alerts=alerts,
                 return_state=True,
             )
     finally:

@@ -144,8 +144,11 @@ def run_playbook(
     registry: Registry | None = None,
     answer_sources: Sequence[AnswerSource] = (),
     progress: Progress | None = None,
+    alerts: list[dict[str, Any]] | None = None,
 ) -> RunSummary:
     """Validate the request, then run the playbook to its end and return the summary.
+
+    ``alerts`` is the incident's alert list (``alerts`` in templates; default: the one ``alert``).
 
     Raises a :class:`~flows.errors.FirelineError` before writing anything when the playbook, the
     alert or the inputs are wrong. A run that starts always ends with a run record, whatever its outcome.
@@ -178,6 +181,7 @@ def run_playbook(
         "sha256": resolved.sha256,
         "inputs": resolved_inputs,
         "alert": alert_model.model_dump(mode="json"),
+        "alerts": alerts if alerts is not None else [alert_model.brief()],
         "trigger": trigger,
         "mode": mode,
         "incident": {"id": incident.id, "started_at": iso(started)},
@@ -199,7 +203,9 @@ def run_playbook(
         "incident": incident.as_template(),
         "trigger": trigger,
         "inputs": redact_inputs(resolved_inputs),
-        "alert": {"source": alert_model.source, "fingerprint": alert_model.fingerprint, "labels": alert_model.labels},
+        "alert": {"source": alert_model.source, "fingerprint": alert_model.fingerprint, "labels": alert_model.labels,
+                  "raw": alert_model.raw},
+        "alerts": meta["alerts"],
         "started_at": iso(started),
         "finished_at": None,
         "steps": {},
@@ -209,7 +215,8 @@ def run_playbook(
     }
     return _drive(
         _Launch(
-            run_dir, run_id, book, incident, scope | {"inputs": resolved_inputs}, doc_data, state, settings, registry,
+            run_dir, run_id, book, incident,
+            scope | {"inputs": resolved_inputs, "alerts": list(meta["alerts"])}, doc_data, state, settings, registry,
             executor, _sources(run_dir, responders, answer_sources), trigger, progress, resumed=False,
         )
     )  # fmt: skip
@@ -255,7 +262,8 @@ def resume_run(
         title=book.metadata.title,
     )
     alert_model = Alert.model_validate(meta["alert"])
-    scope = {"alert": alert_model.as_template(), "incident": incident.as_template(), "inputs": meta["inputs"]}
+    scope = {"alert": alert_model.as_template(), "incident": incident.as_template(), "inputs": meta["inputs"],
+             "alerts": list(meta.get("alerts") or [alert_model.brief()])}
     data.update(status=RUNNING, outcome=None, resumed=[*data.get("resumed", []), iso(utcnow())])
     return _drive(
         _Launch(
@@ -347,9 +355,13 @@ def _drive(launch: _Launch) -> RunSummary:
     own_executor = executor is None
     runner: StepExecutor = executor or ThreadExecutor()
     clock = time.monotonic()
+    from flows.triggers import live  # alerts of this incident reach the run while it goes on
+
+    live.register(run_id, record, launch.scope)
     try:
         steps = Scheduler(env, runner, launch.scope).run()
     finally:
+        live.unregister(run_id)
         if own_executor:
             runner.shutdown()
     outcome = _outcome(book, steps)

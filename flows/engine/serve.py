@@ -21,7 +21,6 @@ in-process: each becomes a flow run of that deployment, which Prefect workers pi
 
 from __future__ import annotations
 
-import contextvars
 import hmac
 import os
 import secrets
@@ -29,201 +28,39 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
 from flows.config import Settings
-from flows.engine.handoff import read_live_state, state_path, write_state
+from flows.engine.handoff import effective_settings, read_live_state, settings_mismatch, state_path, write_state
 from flows.engine.prefect_server import process_start_time
+from flows.engine.serve_runs import RunManager, RunRequest, RunSlot
 from flows.errors import ConfigError, FirelineError, RunError
 from flows.record.store import iso, utcnow
 
 MAX_BODY = 1 << 20
 DEFAULT_GRACE = 30.0
+WARM_UP_NAME = "fireline-warm-up"
+__all__ = ["DEFAULT_GRACE", "RunManager", "RunRequest", "RunSlot", "build_app", "serve"]
 
 
-class RunRequest(BaseModel):
-    """The body of ``POST /runs``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    playbook: str = Field(min_length=1, max_length=4096, description="A library name or an absolute path.")
-    alert: dict[str, Any] | None = None
-    mode: Literal["live", "dry-run", "drill"] = "live"
-    inputs: dict[str, Any] | None = None
-    run_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-    trigger: dict[str, Any] | None = None
+def _mismatch(request: RunRequest, server_settings: dict[str, Any] | None) -> str | None:
+    if request.settings is None or server_settings is None:
+        return None
+    return settings_mismatch(request.settings, server_settings)
 
 
-@dataclass
-class RunSlot:
-    """One run handed to this server."""
-
-    run_id: str
-    run_dir: Path
-    mode: str
-    status: str = "accepted"  # accepted | running | finished | error | interrupted | submitted
-    flow_run_id: str | None = None
-    outcome: str | None = None
-    error: str | None = None
-    accepted_at: str = field(default_factory=lambda: iso(utcnow()))
-    thread: threading.Thread | None = None
-
-    def public(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "run_dir": str(self.run_dir),
-            "mode": self.mode,
-            "status": self.status,
-            "outcome": self.outcome,
-            "error": self.error,
-            "accepted_at": self.accepted_at,
-            "flow_run_id": self.flow_run_id,
-        }
-
-
-class RunManager:
-    """Runs handed-over playbooks as ``respond`` flow runs, each on its own daemon thread.
-
-    Daemon threads on purpose: a run that outlives the shutdown grace must not keep the process
-    alive; its durable state lets ``fireline resume`` continue it. With ``deployment``, runs are
-    instead created as flow runs of that deployment for Prefect workers to pick up.
-    """
-
-    def __init__(self, settings: Settings, *, max_runs: int = 8, deployment: str | None = None) -> None:
-        self.settings = settings
-        self.deployment = deployment
-        self._context = contextvars.copy_context()  # carries the Prefect runtime's settings
-        self._slots: dict[str, RunSlot] = {}
-        self._lock = threading.Lock()
-        self._capacity = threading.BoundedSemaphore(max_runs)
-        self.accepting = True
-
-    def start(self, request: RunRequest) -> RunSlot:
-        from flows.engine.runner import new_run_id, validate_request
-
-        if not self.accepting:
-            raise RunError("fireline serve is shutting down")
-        # Refuse a bad request now (400), as `fireline run` in-process would, not after the 202.
-        resolved = validate_request(
-            request.playbook, inputs=request.inputs, alert=request.alert, settings=self.settings
-        )
-        playbook = str(resolved.path.resolve())
-        run_id = request.run_id or new_run_id(resolved.playbook.metadata.name)
-        with self._lock:
-            if run_id in self._slots:
-                raise RunError(f"run {run_id} was already handed to this server")
-            slot = RunSlot(run_id=run_id, run_dir=(self.settings.runs_dir / run_id).resolve(), mode=request.mode)
-            self._slots[run_id] = slot
-        if self.deployment is not None:
-            self._submit(slot, resolved.playbook.metadata.name, request)
-            return slot
-        thread = threading.Thread(
-            target=self._context.copy().run,
-            args=(self._run, slot, playbook, request),
-            name=f"fireline-run:{run_id}",
-            daemon=True,
-        )
-        slot.thread = thread
-        thread.start()
-        return slot
-
-    def _submit(self, slot: RunSlot, name: str, request: RunRequest) -> None:
-        from flows.engine.prefect_deploy import submit_to_deployment
-
-        assert self.deployment is not None  # only called in deployed mode
-        try:
-            # A library name goes as a name: the worker resolves it in its own library.
-            slot.flow_run_id = self._context.copy().run(
-                submit_to_deployment,
-                self.deployment,
-                playbook=request.playbook,
-                playbook_name=name,
-                run_id=slot.run_id,
-                alert=request.alert,
-                mode=request.mode,
-                inputs=request.inputs,
-                trigger=request.trigger,
-            )
-        except BaseException:
-            with self._lock:
-                self._slots.pop(slot.run_id, None)
-            raise
-        slot.status = "submitted"
-
-    def _run(self, slot: RunSlot, playbook: str, request: RunRequest) -> None:
-        from flows.engine.prefect_flow import run_respond
-
-        with self._capacity:
-            slot.status = "running"
-            try:
-                state, summary = run_respond(
-                    playbook,
-                    alert=request.alert,
-                    mode=request.mode,
-                    run_id=slot.run_id,
-                    inputs=request.inputs,
-                    trigger=request.trigger,
-                    settings=self.settings,
-                )
-            except BaseException as e:
-                slot.status, slot.error = "error", f"{type(e).__name__}: {e}"
-                return
-            slot.outcome = summary.outcome if summary is not None else None
-            slot.error = None if summary is not None else f"flow run ended {state.type.value}: {state.message}"
-            slot.status = "finished" if summary is not None else "error"
-
-    def get(self, run_id: str) -> RunSlot | None:
-        with self._lock:
-            slot = self._slots.get(run_id)
-        if slot is not None and slot.flow_run_id is not None and self.deployment is not None:
-            from flows.engine.prefect_deploy import flow_run_status
-
-            state, message = self._context.copy().run(flow_run_status, slot.flow_run_id)
-            slot.status = "finished" if state in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") else "submitted"
-            slot.outcome = {"COMPLETED": "succeeded", "FAILED": "failed"}.get(state, slot.outcome)
-            slot.error = message if state in ("FAILED", "CRASHED", "CANCELLED") else None
-        return slot
-
-    def in_flight(self) -> list[RunSlot]:
-        with self._lock:
-            return [s for s in self._slots.values() if s.thread is not None and s.thread.is_alive()]
-
-    def shutdown(self, grace: float, stop_now: threading.Event) -> list[str]:
-        """Stop accepting, wait up to ``grace`` for in-flight runs, mark the rest; return their ids."""
-        self.accepting = False
-        deadline = time.monotonic() + grace
-        while self.in_flight() and time.monotonic() < deadline and not stop_now.is_set():
-            time.sleep(0.1)
-        left = self.in_flight()
-        for slot in left:
-            slot.status = "interrupted"
-        if left:
-            self._context.copy().run(_crash_flow_runs, [s.run_id for s in left])
-        return [s.run_id for s in left]
-
-
-def _crash_flow_runs(run_ids: list[str]) -> None:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
-    from prefect.states import Crashed
-
-    with get_client(sync_client=True) as client:
-        for run_id in run_ids:
-            flt = FlowRunFilter(tags=FlowRunFilterTags(all_=[f"run:{run_id}"]))
-            for run in client.read_flow_runs(flow_run_filter=flt, limit=5):
-                if not run.state or not run.state.is_final():
-                    message = "fireline serve stopped before this run finished; fireline resume continues it"
-                    client.set_flow_run_state(run.id, Crashed(message=message), force=True)
-
-
-def build_app(manager: RunManager, token: str, *, mounts: Mapping[str, Any] | None = None) -> Any:
-    """The HTTP app of ``fireline serve``: ``/health``, ``/runs``, plus any mounted sub-apps."""
+def build_app(
+    manager: RunManager,
+    token: str,
+    *,
+    mounts: Mapping[str, Any] | None = None,
+    routes: Sequence[Any] = (),
+    server_settings: dict[str, Any] | None = None,
+) -> Any:
+    """The HTTP app of ``fireline serve``: ``/health``, ``/runs``, extra ``routes`` and mounted sub-apps."""
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import JSONResponse
@@ -244,6 +81,9 @@ def build_app(manager: RunManager, token: str, *, mounts: Mapping[str, Any] | No
             return JSONResponse({"error": f"body larger than {MAX_BODY} bytes"}, status_code=413)
         try:
             run_request = RunRequest.model_validate_json(body)
+            differs = _mismatch(run_request, server_settings)
+            if differs is not None:  # the caller would act on another account, endpoint or directory
+                return JSONResponse({"error": differs, "mismatch": True}, status_code=409)
             slot = manager.start(run_request)
         except PydanticValidationError as e:
             first = e.errors()[0]
@@ -262,30 +102,40 @@ def build_app(manager: RunManager, token: str, *, mounts: Mapping[str, Any] | No
             return JSONResponse({"error": "no such run in this server"}, status_code=404)
         return JSONResponse(slot.public())
 
-    routes: list[BaseRoute] = [
+    all_routes: list[BaseRoute] = [
         Route("/health", health, methods=["GET"]),
         Route("/runs", post_run, methods=["POST"]),
         Route("/runs/{run_id}", get_run, methods=["GET"]),
+        *routes,
     ]
-    routes.extend(Mount(path, app=sub) for path, sub in (mounts or {}).items())
-    return Starlette(routes=routes)
+    all_routes.extend(Mount(path, app=sub) for path, sub in (mounts or {}).items())
+    if manager.settings.slack.signing_secret:  # Slack buttons (signed by Slack, no bearer token)
+        from flows.people.interactions import interactions_app
+
+        all_routes.append(Mount("/slack", app=interactions_app(manager.settings)))
+    return Starlette(routes=all_routes)
 
 
-def _bind(port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind(("127.0.0.1", port))
+        sock.bind((host, port))
     except OSError as e:
         sock.close()
-        raise RunError(f"cannot listen on 127.0.0.1:{port}: {e.strerror}") from e
-    sock.listen(128)
+        raise RunError(f"cannot listen on {host}:{port}: {e.strerror}") from e
+    sock.listen(1024)
     return sock
 
 
 def _warm_up() -> float:
-    """Run one tiny flow so that the first real run does not pay Prefect's first-use costs."""
-    from prefect import flow
+    """Run one tiny flow so that the first real run does not pay Prefect's first-use costs.
+
+    The flow run is named ``fireline-warm-up`` and tagged ``fireline-internal``; run lists
+    (``fireline runs``, the ``fireline`` tag filter) never show it.
+    """
+    from prefect import flow, tags
 
     from flows.actions.registry import default_registry
     from flows.engine.prefect_flow import PrefectExecutor
@@ -293,7 +143,7 @@ def _warm_up() -> float:
     started = time.monotonic()
     default_registry()
 
-    @flow(name="fireline-warm-up", persist_result=False)
+    @flow(name=WARM_UP_NAME, flow_run_name=WARM_UP_NAME, persist_result=False)
     def warm_up() -> None:
         executor = PrefectExecutor(max_workers=1)
         try:
@@ -301,7 +151,8 @@ def _warm_up() -> float:
         finally:
             executor.shutdown()
 
-    warm_up()
+    with tags("fireline-internal"):
+        warm_up()
     return time.monotonic() - started
 
 
@@ -309,19 +160,26 @@ def serve(
     settings: Settings,
     *,
     port: int | None = None,
+    host: str = "127.0.0.1",
     ui: bool = False,
     grace: float = DEFAULT_GRACE,
     mounts: Mapping[str, Any] | None = None,
-    on_ready: Any = None,
+    on_ready: Callable[[dict[str, Any]], None] | None = None,
     deployment: str | None = None,
+    tls: tuple[str, str] | None = None,
+    receiver: bool = True,
 ) -> dict[str, Any]:
-    """Run the warm runtime until SIGTERM/SIGINT; return what happened at shutdown."""
+    """Run the warm runtime (and the alert receiver) until SIGTERM/SIGINT; return what happened at shutdown."""
     import uvicorn
 
     from flows.engine.prefect_env import prefect_runtime
 
     if deployment is not None and not settings.prefect.api_url:
         raise ConfigError("serve --deployment needs a Prefect server with workers: set prefect.api_url")
+    if receiver:
+        from flows.triggers.service import check_bind
+
+        check_bind(host, settings)
     path = state_path(settings)
     existing = read_live_state(path)
     if existing is not None:
@@ -336,23 +194,37 @@ def serve(
         stop_requested.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    sock = _bind(settings.prefect.serve_port if port is None else port)
+    sock = _bind(host, settings.prefect.serve_port if port is None else port)
     bound_port = sock.getsockname()[1]
+    service = None
     try:
         with prefect_runtime(settings, ui=ui) as runtime:
             warm = _warm_up()
             manager = RunManager(settings, deployment=deployment)
             token = secrets.token_urlsafe(32)
-            config = uvicorn.Config(build_app(manager, token, mounts=mounts), log_level="warning", lifespan="off")
+            mine = effective_settings(settings, dispatch="deployment" if deployment else "embedded")
+            extra: list[Any] = []
+            if receiver:
+                from flows.triggers.service import build_service
+
+                service = build_service(settings, manager)
+                extra = service.routes(lambda: manager.accepting)
+            app = build_app(manager, token, mounts=mounts, routes=extra, server_settings=mine)
+            tls_options = {"ssl_certfile": tls[0], "ssl_keyfile": tls[1]} if tls else {}
+            config = uvicorn.Config(app, log_level="warning", lifespan="off", **tls_options)  # type: ignore[arg-type]
             server = uvicorn.Server(config)
             doc = {
                 "pid": os.getpid(),
                 "start": process_start_time(os.getpid()),
+                "host": host,
                 "port": bound_port,
+                "tls": bool(tls),
+                "tls_cert": os.path.abspath(tls[0]) if tls else None,
                 "token": token,
                 "prefect_api_url": runtime.api_url,
                 "embedded": runtime.embedded,
                 "started_at": iso(utcnow()),
+                "settings": mine,
             }
             write_state(path, doc)
             if on_ready is not None:
@@ -361,6 +233,8 @@ def serve(
                 if not stop_requested.is_set():
                     server.run(sockets=[sock])
             finally:
+                if service is not None:
+                    service.stop()
                 interrupted = manager.shutdown(grace, stop_now)
                 path.unlink(missing_ok=True)
     finally:

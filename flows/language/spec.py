@@ -45,7 +45,23 @@ class Metadata(SpecModel):
 class Trigger(SpecModel):
     source: AlertSource
     match: dict[str, str] = Field(default_factory=dict, description="Labels that must all be equal.")
+    matchers: list[str] = Field(
+        default_factory=list, description="Label matchers: name=value, name!=value, name=~regex, name!~regex."
+    )
+    severity: list[Severity] = Field(default_factory=list, description="Accepted values of the severity label.")
+    group_by: list[str] = Field(
+        default_factory=list, description="Labels whose values make the incident key (default: the fingerprint)."
+    )
     dedup_window: Duration = Field(default=1800.0, description="Alerts with one fingerprint start one run per window.")
+
+    @field_validator("matchers")
+    @classmethod
+    def _matchers(cls, value: list[str]) -> list[str]:
+        from flows.triggers.matchers import parse_matcher
+
+        for text in value:
+            parse_matcher(text)  # a ValueError names the bad matcher
+        return value
 
 
 class InputSpec(SpecModel):

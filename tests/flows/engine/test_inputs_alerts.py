@@ -135,7 +135,7 @@ def test_normalised_form_takes_defaults() -> None:
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ("{not json", "not a JSON alert"),
+        ("{not json", "not JSON"),
         ('["a"]', "must be a JSON object"),
         ('{"labels": {"a": 1}}', "labels.a"),
         ('{"labelz": {}}', "labelz"),

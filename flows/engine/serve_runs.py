@@ -1,0 +1,197 @@
+"""Runs handed to ``fireline serve``: the request model, one slot per run, and the manager running them.
+
+Each run is a ``respond`` flow run on its own daemon thread (daemon on purpose: a run that outlives
+the shutdown grace must not keep the process alive; its durable state lets ``fireline resume``
+continue it). With ``deployment``, runs are instead created as flow runs of that deployment, with
+the incident key as Prefect's ``idempotency_key`` when an alert started them.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from flows.config import Settings
+from flows.errors import RunError
+from flows.record.store import iso, utcnow
+
+
+class RunRequest(BaseModel):
+    """The body of ``POST /runs``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    playbook: str = Field(min_length=1, max_length=4096, description="A library name or an absolute path.")
+    alert: dict[str, Any] | None = None
+    alerts: list[dict[str, Any]] | None = Field(default=None, max_length=10_000, description="The incident's alerts.")
+    mode: Literal["live", "dry-run", "drill"] = "live"
+    inputs: dict[str, Any] | None = None
+    run_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+    trigger: dict[str, Any] | None = None
+    settings: dict[str, Any] | None = Field(default=None, description="The caller's effective settings (hand-off).")
+
+
+@dataclass
+class RunSlot:
+    """One run handed to this server."""
+
+    run_id: str
+    run_dir: Path
+    mode: str
+    status: str = "accepted"  # accepted | running | finished | error | interrupted | submitted
+    flow_run_id: str | None = None
+    outcome: str | None = None
+    error: str | None = None
+    accepted_at: str = field(default_factory=lambda: iso(utcnow()))
+    thread: threading.Thread | None = None
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "run_dir": str(self.run_dir),
+            "mode": self.mode,
+            "status": self.status,
+            "outcome": self.outcome,
+            "error": self.error,
+            "accepted_at": self.accepted_at,
+            "flow_run_id": self.flow_run_id,
+        }
+
+
+class RunManager:
+    """Runs handed-over playbooks as ``respond`` flow runs, or as flow runs of ``deployment``."""
+
+    def __init__(self, settings: Settings, *, max_runs: int = 8, deployment: str | None = None) -> None:
+        self.settings = settings
+        self.deployment = deployment
+        self._context = contextvars.copy_context()  # carries the Prefect runtime's settings
+        self._slots: dict[str, RunSlot] = {}
+        self._lock = threading.Lock()
+        self._capacity = threading.BoundedSemaphore(max_runs)
+        self.accepting = True
+
+    def start(self, request: RunRequest) -> RunSlot:
+        from flows.engine.runner import new_run_id, validate_request
+
+        if not self.accepting:
+            raise RunError("fireline serve is shutting down")
+        # Refuse a bad request now (400), as `fireline run` in-process would, not after the 202.
+        resolved = validate_request(
+            request.playbook, inputs=request.inputs, alert=request.alert, settings=self.settings
+        )
+        playbook = str(resolved.path.resolve())
+        run_id = request.run_id or new_run_id(resolved.playbook.metadata.name)
+        with self._lock:
+            if run_id in self._slots:
+                raise RunError(f"run {run_id} was already handed to this server")
+            slot = RunSlot(run_id=run_id, run_dir=(self.settings.runs_dir / run_id).resolve(), mode=request.mode)
+            self._slots[run_id] = slot
+        if self.deployment is not None:
+            self._submit(slot, resolved.playbook.metadata.name, request)
+            return slot
+        thread = threading.Thread(
+            target=self._context.copy().run,
+            args=(self._run, slot, playbook, request),
+            name=f"fireline-run:{run_id}",
+            daemon=True,
+        )
+        slot.thread = thread
+        thread.start()
+        return slot
+
+    def _submit(self, slot: RunSlot, name: str, request: RunRequest) -> None:
+        from flows.engine.prefect_deploy import submit_to_deployment
+
+        assert self.deployment is not None  # only called in deployed mode
+        try:
+            # A library name goes as a name: the worker resolves it in its own library.
+            slot.flow_run_id = self._context.copy().run(
+                submit_to_deployment,
+                self.deployment,
+                playbook=request.playbook,
+                playbook_name=name,
+                run_id=slot.run_id,
+                alert=request.alert,
+                mode=request.mode,
+                inputs=request.inputs,
+                trigger=request.trigger,
+                alerts=request.alerts,
+                idempotency_key=(request.trigger or {}).get("idempotency_key"),
+            )
+        except BaseException:
+            with self._lock:
+                self._slots.pop(slot.run_id, None)
+            raise
+        slot.status = "submitted"
+
+    def _run(self, slot: RunSlot, playbook: str, request: RunRequest) -> None:
+        from flows.engine.prefect_flow import run_respond
+
+        with self._capacity:
+            slot.status = "running"
+            try:
+                state, summary = run_respond(
+                    playbook,
+                    alert=request.alert,
+                    mode=request.mode,
+                    run_id=slot.run_id,
+                    inputs=request.inputs,
+                    trigger=request.trigger,
+                    settings=self.settings,
+                    alerts=request.alerts,
+                )
+            except BaseException as e:
+                slot.status, slot.error = "error", f"{type(e).__name__}: {e}"
+                return
+            slot.outcome = summary.outcome if summary is not None else None
+            slot.error = None if summary is not None else f"flow run ended {state.type.value}: {state.message}"
+            slot.status = "finished" if summary is not None else "error"
+
+    def get(self, run_id: str) -> RunSlot | None:
+        with self._lock:
+            slot = self._slots.get(run_id)
+        if slot is not None and slot.flow_run_id is not None and self.deployment is not None:
+            from flows.engine.prefect_deploy import flow_run_status
+
+            state, message = self._context.copy().run(flow_run_status, slot.flow_run_id)
+            slot.status = "finished" if state in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") else "submitted"
+            slot.outcome = {"COMPLETED": "succeeded", "FAILED": "failed"}.get(state, slot.outcome)
+            slot.error = message if state in ("FAILED", "CRASHED", "CANCELLED") else None
+        return slot
+
+    def in_flight(self) -> list[RunSlot]:
+        with self._lock:
+            return [s for s in self._slots.values() if s.thread is not None and s.thread.is_alive()]
+
+    def shutdown(self, grace: float, stop_now: threading.Event) -> list[str]:
+        """Stop accepting, wait up to ``grace`` for in-flight runs, mark the rest; return their ids."""
+        self.accepting = False
+        deadline = time.monotonic() + grace
+        while self.in_flight() and time.monotonic() < deadline and not stop_now.is_set():
+            time.sleep(0.1)
+        left = self.in_flight()
+        for slot in left:
+            slot.status = "interrupted"
+        if left:
+            self._context.copy().run(crash_flow_runs, [s.run_id for s in left])
+        return [s.run_id for s in left]
+
+
+def crash_flow_runs(run_ids: list[str]) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
+    from prefect.states import Crashed
+
+    with get_client(sync_client=True) as client:
+        for run_id in run_ids:
+            flt = FlowRunFilter(tags=FlowRunFilterTags(all_=[f"run:{run_id}"]))
+            for run in client.read_flow_runs(flow_run_filter=flt, limit=5):
+                if not run.state or not run.state.is_final():
+                    message = "fireline serve stopped before this run finished; fireline resume continues it"
+                    client.set_flow_run_state(run.id, Crashed(message=message), force=True)

@@ -1,0 +1,206 @@
+"""The dispatcher: spooled batches in, runs started, attached to or resolved, exactly once per incident.
+
+For each pending batch (oldest first), each alert is routed (:mod:`flows.triggers.routing`); the
+firing alerts of one incident key in one batch start one run together. Per key:
+
+- no incident, or the last one finished and this fingerprint was not seen within ``dedup_window``:
+  a new incident and run. The incident row (state ``starting``, with the run id chosen up front) is
+  committed *before* the run is started and marked ``running`` after, so a crash in between is
+  repaired on restart: the starter is asked whether that run id exists, and starts it only if not
+  (at least once into the engine, exactly one run per incident);
+- an incident whose run is going: a fingerprint seen within the window is ``alert.repeated``, a new
+  one ``alert.attached`` (the run's ``alerts`` list grows while it runs in this process);
+- a finished incident and a fingerprint within its window: ``alert.repeated``;
+- a resolved alert: ``alert.resolved`` against the incident's run; it never starts a run.
+
+Events for a run's record go through the spool's ``notes`` (idempotent by batch and alert): to the
+run's live record when it runs in this process, else into its record once it has finished.
+A batch is marked done only after all of that is committed.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from flows.triggers.metrics import Metrics
+from flows.triggers.model import Alert
+from flows.triggers.routing import Route, load_library, route
+from flows.triggers.spool import Incident, Spool
+
+
+class Starter(Protocol):
+    """Starts runs: in this process (the warm runtime) or as flow runs of a deployment."""
+
+    def start(self, route: Route, run_id: str, alerts: list[Alert], trigger: dict[str, Any]) -> str | None:
+        """Start the run ``run_id``; return its flow run id when there is one."""
+        ...
+
+    def exists(self, run_id: str, key: str) -> bool:
+        """Whether the run was already started (by this process before a crash, or elsewhere)."""
+        ...
+
+
+class Dispatcher:
+    """Drains the spool on a background thread (or step by step with :meth:`drain` in tests)."""
+
+    def __init__(
+        self,
+        spool: Spool,
+        starter: Starter,
+        *,
+        playbooks_dir: Path,
+        runs_dir: Path,
+        metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.time,
+        new_run_id: Callable[[str], str] | None = None,
+    ) -> None:
+        from flows.engine.runner import new_run_id as engine_run_id
+
+        self.spool = spool
+        self.starter = starter
+        self.playbooks_dir = playbooks_dir
+        self.runs_dir = runs_dir
+        self.metrics = metrics or Metrics()
+        self.clock = clock
+        self.new_run_id = new_run_id or engine_run_id
+        self.library = load_library(playbooks_dir)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- the loop ---------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="fireline-dispatcher", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.spool.new_batch.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.spool.new_batch.clear()
+            try:
+                busy = self.drain()
+                self.sweep()
+            except Exception as e:  # a dispatcher that dies silently loses every later alert
+                import logging
+
+                logging.getLogger("fireline.triggers").exception("dispatcher: %s", e)
+                busy = False
+            if not busy:
+                self.spool.new_batch.wait(0.2)
+
+    def drain(self, limit: int = 100) -> bool:
+        """Handle up to ``limit`` pending batches; True when there were any."""
+        batches = self.spool.pending(limit)
+        for batch_id, source, doc in batches:
+            self.handle(batch_id, source, doc)
+            self.spool.mark_done(batch_id)
+        self.metrics.spool_depth.set(self.spool.depth())
+        return bool(batches)
+
+    # -- one batch ---------------------------------------------------------------------------
+    def handle(self, batch_id: int, source: str, doc: dict[str, Any]) -> None:
+        raw = doc.get("raw")
+        firing: dict[str, tuple[Route, list[Alert]]] = {}
+        for entry in doc.get("alerts", []):
+            alert = Alert.model_validate({**entry, "raw": raw})
+            routes = route(alert, self.library)
+            if not routes:
+                self.metrics.count(source, "unrouted")
+            for found in routes:
+                if alert.status == "resolved":
+                    self._resolved(batch_id, found, alert)
+                else:
+                    firing.setdefault(found.key, (found, []))[1].append(alert)
+        for found, alerts in firing.values():
+            self._firing(batch_id, doc, found, alerts)
+
+    def _resolved(self, batch_id: int, found: Route, alert: Alert) -> None:
+        incident = self.spool.incident(found.key)
+        if incident is None:
+            self.metrics.count(alert.source, "resolved_unknown")
+            return
+        self._note(incident.run_id, "alert.resolved", batch_id, alert)
+        self.metrics.count(alert.source, "resolved")
+
+    def _firing(self, batch_id: int, doc: dict[str, Any], found: Route, alerts: list[Alert]) -> None:
+        now = self.clock()
+        window = found.trigger.dedup_window
+        incident = self.spool.incident(found.key)
+        if incident is not None and incident.state == "starting":
+            self._ensure_started(incident, found, alerts, doc)  # the batch of a start cut short by a crash
+            return
+        if incident is not None and (incident.state != "finished" or any(
+            now - incident.fingerprints.get(a.fingerprint, float("-inf")) < window for a in alerts
+        )):  # fmt: skip
+            for alert in alerts:
+                seen = now - incident.fingerprints.get(alert.fingerprint, float("-inf")) < window
+                kind = "alert.repeated" if seen else "alert.attached"
+                if self._note(incident.run_id, kind, batch_id, alert):
+                    self.metrics.count(alert.source, kind.split(".")[1])
+                incident.fingerprints[alert.fingerprint] = now
+            incident.last_at = now
+            self.spool.save_incident(incident)
+            return
+        run_id = self.new_run_id(found.playbook.metadata.name)
+        incident = Incident(
+            key=found.key, playbook=found.playbook.metadata.name, run_id=run_id,
+            seq=(incident.seq + 1) if incident is not None else 1, state="starting", started_at=now, last_at=now,
+            fingerprints={a.fingerprint: now for a in alerts},
+        )  # fmt: skip
+        self.spool.save_incident(incident)  # committed before the start: a crash here is repaired on restart
+        self._ensure_started(incident, found, alerts, doc)
+
+    def _ensure_started(self, incident: Incident, found: Route, alerts: list[Alert], doc: dict[str, Any]) -> None:
+        if not self.starter.exists(incident.run_id, f"{incident.key}#{incident.seq}"):
+            trigger = {
+                "how": "alert",
+                "by": f"alert:{alerts[0].source}",
+                "incident_key": incident.key,
+                "idempotency_key": f"{incident.key}#{incident.seq}",
+                "alerts": len(alerts),
+                "truncated_alerts": int(doc.get("truncated") or 0),
+                **{f"source_{k}": v for k, v in (doc.get("notes") or {}).items() if isinstance(v, str | int)},
+            }
+            incident.flow_run_id = self.starter.start(found, incident.run_id, alerts, trigger)
+            self.metrics.count(alerts[0].source, "started", len(alerts))
+            received = doc.get("received_at")
+            if isinstance(received, int | float):
+                self.metrics.dispatch_latency.observe(max(0.0, time.time() - received))
+        incident.state = "running"
+        self.spool.save_incident(incident)
+
+    def _note(self, run_id: str, kind: str, batch_id: int, alert: Alert) -> bool:
+        detail = {"alert": alert.brief(), "batch": batch_id}
+        return self.spool.add_note(run_id, kind, detail, uniq=f"{run_id}|{kind}|{batch_id}|{alert.fingerprint}")
+
+    # -- runs going on and finished ----------------------------------------------------------
+    def sweep(self) -> None:
+        """Flush notes into run records and close incidents whose runs finished."""
+        from flows.triggers import live
+        from flows.triggers.record import append_to_finished, run_status
+
+        for incident in self.spool.open_incidents():
+            status, outcome = run_status(self.runs_dir / incident.run_id)
+            if status in ("finished", "crashed") and incident.state == "running":
+                incident.state, incident.outcome = "finished", outcome or status
+                self.spool.save_incident(incident)
+                self.metrics.runs.labels(outcome=incident.outcome).inc()
+        for run_id in self.spool.runs_with_notes():
+            notes = self.spool.notes(run_id)
+            running = live.get(run_id)
+            if running is not None:
+                for _, kind, detail in notes:
+                    running.record.emit(kind, detail=detail)
+                    if kind == "alert.attached":
+                        running.alerts.append(detail["alert"])
+                self.spool.mark_flushed([n[0] for n in notes])
+            elif append_to_finished(self.runs_dir / run_id, notes):
+                self.spool.mark_flushed([n[0] for n in notes])

@@ -1,0 +1,194 @@
+"""The durable spool: every accepted alert batch is in SQLite before the receiver answers 202.
+
+SQLite in WAL mode with ``synchronous=FULL`` (SQLite docs, "PRAGMA synchronous": FULL makes a
+committed transaction survive a power loss in WAL mode). Requests that arrive together are written
+by one writer thread in one transaction (group commit), so the fsync per commit is shared and a
+burst of alerts costs a few commits, not one each.
+
+Tables: ``batches`` (one per accepted request: its alerts, state ``pending`` until the dispatcher
+has handled it), ``incidents`` (one row per incident: its key, run and state; the key makes one
+run per incident at a time) and ``notes`` (events for a run's record that wait until the run can
+take them).
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import sqlite3
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS batches (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, received_at REAL NOT NULL, source TEXT NOT NULL,
+    doc TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'pending', done_at REAL);
+CREATE INDEX IF NOT EXISTS batches_pending ON batches(state, id);
+CREATE TABLE IF NOT EXISTS incidents (
+    key TEXT PRIMARY KEY, playbook TEXT NOT NULL, run_id TEXT NOT NULL, seq INTEGER NOT NULL,
+    state TEXT NOT NULL, started_at REAL NOT NULL, last_at REAL NOT NULL, fingerprints TEXT NOT NULL,
+    flow_run_id TEXT, outcome TEXT);
+CREATE TABLE IF NOT EXISTS notes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, type TEXT NOT NULL, detail TEXT NOT NULL,
+    at REAL NOT NULL, flushed INTEGER NOT NULL DEFAULT 0, uniq TEXT UNIQUE);
+"""
+
+
+@dataclass
+class Incident:
+    key: str
+    playbook: str
+    run_id: str
+    seq: int
+    state: str  # starting | running | finished
+    started_at: float
+    last_at: float
+    fingerprints: dict[str, float]
+    flow_run_id: str | None = None
+    outcome: str | None = None
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.executescript(SCHEMA)
+    return conn
+
+
+class Spool:
+    """Batches in, batches out; incidents and notes for the dispatcher. Thread-safe."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._conn = connect(path)
+        self._lock = threading.Lock()  # the dispatcher's statements
+        self._queue: queue.Queue[tuple[str, str, Future[int]] | None] = queue.Queue()
+        self._writer = threading.Thread(target=self._write_loop, name="fireline-spool", daemon=True)
+        self._writer.start()
+        self.new_batch = threading.Event()
+
+    # -- the receiver side -------------------------------------------------------------------
+    def append(self, source: str, doc: dict[str, Any], timeout: float = 30.0) -> int:
+        """Write one batch durably; return its id once it is committed."""
+        done: Future[int] = Future()
+        self._queue.put((source, json.dumps(doc, ensure_ascii=False, allow_nan=False), done))
+        return done.result(timeout)
+
+    def _write_loop(self) -> None:
+        conn = connect(self.path)
+        while True:
+            first = self._queue.get()
+            if first is None:
+                conn.close()
+                return
+            group = [first]
+            while len(group) < 512:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._queue.put(None)
+                    break
+                group.append(item)
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                ids = [
+                    conn.execute(
+                        "INSERT INTO batches(received_at, source, doc) VALUES (?, ?, ?)", (time.time(), src, doc)
+                    ).lastrowid
+                    for src, doc, _ in group
+                ]
+                conn.execute("COMMIT")
+            except sqlite3.Error as e:
+                conn.execute("ROLLBACK") if conn.in_transaction else None
+                for _, _, fut in group:
+                    fut.set_exception(e)
+                continue
+            for (_, _, fut), row_id in zip(group, ids, strict=True):
+                fut.set_result(int(row_id or 0))
+            self.new_batch.set()
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._writer.join(timeout=10)
+        with self._lock:
+            self._conn.close()
+
+    # -- the dispatcher side -----------------------------------------------------------------
+    def pending(self, limit: int = 100) -> list[tuple[int, str, dict[str, Any]]]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT id, source, doc FROM batches WHERE state = 'pending' ORDER BY id LIMIT ?", (limit,)
+            ).fetchall()
+        return [(int(r[0]), str(r[1]), json.loads(r[2])) for r in rows]
+
+    def depth(self) -> int:
+        with self._lock:
+            return int(self._conn.execute("SELECT count(*) FROM batches WHERE state = 'pending'").fetchone()[0])
+
+    def mark_done(self, batch_id: int) -> None:
+        with self._lock:
+            self._conn.execute("UPDATE batches SET state = 'done', done_at = ? WHERE id = ?", (time.time(), batch_id))
+
+    def incident(self, key: str) -> Incident | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT key, playbook, run_id, seq, state, started_at, last_at, fingerprints, flow_run_id, outcome "
+                "FROM incidents WHERE key = ?",
+                (key,),
+            ).fetchone()
+        if row is None:
+            return None
+        return Incident(
+            key=row[0], playbook=row[1], run_id=row[2], seq=int(row[3]), state=row[4], started_at=float(row[5]),
+            last_at=float(row[6]), fingerprints=json.loads(row[7]), flow_run_id=row[8], outcome=row[9],
+        )  # fmt: skip
+
+    def save_incident(self, inc: Incident) -> None:
+        with self._lock:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO incidents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (inc.key, inc.playbook, inc.run_id, inc.seq, inc.state, inc.started_at, inc.last_at,
+                 json.dumps(inc.fingerprints), inc.flow_run_id, inc.outcome),
+            )  # fmt: skip
+
+    def open_incidents(self) -> list[Incident]:
+        with self._lock:
+            keys = [r[0] for r in self._conn.execute("SELECT key FROM incidents WHERE state != 'finished'")]
+        return [i for k in keys if (i := self.incident(k)) is not None]
+
+    def incident_for_run(self, run_id: str) -> Incident | None:
+        with self._lock:
+            row = self._conn.execute("SELECT key FROM incidents WHERE run_id = ?", (run_id,)).fetchone()
+        return self.incident(row[0]) if row else None
+
+    def add_note(self, run_id: str, type_: str, detail: dict[str, Any], uniq: str) -> bool:
+        """Queue an event for a run's record; False when this one (``uniq``) was queued before."""
+        with self._lock:
+            cursor = self._conn.execute(
+                "INSERT OR IGNORE INTO notes(run_id, type, detail, at, uniq) VALUES (?, ?, ?, ?, ?)",
+                (run_id, type_, json.dumps(detail, ensure_ascii=False, allow_nan=False), time.time(), uniq),
+            )
+        return cursor.rowcount == 1
+
+    def notes(self, run_id: str) -> list[tuple[int, str, dict[str, Any]]]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT id, type, detail FROM notes WHERE run_id = ? AND flushed = 0 ORDER BY id", (run_id,)
+            ).fetchall()
+        return [(int(r[0]), str(r[1]), json.loads(r[2])) for r in rows]
+
+    def runs_with_notes(self) -> list[str]:
+        with self._lock:
+            return [r[0] for r in self._conn.execute("SELECT DISTINCT run_id FROM notes WHERE flushed = 0")]
+
+    def mark_flushed(self, note_ids: list[int]) -> None:
+        with self._lock:
+            self._conn.executemany("UPDATE notes SET flushed = 1 WHERE id = ?", [(i,) for i in note_ids])
