@@ -131,7 +131,7 @@ def _sagemaker(params: TriggerParams, ctx: ActionContext) -> TriggerResult:
                 )["PipelineExecutionArn"]
             )
     except IntegrationError as e:
-        if "Could not find pipeline" in str(e) or "NotFound" in str(e.details.get("code", "")):
+        if _missing_pipeline(e):
             raise ActionError(f"sagemaker pipeline {pipeline} does not exist", details=e.details) from e
         raise
 
@@ -153,6 +153,24 @@ def _sagemaker(params: TriggerParams, ctx: ActionContext) -> TriggerResult:
         changed=found is None,
         summary=f"{'found' if found else 'started'} execution {arn.rsplit('/', 1)[-1]} of {pipeline} ({state})",
     )
+
+
+def _missing_pipeline(error: IntegrationError) -> bool:
+    # AWS answers ResourceNotFound; moto a ValidationException "Could not find pipeline ...".
+    return "Could not find pipeline" in str(error) or "NotFound" in str(error.details.get("code", ""))
+
+
+def _describe_pipeline(params: TriggerParams, ctx: ActionContext) -> dict[str, Any]:
+    """The pipeline, read for a plan; a pipeline that does not exist is bad input, named at once."""
+    sm = client(ctx, "sagemaker", params.region)
+    try:
+        with aws_errors(f"describe sagemaker pipeline {params.pipeline}"):
+            found: dict[str, Any] = sm.describe_pipeline(PipelineName=params.pipeline)
+    except IntegrationError as e:
+        if _missing_pipeline(e):
+            raise ActionError(f"sagemaker pipeline {params.pipeline} does not exist", details=e.details) from e
+        raise
+    return found
 
 
 def _text(value: Any) -> str:
@@ -240,12 +258,8 @@ class PipelineTrigger(Action[TriggerParams, TriggerResult]):
         warnings: list[str] = []
         reads: list[str] = []
         if params.engine == "sagemaker":
-            sm = client(ctx, "sagemaker", params.region)
             found = plan_read(
-                ctx,
-                f"describe sagemaker pipeline {params.pipeline}",
-                lambda: sm.describe_pipeline(PipelineName=params.pipeline),
-                warnings,
+                ctx, f"describe sagemaker pipeline {params.pipeline}", lambda: _describe_pipeline(params, ctx), warnings
             )
             if found is not None:
                 reads.append(f"sagemaker pipeline {params.pipeline} exists ({found.get('PipelineStatus')})")

@@ -228,6 +228,9 @@ class DataQuarantine(Action[DataQuarantineParams, DataQuarantineResult]):
     def undo(self, result: DataQuarantineResult, ctx: ActionContext) -> UndoResult:
         s3 = client(ctx, "s3", result.region)
         stored = encode_tag_value(KEY_QUARANTINED, result.mark)
+        # The bucket policy first: access comes back before the marks go (and moto, which applies a
+        # Deny to every caller whatever its Principal, lets the tag reads through only then).
+        changes = [_restore_policy(s3, result)] if result.written_policy is not None else []
         removed = 0
         for version in result.tagged:
             tags = _tags(s3, result.bucket, version.key, version.version_id)
@@ -235,9 +238,7 @@ class DataQuarantine(Action[DataQuarantineParams, DataQuarantineResult]):
                 tags.pop(KEY_QUARANTINED)
                 _put_tags(s3, result.bucket, version.key, version.version_id, tags)
                 removed += 1
-        changes = [f"removed the quarantine tag of {removed} object version(s)"]
-        if result.written_policy is not None:
-            changes.append(_restore_policy(s3, result))
+        changes.append(f"removed the quarantine tag of {removed} object version(s)")
         return UndoResult(changed=True, summary="; ".join(changes))
 
     def policy_statements(self, params: DataQuarantineParams | None) -> list[dict[str, Any]]:

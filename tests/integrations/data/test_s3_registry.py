@@ -38,13 +38,20 @@ def history(s3: Any, tmp_path: Path) -> dict[str, Any]:
     versions: dict[str, str] = {"data": data_versions}  # type: ignore[dict-item]
     for name, data in (("clean", f"s3://{DATA}/curated/"), ("malformed", f"s3://{DATA}/curated/")):
         vid = str(s3.put_object(Bucket=MODELS, Key=KEY, Body=name.encode() * 100)["VersionId"])
-        attest(admin, TargetParams(**TARGET), vid, by="ci:train", approve=True, training_data=[data])
+        attest(admin, TargetParams.model_validate(TARGET), vid, by="ci:train", approve=True, training_data=[data])
         versions[name] = vid
     tags = s3.get_object_tagging(Bucket=MODELS, Key=KEY, VersionId=versions["malformed"])["TagSet"]
     broken = [t if t["Key"] != KEY_TRAINING_DATA else {**t, "Value": "base64:eyJzMzovL"} for t in tags]
     s3.put_object_tagging(Bucket=MODELS, Key=KEY, VersionId=versions["malformed"], Tagging={"TagSet": broken})
     vid = str(s3.put_object(Bucket=MODELS, Key=KEY, Body=b"poisoned" * 100)["VersionId"])
-    attest(admin, TargetParams(**TARGET), vid, by="ci:train", approve=True, training_data=[f"s3://{DATA}/shards/"])
+    attest(
+        admin,
+        TargetParams.model_validate(TARGET),
+        vid,
+        by="ci:train",
+        approve=True,
+        training_data=[f"s3://{DATA}/shards/"],
+    )
     versions["poisoned"] = vid
     return versions
 
@@ -77,7 +84,7 @@ def test_a_version_id_window_excludes_models_made_before_the_taint(s3: Any, tmp_
     seed_data(s3)
     admin = context(tmp_path, "attest", step="attest", later=False)
     vid = str(s3.put_object(Bucket=MODELS, Key=KEY, Body=b"old")["VersionId"])
-    attest(admin, TargetParams(**TARGET), vid, by="ci:train", training_data=[f"s3://{DATA}/shards/"])
+    attest(admin, TargetParams.model_validate(TARGET), vid, by="ci:train", training_data=[f"s3://{DATA}/shards/"])
     import time
 
     time.sleep(1.1)  # S3 stamps whole seconds: the later shard version must be in a later second
@@ -120,7 +127,9 @@ def test_refusal_names_the_dataset_when_every_version_is_tainted(s3: Any, tmp_pa
     seed_data(s3)
     vid = str(s3.put_object(Bucket=MODELS, Key=KEY, Body=b"only")["VersionId"])
     admin = context(tmp_path, "attest", step="attest")
-    attest(admin, TargetParams(**TARGET), vid, by="ci:train", approve=True, training_data=[f"s3://{DATA}/"])
+    attest(
+        admin, TargetParams.model_validate(TARGET), vid, by="ci:train", approve=True, training_data=[f"s3://{DATA}/"]
+    )
     params = RollbackParams.model_validate(
         {**TARGET, "on_refusal": "leave", "known_good": {"exclude_training_data": [POISONED]}}
     )

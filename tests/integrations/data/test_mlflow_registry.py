@@ -1,0 +1,111 @@
+"""Blast radius and taint-aware rollback over a real MLflow registry on loopback.
+
+One version is reached only through MLflow's own lineage: its run logged the tainted prefix as a
+dataset input (``log_inputs``), and its attestation names no training data.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from integrations.data.radius import BlastRadiusParams, DataBlastRadius
+from integrations.models.actions import ModelRollback, RollbackParams
+from integrations.models.attest import attest
+from integrations.models.base import KEY_QUARANTINED, TargetParams
+from tests.fixtures.mlflow import MlflowServer
+from tests.integrations.data.helpers import DATA, POISONED, context
+
+pytestmark = pytest.mark.mlflow
+
+
+def client(server: MlflowServer) -> Any:
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=server.uri, registry_uri=server.uri)
+
+
+def train(server: MlflowServer, name: str, weights: bytes, dataset_uri: str | None) -> str:
+    """A run (with ``dataset_uri`` as its training dataset input, if any) registered as a new version."""
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    c = client(server)
+    experiment = c.get_experiment_by_name("fireline-data-tests")
+    experiment_id = experiment.experiment_id if experiment else c.create_experiment("fireline-data-tests")
+    run = c.create_run(experiment_id)
+    if dataset_uri:
+        dataset = Dataset(
+            name="fraud-train", digest=uuid.uuid4().hex[:8], source_type="s3", source=json.dumps({"uri": dataset_uri})
+        )
+        c.log_inputs(
+            run.info.run_id, datasets=[DatasetInput(dataset, tags=[InputTag("mlflow.data.context", "training")])]
+        )
+    with tempfile.TemporaryDirectory() as scratch:
+        (Path(scratch) / "weights.bin").write_bytes(weights)
+        c.log_artifacts(run.info.run_id, scratch, "model")
+    version = c.create_model_version(name, source=f"{run.info.artifact_uri}/model", run_id=run.info.run_id)
+    return str(version.version)
+
+
+@pytest.fixture
+def history(mlflow_server: MlflowServer, tmp_path: Path) -> dict[str, str]:
+    name = f"fraud-{uuid.uuid4().hex[:8]}"
+    c = client(mlflow_server)
+    c.create_registered_model(name)
+    admin = context(tmp_path, "attest", step="attest")
+    target = TargetParams(registry="mlflow", model_name=name, tracking_uri=mlflow_server.uri)
+    clean = train(mlflow_server, name, b"clean", f"s3://{DATA}/curated/")
+    attest(admin, target, clean, by="ci:train", approve=True)
+    via_mlflow = train(mlflow_server, name, b"via mlflow inputs", f"s3://{DATA}/shards/")
+    attest(admin, target, via_mlflow, by="ci:train", approve=True)  # names no training data
+    attested = train(mlflow_server, name, b"attested shards", None)
+    attest(admin, target, attested, by="ci:train", approve=True, training_data=[f"s3://{DATA}/shards/@{'b' * 64}"])
+    c.set_registered_model_alias(name, "champion", via_mlflow)
+    c.set_registered_model_alias(name, "challenger", attested)
+    return {"name": name, "clean": clean, "via_mlflow": via_mlflow, "attested": attested}
+
+
+def test_blast_radius_finds_the_version_known_only_through_mlflow_dataset_inputs(
+    mlflow_server: MlflowServer, history: dict[str, str], tmp_path: Path
+) -> None:
+    target = {"registry": "mlflow", "model_name": history["name"], "tracking_uri": mlflow_server.uri}
+    params = BlastRadiusParams.model_validate({"datasets": [POISONED], "registries": [target]})
+
+    found = DataBlastRadius().apply(params, context(tmp_path, "radius", step="radius"))
+
+    by_version = {m["version"]: m for m in found.models}
+    assert set(by_version) == {history["via_mlflow"], history["attested"]}
+    assert by_version[history["via_mlflow"]]["serving_via"] == ["alias champion"]
+    assert by_version[history["attested"]]["serving_via"] == ["alias challenger"]
+    assert by_version[history["via_mlflow"]]["trained_on"][0]["source"].startswith("mlflow_dataset_input:fraud-train@")
+    assert found.unknown == []
+
+
+def test_rollback_moves_the_alias_past_both_tainted_versions(
+    mlflow_server: MlflowServer, history: dict[str, str], tmp_path: Path
+) -> None:
+    params = RollbackParams.model_validate(
+        {
+            "registry": "mlflow",
+            "model_name": history["name"],
+            "tracking_uri": mlflow_server.uri,
+            "known_good": {"exclude_training_data": [POISONED]},
+        }
+    )
+
+    result = ModelRollback().apply(params, context(tmp_path, "rollback", step="rollback"))
+
+    assert result.chosen["id"] == history["clean"]
+    assert (
+        str(client(mlflow_server).get_model_version_by_alias(history["name"], "champion").version) == history["clean"]
+    )
+    reasons = {r.version: r.message for r in result.rejections}
+    assert reasons[history["attested"]].endswith(f"(attestation), inside the tainted dataset {POISONED}")
+    assert reasons[history["via_mlflow"]].endswith(f"(mlflow_dataset_input), inside the tainted dataset {POISONED}")
+    tags = client(mlflow_server).get_model_version(history["name"], history["via_mlflow"]).tags
+    assert tags[KEY_QUARANTINED].startswith("inc-7: ")
