@@ -6,7 +6,7 @@ assume ids are unique and known; :func:`check_graph` says when they are not.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 
 from flows.language.spec import Step
@@ -63,47 +63,107 @@ def check_graph(steps: Sequence[Step]) -> list[GraphProblem]:
 
 
 def find_cycle(deps: dict[str, list[str]]) -> list[str] | None:
-    """Return one cycle as a list of ids, or None."""
-    state: dict[str, int] = {}
-    stack: list[str] = []
-
-    def visit(node: str) -> list[str] | None:
-        state[node] = 1
-        stack.append(node)
-        for dep in deps.get(node, []):
-            if state.get(dep) == 1:
-                return stack[stack.index(dep) :]
-            if state.get(dep) is None and dep in deps:
-                found = visit(dep)
-                if found:
-                    return found
-        stack.pop()
-        state[node] = 2
-        return None
-
-    for node in deps:
-        if node not in state:
-            found = visit(node)
-            if found:
-                return found
+    """Return one cycle as a list of ids, or None (iterative: a 5,000-step chain is no recursion problem)."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    for root in deps:
+        if root in state:
+            continue
+        path: list[str] = [root]
+        children = [iter(deps.get(root, []))]
+        state[root] = 1
+        while path:
+            dep = next(children[-1], None)
+            if dep is None:
+                state[path.pop()] = 2
+                children.pop()
+            elif state.get(dep) == 1:
+                return path[path.index(dep) :]
+            elif dep not in state and dep in deps:
+                state[dep] = 1
+                path.append(dep)
+                children.append(iter(deps.get(dep, [])))
     return None
+
+
+def topological_order(deps: dict[str, list[str]]) -> list[str]:
+    """Ids so that every step comes after the steps it waits for.
+
+    Assumes a sound graph (see :func:`check_graph`); unknown dependencies are ignored and steps on
+    a cycle are left out.
+    """
+    waiting = {node: sum(1 for d in ds if d in deps) for node, ds in deps.items()}
+    dependents: dict[str, list[str]] = {node: [] for node in deps}
+    for node, ds in deps.items():
+        for d in ds:
+            if d in dependents:
+                dependents[d].append(node)
+    ready = [node for node, count in waiting.items() if count == 0]
+    order: list[str] = []
+    while ready:
+        node = ready.pop()
+        order.append(node)
+        for after in dependents[node]:
+            waiting[after] -= 1
+            if waiting[after] == 0:
+                ready.append(after)
+    return order
 
 
 def waves(deps: dict[str, list[str]]) -> list[list[str]]:
     """Group steps into waves: every step of a wave can run in parallel once earlier waves finished."""
     level: dict[str, int] = {}
-
-    def depth(node: str) -> int:
-        if node not in level:
-            level[node] = 1 + max((depth(d) for d in deps[node]), default=-1)
-        return level[node]
-
-    for node in deps:
-        depth(node)
+    for node in topological_order(deps):
+        level[node] = 1 + max((level[d] for d in deps[node] if d in level), default=-1)
     result: list[list[str]] = [[] for _ in range(max(level.values(), default=-1) + 1)]
     for node in deps:  # file order within a wave
-        result[level[node]].append(node)
+        if node in level:
+            result[level[node]].append(node)
     return result
+
+
+class Ancestry:
+    """Which steps are upstream of which, for a whole playbook at once.
+
+    Each step's ancestors are one integer bit set built in topological order, so building costs one
+    pass over the edges (with word-sized set unions) and each question is a bit test: validation
+    stays near-linear in the number of steps where a set per step would be quadratic.
+    """
+
+    def __init__(self, deps: dict[str, list[str]]) -> None:
+        self.index = {node: i for i, node in enumerate(deps)}
+        self.bits: dict[str, int] = {}
+        for node in topological_order(deps):
+            acc = 0
+            for d in deps[node]:
+                if d in self.bits:
+                    acc |= self.bits[d] | (1 << self.index[d])
+            self.bits[node] = acc
+
+    def is_upstream(self, candidate: str, step_id: str) -> bool:
+        """True when ``candidate`` must finish before ``step_id`` can start."""
+        position = self.index.get(candidate)
+        return position is not None and bool(self.bits.get(step_id, 0) >> position & 1)
+
+    def of(self, step_id: str) -> UpstreamOf:
+        """The steps upstream of ``step_id``, as a collection."""
+        return UpstreamOf(self, step_id)
+
+
+class UpstreamOf(Collection[str]):
+    """The steps upstream of one step (a view on :class:`Ancestry`; membership is a bit test)."""
+
+    def __init__(self, ancestry: Ancestry, step_id: str) -> None:
+        self.ancestry = ancestry
+        self.step_id = step_id
+
+    def __contains__(self, candidate: object) -> bool:
+        return isinstance(candidate, str) and self.ancestry.is_upstream(candidate, self.step_id)
+
+    def __iter__(self) -> Iterator[str]:
+        return (node for node in self.ancestry.index if self.ancestry.is_upstream(node, self.step_id))
+
+    def __len__(self) -> int:
+        return self.ancestry.bits.get(self.step_id, 0).bit_count()
 
 
 def upstream(deps: dict[str, list[str]], step_id: str) -> set[str]:

@@ -74,50 +74,54 @@ class _Warnings:
         self.out.append(Diagnostic(code, message, self.positions.value(path), format_path(path), "warning", hint))
 
 
-def _unreachable(playbook: Playbook, deps: dict[str, list[str]]) -> dict[str, str]:
-    """Steps that can never run, each with the ``fail`` step that blocks it."""
+def _unreachable(playbook: Playbook, deps: dict[str, list[str]], order: list[str]) -> dict[str, str]:
+    """Steps that can never run, each with the ``fail`` step that blocks it (one pass in topological order)."""
     by_id = {s.id: s for s in playbook.steps}
     blocked: dict[str, str] = {}
-    changed = True
-    while changed:  # fixpoint, since needs may point forward in the file
-        changed = False
-        for step in playbook.steps:
-            if step.id in blocked or step.needs_outcome == "any":
-                continue
-            for dep in deps[step.id]:
-                d = by_id[dep]
-                if d.action == "fail" and not d.continue_on_error and d.when is None:
-                    blocked[step.id] = dep
-                elif dep in blocked:
-                    blocked[step.id] = blocked[dep]
-                else:
-                    continue
-                changed = True
+    for step_id in order:
+        if by_id[step_id].needs_outcome == "any":
+            continue
+        for dep in deps[step_id]:
+            d = by_id[dep]
+            if d.action == "fail" and not d.continue_on_error and d.when is None:
+                blocked[step_id] = dep
+                break
+            if dep in blocked:
+                blocked[step_id] = blocked[dep]
                 break
     return blocked
 
 
+def _before(playbook: Playbook, deps: dict[str, list[str]], order: list[str], mark: Callable[[Any], bool]) -> set[str]:
+    """Ids of the steps that have a step satisfying ``mark`` somewhere upstream (linear)."""
+    by_id = {s.id: s for s in playbook.steps}
+    found: set[str] = set()
+    for step_id in order:
+        if any(mark(by_id[d]) or d in found for d in deps[step_id]):
+            found.add(step_id)
+    return found
+
+
 def _warnings(playbook: Playbook, deps: dict[str, list[str]], registry: Registry, warn: _Warnings) -> None:
-    from flows.language.dag import upstream
+    from flows.language.dag import topological_order
 
     guarded = playbook.guards.max_targets is not None or bool(playbook.guards.require_tags)
-    blocked = _unreachable(playbook, deps)
+    order = topological_order(deps)
+    blocked = _unreachable(playbook, deps, order)
+    after_evidence = _before(playbook, deps, order, lambda s: _kind(registry, s.action) == ActionKind.EVIDENCE)
+    after_approval = _before(playbook, deps, order, lambda s: s.action == "approval")
     for index, step in enumerate(playbook.steps):
         base: DocPath = ("steps", index)
         if step.id in blocked:
             message = f"step can never run: it is downstream of fail step {blocked[step.id]!r}"
             warn("W501", message, base, "set needs_outcome: any if it must run after the failure")
         kind = _kind(registry, step.action)
-        before = [by for by in playbook.steps if by.id in upstream(deps, step.id)]
-        if kind == ActionKind.CONTAINMENT and not any(
-            _kind(registry, by.action) == ActionKind.EVIDENCE for by in before
-        ):
+        if kind == ActionKind.CONTAINMENT and step.id not in after_evidence:
             hint = "preserve evidence first (snapshot, capture, collect)"
             warn("W502", "containment step with no evidence step before it", base, hint)
-        if kind in (ActionKind.CONTAINMENT, ActionKind.RECOVERY) and not guarded:
-            if not any(by.action == "approval" for by in before):
-                hint = "add an approval step to needs, or guards: max_targets / require_tags"
-                warn("W503", f"{kind.value} step with no approval before it and no guards", base, hint)
+        if kind in (ActionKind.CONTAINMENT, ActionKind.RECOVERY) and not guarded and step.id not in after_approval:
+            hint = "add an approval step to needs, or guards: max_targets / require_tags"
+            warn("W503", f"{kind.value} step with no approval before it and no guards", base, hint)
         if step.for_each is not None and step.concurrency is None:
             warn("W504", "for_each without a concurrency bound", (*base, "for_each"), "set concurrency")
 

@@ -172,13 +172,14 @@ def check_templates(
     playbook: Any, deps: Mapping[str, list[str]] | None, positions: PositionMap, out: list[Diagnostic]
 ) -> None:
     """Check the templates of every step, handler and input default of a valid playbook."""
-    from flows.language.dag import upstream
+    from flows.language.dag import Ancestry
 
+    ancestry = Ancestry(dict(deps)) if deps is not None else None
     checker = TemplateChecker(positions, set(playbook.inputs), {s.id for s in playbook.steps}, out)
     for name, spec in playbook.inputs.items():
         checker.check(spec.default, ("inputs", name, "default"), Scope(DEFAULT_ROOTS))
     for index, step in enumerate(playbook.steps):
-        up = upstream(dict(deps), step.id) if deps is not None else None
+        up = ancestry.of(step.id) if ancestry is not None else None
         base: DocPath = ("steps", index)
         plain = Scope(STEP_ROOTS, step.id, up)
         per_item = Scope(STEP_ROOTS | {"item"}, step.id, up) if step.for_each is not None else plain
