@@ -19,6 +19,8 @@ PROVIDERS: dict[str, str] = {
     "evidence.s3": "integrations.aws.evidence_store:check_s3_item",
     # a module with start_server, credentials, seed, env and demo_steps (see flows.sandbox.SandboxBackend)
     "sandbox.aws": "integrations.aws.sandbox_demo",
+    # a module with attach(stack, settings) -> object with .settings and .show(run_dir) (a loopback Slack)
+    "sandbox.slack": "integrations.slack.sandbox",
     # a module with parse_target and attest (see flows.cli.model_cmds)
     "models.attest": "integrations.models.attest",
 }

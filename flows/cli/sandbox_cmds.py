@@ -117,6 +117,7 @@ def sandbox_demo_command(
     from flows.cli.progress import StepProgress
     from flows.config import load_settings
     from flows.errors import UsageError
+    from flows.plugins import load
     from flows.sandbox import backend, demo_settings, demo_steps, run_demo
 
     steps = [s for s in demo_steps() if not playbook or s.playbook in playbook]
@@ -135,11 +136,15 @@ def sandbox_demo_command(
         with phases.phase(f"seeding a small ML platform at {endpoint} (EC2, IAM, S3, Lambda, SageMaker, models)"):
             world = sandbox.seed(endpoint)
         settings = demo_settings(endpoint, workdir, runs_dir or configured.runs_dir, configured.playbooks_dir)
+        slack = load("sandbox.slack").attach(stack, settings)  # a loopback Slack: channels and timelines, offline
+        settings = slack.settings
         results = []
         for step in steps:
             with phases.phase(f"running {step.playbook} live against the sandbox"):
                 progress = None if as_json else StepProgress(step.playbook)
-                results += run_demo(world, settings, [step], progress=progress)
+                for result in run_demo(world, settings, [step], progress=progress):
+                    result["lines"] = [*result.get("lines", []), *slack.show(Path(result["run_dir"]))]
+                    results.append(result)
     if as_json:
         print_json({"endpoint": endpoint, "runs": results, "next": next_steps(results)})
     else:
