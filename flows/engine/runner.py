@@ -391,12 +391,10 @@ def _drive(launch: _Launch) -> RunSummary:
 
 
 def _write_report(run_dir: Path, record: RedactingRecord, settings: Settings) -> None:
-    from flows.report import write_reports
-    from flows.report.publish import publish_reports
+    from flows.report.publish import finish_run_reports
 
     try:
-        paths = write_reports(run_dir, settings=settings)
-        publish_reports(run_dir, paths, settings, record)
+        finish_run_reports(run_dir, settings, record)
     except Exception as e:  # a report failure must not change the run's outcome
         record.emit("report.failed", detail={"error": f"{type(e).__name__}: {e}"})
         record.update_run()

@@ -82,9 +82,21 @@ def undo_run(
         outcomes = [_undo_one(entry, undone, registry, base, state, who) for entry in reversed(effects)]
         at = iso(utcnow())
         record.update_run(undo=[*data.get("undo", []), *[{**o.__dict__, **who, "at": at} for o in outcomes]])
+        _rerender(run_dir, record, settings)
     finally:
         state.release()
     return outcomes
+
+
+def _rerender(run_dir: Path, record: RunRecord, settings: Settings) -> None:
+    """Re-render the reports, so their header says what was undone, by whom and when."""
+    from flows.report import write_reports
+
+    try:
+        write_reports(run_dir, settings=settings)
+    except Exception as e:  # the undo happened; a report failure is recorded, not raised
+        record.emit("report.failed", detail={"error": f"{type(e).__name__}: {e}"})
+        record.update_run()
 
 
 def _would_undo(entry: dict[str, Any], undone: set[str], registry: Registry) -> UndoOutcome:

@@ -20,7 +20,7 @@ from flows.report.timeline import marks_from
 SCHEMA = "fireline.report/v1"
 _APPROVALS = ("approval.requested", "approval.answered", "approval.granted", "approval.rejected",
               "approval.escalated", "approval.refused")  # fmt: skip
-_PEOPLE = ("page.sent", "page.acked", "page.escalated", "page.failed", "approval.escalated")
+_PEOPLE = ("approval.escalated", "slack.channel_opened")  # and every page.* event
 _ERRORS = ("step.failed", "handler.failed", "undo.failed", "report.failed", "run.crashed")
 _TIMELINE_ITEM = ("step.failed", "step.retrying", "guard.refused")
 _NOTE_KEYS = ("message", "error", "reason", "summary", "outcome", "refused_because")
@@ -68,8 +68,10 @@ def _guards(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
             continue
         d = e.get("detail") or {}
         key = (str(e.get("step")), str(d.get("guard")), str(d.get("message")))
+        would = bool(d.get("would_refuse"))
+        note = "would refuse in live mode" if would and "would be refused" not in key[2] else ""
         rows.setdefault(key, {"step": key[0], "guard": key[1], "target": d.get("target"), "message": key[2],
-                              "would_refuse": bool(d.get("would_refuse")), "at": e["at"]})  # fmt: skip
+                              "would_refuse": would, "note": note, "at": e["at"]})  # fmt: skip
     return list(rows.values())
 
 
@@ -103,6 +105,43 @@ def _evidence(items: list[dict[str, Any]], checks: dict[str, dict[str, str]] | N
                                                  "collected_by", "step", "retention")},
                      "verify": check})  # fmt: skip
     return rows
+
+
+def _who(recipient: Any) -> str:
+    if isinstance(recipient, dict):
+        name, ident = recipient.get("display"), recipient.get("id")
+        return f"{name} ({recipient.get('kind', '')} {ident})" if name and name != ident else str(ident or "?")
+    return str(recipient or "?")
+
+
+def _escalation_line(event: dict[str, Any]) -> str:
+    """One readable line for a paging event (the detail, compactly, for kinds it does not know)."""
+    d, kind = event.get("detail") or {}, event["type"]
+    if kind == "page.sent":
+        would = "would page" if d.get("would_send") else "paged"
+        return f"{would} {_who(d.get('recipient'))} via {d.get('channel')}, level {d.get('level')}"
+    if kind == "page.acked":
+        after = human_seconds(d.get("seconds_to_ack")) if d.get("seconds_to_ack") is not None else "?"
+        return f"acknowledged by {d.get('by')} via {d.get('via')} at level {d.get('level')}, {after} after the page"
+    if kind == "page.escalated":
+        return f"escalated from level {d.get('from')} to {d.get('to')}: {d.get('because')}"
+    if kind == "page.ack_slo_breached":
+        waited, slo = human_seconds(d.get("seconds_unacknowledged")), human_seconds(d.get("ack_slo"))
+        return f"ack SLO breached: unacknowledged for {waited} (SLO {slo})"
+    if kind == "page.delivery_failed":
+        return f"delivery to {_who(d.get('recipient'))} via {d.get('channel')} failed: {d.get('error')}"
+    shown = {k: v for k, v in d.items() if k != "mode"}
+    return ", ".join(f"{k} {v}" for k, v in sorted(shown.items()))
+
+
+def _slack(state: dict[str, Any]) -> dict[str, Any] | None:
+    """The run's Slack side (``slack.json``): the incident channel and the thread of the root message."""
+    channel = state.get("incident_channel") or {}
+    root = state.get("root") or {}
+    if not channel and not root:
+        return None
+    return {"channel": channel.get("name") or channel.get("id") or root.get("channel"),
+            "channel_id": channel.get("id") or root.get("channel"), "thread_ts": root.get("ts")}  # fmt: skip
 
 
 def _run_header(loaded: LoadedRun, steps: list[dict[str, Any]]) -> dict[str, Any]:
@@ -168,7 +207,7 @@ def build_context(
         "trigger": {**scrub(run.get("trigger") or {}), "alert": alert.get("labels", {}).get("alertname")},
         "severity": (run.get("incident") or {}).get("severity"),
         "people": scrub(run.get("people")) if isinstance(run.get("people"), dict) else None,
-        "slack": scrub(run.get("slack")) if isinstance(run.get("slack"), dict) else None,
+        "slack": _slack(loaded.slack),
         "inputs": scrub(run.get("inputs") or {}),
         "detection": {k: alert.get(k) for k in ("source", "status", "fingerprint", "starts_at", "ends_at",
                                                 "labels", "annotations")},
@@ -178,17 +217,18 @@ def build_context(
         "errors": _errors(events),
         "evidence": _evidence(loaded.evidence, evidence_checks),
         "escalation": [{"at": e["at"], "type": e["type"], "step": e.get("step") or "",
-                        "detail": scrub(e.get("detail") or {})} for e in events if e["type"] in _PEOPLE],
+                        "text": _escalation_line({**e, "detail": scrub(e.get("detail") or {})})} for e in events
+                       if e["type"].startswith("page.") or e["type"] in _PEOPLE],
         "timeline": _timeline(events),
         "_events": events,
     }  # fmt: skip
     ctx["impact"] = impact(steps)
     ctx["milestones"] = milestones(run, alert, events, steps)
     ctx["metrics"] = metric_rows(ctx["milestones"])
+    ctx["would_have"] = _would_have(steps, guards) if header["mode"] != "live" else []
     ctx["summary"] = summary_facts(ctx)
     ctx["findings"] = compute_findings(ctx)
     ctx["prompts"] = prompts(ctx)
-    ctx["would_have"] = _would_have(steps, guards) if header["mode"] != "live" else []
     ctx["marks"] = marks_from(events)
     del ctx["_events"]
     return ctx

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flows.report.facts import human_seconds, seconds_between
+from flows.report.facts import human_seconds
 
 _DENIED = re.compile(r"AccessDenied|UnauthorizedOperation|UnauthorizedAccess|not authorized to perform", re.I)
 _PERMISSION = re.compile(r"perform:? ([a-z0-9-]+:[A-Za-z0-9*]+)")
@@ -46,33 +46,30 @@ def _access_denied(step: dict[str, Any], playbook: str) -> dict[str, Any] | None
 
 
 def _ack_findings(events: list[dict[str, Any]], people: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """An ack SLO breach (``page.ack_slo_breached``) and each escalation for want of an ack."""
     out: list[dict[str, Any]] = []
-    sent: dict[str, dict[str, Any]] = {}
     tree = (people or {}).get("contact_tree") or {}
-    tree_name = tree.get("id") or tree.get("name") or "the contact tree"
+    name = tree.get("name") or tree.get("id")
+    version = f" (version {tree['version']})" if tree.get("version") else ""
+    where = f"the contact tree {name}{version}" if name else "the contact tree"
     for event in events:
         detail = event.get("detail") or {}
-        level = str(detail.get("level", ""))
-        if event["type"] == "page.sent":
-            sent.setdefault(level, {**detail, "at": event["at"]})
-        elif event["type"] == "page.acked":
-            page = sent.get(level) or next(iter(sent.values()), None)
-            slo = detail.get("ack_timeout") or (page or {}).get("ack_timeout")
-            took = seconds_between((page or {}).get("at"), event["at"])
-            if page and slo and took is not None and took > float(slo):
-                out.append({
-                    "kind": "ack_slo_breached",
-                    "title": f"Acknowledged after {human_seconds(took)}, over the {human_seconds(float(slo))} SLO",
-                    "detail": f"{detail.get('by', 'someone')} acknowledged level {level or '?'}.",
-                    "fix": f"Review {tree_name}: shorten the level's ack timeout, add a target, or page a "
-                    "better-placed rota first.",
-                })  # fmt: skip
-        elif event["type"] == "page.escalated":
+        if event["type"] == "page.ack_slo_breached":
+            waited = human_seconds(detail.get("seconds_unacknowledged"))
+            slo = human_seconds(detail.get("ack_slo"))
             out.append({
                 "kind": "ack_slo_breached",
-                "title": f"Nobody acknowledged level {level or '?'} in time; the page escalated",
-                "detail": str(detail.get("reason") or detail.get("message") or ""),
-                "fix": f"Review {tree_name}: who was on call for that level, and could they answer?",
+                "title": f"The page was unacknowledged for {waited}, over the {slo} ack SLO",
+                "detail": f"breached at {event['at']}",
+                "fix": f"Review {where}: shorten a level's ack timeout, add a target to the first level, "
+                "or put a better-placed rota first.",
+            })  # fmt: skip
+        elif event["type"] == "page.escalated" and str(detail.get("because", "")).startswith("no ack"):
+            out.append({
+                "kind": "escalated",
+                "title": f"Level {detail.get('from')} did not acknowledge; the page went to level {detail.get('to')}",
+                "detail": str(detail.get("because") or ""),
+                "fix": f"Review {where}: was level {detail.get('from')} reachable at {event['at']}?",
             })  # fmt: skip
     return out
 

@@ -71,21 +71,28 @@ def _step_fact(step: dict[str, Any]) -> str | None:
     return f"{step['id']}: {step['summary']}" if step["summary"] else None
 
 
+def _not_live_facts(ctx: dict[str, Any], mode: str) -> list[str]:
+    would = [w for w in ctx["would_have"] if w["summary"]]
+    facts = [f"{mode}: nothing was changed; {len(would)} step(s) planned what they would do"]
+    refused = {g["target"] or g["step"] for g in ctx["guards"]}
+    if refused:
+        facts.append(f"guards would refuse {len(refused)} target(s): {', '.join(sorted(refused))}")
+    return facts
+
+
 def summary_facts(ctx: dict[str, Any]) -> list[str]:
     """Short facts for the summary, e.g. "2 host(s) isolated", "4 snapshot(s)", "14 min to containment"."""
-    facts: list[str] = []
     mode = ctx["run"]["mode"]
-    if mode != "live":
-        facts.append(f"{mode}: nothing was changed")
+    facts: list[str] = _not_live_facts(ctx, mode) if mode != "live" else []
     failed = [s for s in ctx["actions"] if s["status"] in ("failed", "timed_out", "rejected")]
     for step in failed[:3]:
         facts.append(f"step {step['id']} {step['status']}: {step['error'] or step['summary']}")
     snapshots = sum(1 for s in ctx["actions"] for i in s["ids"] if i.startswith("snap-"))
-    for step in ctx["actions"]:
+    for step in ctx["actions"] if mode == "live" else []:
         fact = _step_fact(step)
         if fact is not None and not (step["action"].startswith("model.") and ctx["impact"]["models"]):
             facts.append(fact)
-    if snapshots:
+    if snapshots and mode == "live":
         facts.append(f"{snapshots} snapshot(s)")
     for model in ctx["impact"]["models"]:
         if model.get("to"):

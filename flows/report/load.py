@@ -28,6 +28,7 @@ class LoadedRun:
     evidence: list[dict[str, Any]]
     alert: dict[str, Any]
     chain_problems: list[str] = field(default_factory=list)
+    slack: dict[str, Any] = field(default_factory=dict)
 
 
 def _json_file(path: Path, what: str) -> Any:
@@ -116,4 +117,8 @@ def load_run(run_dir: Path) -> LoadedRun:
         meta = _json_file(meta_path, "the run's state")
         if isinstance(meta, dict) and isinstance(meta.get("alert"), dict):
             alert = {**alert, **meta["alert"]}
-    return LoadedRun(run_dir, run, events, evidence, alert, problems)
+    slack: dict[str, Any] = {}
+    if (run_dir / "slack.json").is_file():
+        doc = _json_file(run_dir / "slack.json", "the run's Slack state")
+        slack = doc if isinstance(doc, dict) else {}
+    return LoadedRun(run_dir, run, events, evidence, alert, problems, slack)

@@ -60,6 +60,7 @@ def milestones(
         ),
         None,
     )
+    live = run.get("mode", "live") == "live"  # a dry-run or drill contains and recovers nothing
     known = [str(t) for t in (acked, human) if t]
     engaged = min(known, key=_stamp) if known else None
     return {
@@ -67,8 +68,8 @@ def milestones(
         "response_started": run.get("started_at"),
         "acknowledged": acked,
         "engaged": engaged,
-        "contained": _last_end(steps, "containment"),
-        "recovered": _last_end(steps, "recovery"),
+        "contained": _last_end(steps, "containment") if live else None,
+        "recovered": _last_end(steps, "recovery") if live else None,
     }
 
 

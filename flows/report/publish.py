@@ -33,6 +33,28 @@ def _mode(run_dir: Path) -> str:
         return "live"
 
 
+def finish_run_reports(run_dir: Path, settings: Settings, record: RunRecord) -> list[Path]:
+    """What a run does when it ends: write its reports, announce them, copy them to the evidence bucket.
+
+    ``report.written`` carries the summary and the paths; the Slack timeline posts it into the
+    run's thread, so the summary reaches the people there (when the timeline is attached).
+    """
+    from flows.report.render import write_reports_with_context
+
+    paths, ctx = write_reports_with_context(run_dir, settings=settings)
+    record.emit(
+        "report.written",
+        detail={
+            "summary": "; ".join(ctx["summary"]) or ctx["run"]["label"],
+            "path": str(paths[0] if paths else run_dir),
+            "reports": [p.name for p in paths],
+        },
+    )
+    record.update_run()  # run.json's event head must include report.written
+    publish_reports(run_dir, paths, settings, record)
+    return paths
+
+
 def publish_reports(run_dir: Path, paths: list[Path], settings: Settings, record: RunRecord) -> list[str]:
     """Copy the reports (and the run record they come from) to the evidence bucket when one is set.
 
@@ -50,5 +72,5 @@ def publish_reports(run_dir: Path, paths: list[Path], settings: Settings, record
             record.emit("report.failed", detail={"publisher": name, "error": f"{type(e).__name__}: {e}"})
     if locations:
         record.emit("report.published", detail={"locations": locations})
-    record.update_run(published=locations) if locations else record.update_run()
+        record.update_run(published=locations)
     return locations

@@ -150,6 +150,13 @@ def write_reports(
     run_dir: Path, formats: Sequence[str] | None = None, *, now: str | None = None, settings: Any = None
 ) -> list[Path]:
     """Render the run's reports into its directory (``report.md``/``.html``/``.json``); return the paths."""
+    return write_reports_with_context(run_dir, formats, now=now, settings=settings)[0]
+
+
+def write_reports_with_context(
+    run_dir: Path, formats: Sequence[str] | None = None, *, now: str | None = None, settings: Any = None
+) -> tuple[list[Path], dict[str, Any]]:
+    """:func:`write_reports`, also returning the context the reports were rendered from."""
     chosen = normalise_formats(formats) if formats is not None else run_formats(run_dir)
     ctx = build(run_dir, now=now, settings=settings)
     paths = []
@@ -160,4 +167,4 @@ def write_reports(
         except OSError as e:
             raise RecordError(f"{path}: cannot write the report: {e.strerror or e}") from e
         paths.append(path)
-    return paths
+    return paths, ctx

@@ -125,6 +125,13 @@ def collect_steps(run: dict[str, Any], events: list[dict[str, Any]]) -> list[dic
     return [_finish(step, run) for step in steps.values()]
 
 
+def _fan_out_summary(items: list[dict[str, Any]]) -> str:
+    counts: dict[str, int] = {}
+    for item in items:
+        counts[item["status"]] = counts.get(item["status"], 0) + 1
+    return f"{len(items)} item(s): " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+
+
 def _finish(step: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
     """Derived fields of one step, once every event was read."""
     step["started_at"] = step["started_at"] or ((run.get("steps") or {}).get(step["id"]) or {}).get("started_at")
@@ -137,6 +144,8 @@ def _finish(step: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
         step["items"] = [{"item": f"#{n + 1}", "status": step["status"], "summary": _summary(o, None, None),
                           "ids": resource_ids(o), "started_at": None, "finished_at": None, "attempts": 1,
                           "error": None} for n, o in enumerate(step["output"])]  # fmt: skip
+    if step["items"] and not step["summary"]:
+        step["summary"] = _fan_out_summary(step["items"])
     return step
 
 
