@@ -128,7 +128,13 @@ class SlackConnection:
             try:
                 # The typed method sends the encoding Slack documents for it (JSON, form or GET).
                 response = getattr(self.client, method.replace(".", "_"))(**params)
-                return dict(response.data)
+                data = dict(response.data)
+                if channel is not None and paced:
+                    # Space from when it went through (a 429 retry inside the WebClient may have sent it
+                    # late), under the name used and the channel id Slack answered with: one channel, one pace.
+                    for key in {channel, str(data.get("channel") or channel)}:
+                        self.pacer.hold(key, self.pacer.interval)
+                return data
             except SlackApiError as e:
                 code = str(e.response.get("error", ""))
                 if e.response.status_code == 429 or code == "ratelimited":
