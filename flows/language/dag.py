@@ -52,8 +52,10 @@ def check_graph(steps: Sequence[Step]) -> list[GraphProblem]:
                 problems.append(GraphProblem("self", index, step.id, "a step cannot need itself", n_index))
             elif need not in seen:
                 problems.append(GraphProblem("unknown", index, step.id, f"unknown step {need!r}", n_index))
-    if not any(p.kind in ("unknown", "self") for p in problems):
-        cycle = find_cycle(dependencies(steps))
+    if not any(p.kind == "duplicate" for p in problems):
+        # Unknown and self dependencies are reported above; a cycle among the rest is a finding too.
+        known = {k: [d for d in ds if d in seen and d != k] for k, ds in dependencies(steps).items()}
+        cycle = find_cycle(known)
         if cycle:
             first = cycle[0]
             problems.append(

@@ -165,6 +165,16 @@ def _message(err: Mapping[str, Any]) -> tuple[str, str | None]:
     return (msg[:1].lower() + msg[1:]), None
 
 
+def _unknown_key_hint(key: str, valid: Sequence[str]) -> str | None:
+    """The closest valid key, or (when none is close) the valid keys themselves, up to twenty."""
+    close = suggest(key, valid)
+    if close is not None or not valid:
+        return close
+    names = sorted(set(valid))
+    more = f", ... ({len(names)} in all)" if len(names) > 20 else ""
+    return "valid keys: " + ", ".join(names[:20]) + more
+
+
 def pydantic_diagnostics(
     errors: Sequence[Mapping[str, Any]],
     data: Any,
@@ -187,7 +197,7 @@ def pydantic_diagnostics(
         elif kind == "extra_forbidden":
             model = model_at(root, loc[:-1])
             key = str(loc[-1])
-            hint = suggest(key, field_aliases(model)) if model is not None else None
+            hint = _unknown_key_hint(key, field_aliases(model)) if model is not None else None
             path = base + loc
             message = f"unknown key {key!r}"
             out.append(Diagnostic(codes["extra"], message, positions.key(path), format_path(path), hint=hint))

@@ -245,7 +245,7 @@ def lint_playbook(loaded: LoadedPlaybook, registry: Registry) -> list[Diagnostic
     from flows.language.dag import dependencies
 
     deps = dependencies(playbook.steps) if sound else None
-    check_templates(playbook, deps, positions, out)
+    check_templates(playbook, deps, positions, out, registry)
     warn = _Warnings(positions, out)
     _input_defaults(playbook, positions, out, warn)
     if deps is not None:
@@ -255,6 +255,34 @@ def lint_playbook(loaded: LoadedPlaybook, registry: Registry) -> list[Diagnostic
     for name, spec in playbook.inputs.items():
         _secrets({"default": spec.default}, ("inputs", name), warn)
     return sort_diagnostics(out)
+
+
+def _partial(e: PlaybookValidationError, registry: Registry) -> list[Diagnostic]:
+    """Graph and template findings of a document that failed the schema (see :mod:`.partial`)."""
+    from flows.language.dag import dependencies
+    from flows.language.partial import partial_playbook
+
+    partial = partial_playbook(e.data)
+    if partial is None:
+        return []
+    out: list[Diagnostic] = []
+    sound = _graph(partial, e.positions, out)  # type: ignore[arg-type]  # duck-typed like Playbook
+    if partial.templates_checkable:
+        deps = dependencies(partial.steps) if sound else None  # type: ignore[arg-type]
+        check_templates(partial, deps, e.positions, out, registry)
+    return out
+
+
+def _unique(found: list[Diagnostic]) -> list[Diagnostic]:
+    """Sorted findings, each once (the schema and the graph checks may see the same fault)."""
+    seen: set[tuple[object, ...]] = set()
+    out = []
+    for d in sort_diagnostics(found):
+        key = (d.pos, d.path, d.message)
+        if key not in seen:
+            seen.add(key)
+            out.append(d)
+    return out
 
 
 def validate_path(
@@ -274,9 +302,10 @@ def validate_path(
         loaded = load_playbook(path)
         found = lint_playbook(loaded, registry)
     except PlaybookValidationError as e:
-        # The steps of a file that failed the schema can still name unknown actions or bad params.
+        # Every finding in one pass: the steps of a file that failed the schema can still name
+        # unknown actions, bad params, unknown needs, cycles and undeclared template references.
         steps = e.data.get("steps") if isinstance(e.data, dict) else None
-        found = sort_diagnostics([*e.diagnostics, *check_actions(steps, registry, e.positions)])
+        found = _unique([*e.diagnostics, *check_actions(steps, registry, e.positions), *_partial(e, registry)])
     except SpecError as e:
         found = list(e.diagnostics)
     if strict:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+from pydantic import BaseModel
 
 from flows.actions.registry import Registry
 from flows.errors import Diagnostic
@@ -101,6 +103,7 @@ class TemplateChecker:
     inputs: Collection[str]
     step_ids: Collection[str]
     out: list[Diagnostic]
+    results: Mapping[str, tuple[str, type[BaseModel]]] = field(default_factory=dict)  # id -> (action, Result)
 
     def check(self, value: Any, path: DocPath, scope: Scope) -> None:
         """Check ``value`` and everything nested in it."""
@@ -166,16 +169,45 @@ class TemplateChecker:
                 path,
                 f"add {target!r} to needs",
             )
+        else:
+            self._output_field(ref, path)
+
+    def _output_field(self, ref: Any, path: DocPath) -> None:
+        """``steps.<id>.output.<field>``: the field must exist in the action's ``Result`` model."""
+        parts = ref.parts
+        if len(parts) < 3 or parts[1] != "output" or not isinstance(parts[2], str) or parts[0] not in self.results:
+            return
+        action, model = self.results[parts[0]]
+        if model.model_config.get("extra") == "allow" or hasattr(dict, parts[2]):  # dict methods: .get, .items
+            return
+        fields = {f.alias or name for name, f in model.model_fields.items()}
+        if parts[2] not in fields:
+            hint = suggest(parts[2], fields) or "its fields: " + ", ".join(sorted(fields))
+            message = f"step {parts[0]!r} ({action}) has no output field {parts[2]!r}"
+            self._add("E416", message, path, hint)
 
 
 def check_templates(
-    playbook: Any, deps: Mapping[str, list[str]] | None, positions: PositionMap, out: list[Diagnostic]
+    playbook: Any,
+    deps: Mapping[str, list[str]] | None,
+    positions: PositionMap,
+    out: list[Diagnostic],
+    registry: Registry | None = None,
 ) -> None:
-    """Check the templates of every step, handler and input default of a valid playbook."""
+    """Check the templates of every step, handler and input default of a valid playbook.
+
+    With ``registry``, ``steps.<id>.output.<field>`` is checked against the action's ``Result``
+    (not for ``for_each`` steps, whose output is a list).
+    """
     from flows.language.dag import Ancestry
 
     ancestry = Ancestry(dict(deps)) if deps is not None else None
-    checker = TemplateChecker(positions, set(playbook.inputs), {s.id for s in playbook.steps}, out)
+    results = {
+        s.id: (s.action, registry.get(s.action).Result)
+        for s in playbook.steps
+        if registry is not None and s.for_each is None and isinstance(s.action, str) and s.action in registry
+    }
+    checker = TemplateChecker(positions, set(playbook.inputs), {s.id for s in playbook.steps}, out, results)
     for name, spec in playbook.inputs.items():
         checker.check(spec.default, ("inputs", name, "default"), Scope(DEFAULT_ROOTS))
     for index, step in enumerate(playbook.steps):

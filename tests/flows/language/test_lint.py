@@ -186,3 +186,78 @@ def test_a_crashing_params_validator_is_a_finding_not_a_crash(tmp_path: Path) ->
         f"{path}:7:11: error[E304] steps[0].with: parameters of 'test.touchy.run' could not be checked: "
         "TypeError: validator bug"
     ]
+
+
+def _messages(tmp_path: Path, body: str) -> list[str]:
+    path = tmp_path / "t.yaml"
+    path.write_text(HEAD + body, encoding="utf-8")
+    return [f"{d.code} {d.message} ({d.hint})" for d in validate_path(path, default_registry())[1]]
+
+
+def test_a_step_output_field_the_result_lacks_is_an_error_with_did_you_mean(tmp_path: Path) -> None:
+    body = """\
+steps:
+  - id: approve
+    action: approval
+    with: {approvers: [group:sec]}
+  - id: block
+    action: aws.s3.block_public_access
+    with: {bucket: ml-data}
+  - id: note
+    action: log
+    with: {message: "{{ steps.block.output.previus }} {{ steps.approve.output.decison }} {{ steps.block.output }}"}
+  - id: known
+    action: log
+    with: {message: "{{ steps.block.output.previous }} {{ steps.block.output.get('x') }} {{ steps.block.status }}"}
+"""
+    found = [m for m in _messages(tmp_path, body) if m.startswith("E416")]
+    assert found == [
+        "E416 step 'approve' (approval) has no output field 'decison' (did you mean 'decision'?)",
+        "E416 step 'block' (aws.s3.block_public_access) has no output field 'previus' (did you mean 'previous'?)",
+    ]
+
+
+def test_an_output_field_far_from_any_name_lists_the_fields(tmp_path: Path) -> None:
+    body = """\
+steps:
+  - id: block
+    action: aws.s3.block_public_access
+    with: {bucket: ml-data}
+  - id: note
+    action: log
+    with: {message: "{{ steps.block.output.zzzzq }}"}
+"""
+    (found,) = [m for m in _messages(tmp_path, body) if m.startswith("E416")]
+    assert "its fields: bucket, changed, previous" in found
+
+
+def test_an_unknown_with_key_far_from_any_name_lists_the_valid_ones(tmp_path: Path) -> None:
+    body = """\
+steps:
+  - id: approve
+    action: approval
+    with: {approvers: [group:sec], zzzzzzzz: 1, timout: 5m}
+"""
+    found = [m for m in _messages(tmp_path, body) if m.startswith("E303")]
+    assert found == [
+        "E303 unknown key 'zzzzzzzz' (valid keys: approvers, min_approvals, on_timeout, reason, timeout)",
+        "E303 unknown key 'timout' (did you mean 'timeout'?)",
+    ]
+
+
+def test_schema_errors_do_not_hide_graph_and_template_errors(tmp_path: Path) -> None:
+    body = """\
+inputs:
+  hosts: {type: "list[string]", required: true}
+steps:
+  - id: first
+    action: log
+    with: {message: x}
+    retires: 2
+  - id: second
+    action: log
+    needs: [frist]
+    with: {message: "{{ inputs.hots }}"}
+"""
+    codes = [m.split()[0] for m in _messages(tmp_path, body)]
+    assert codes == ["E202", "E402", "E411"]
