@@ -81,7 +81,7 @@ def big_playbook(steps: int) -> str:
             lines.append("    with: {approvers: [group:sec], timeout: 15m}")
         elif kind == 2:
             lines.append("    action: aws.ec2.isolate_instance")
-            lines.append(f'    when: "{{{{ steps.s{n - 1}.output.decision == \'approved\' }}}}"')
+            lines.append(f"    when: \"{{{{ steps.s{n - 1}.output.decision == 'approved' }}}}\"")
             lines.append('    with: {instance_id: "i-0abc12345678"}')
         else:
             lines.append("    action: log")

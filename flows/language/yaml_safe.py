@@ -308,7 +308,7 @@ def _syntax_error(file: str, text: str, error: Exception) -> YamlSyntaxError:
         if context:
             message = f"{problem} ({context})"
         if "flow" in str(context):  # `{type: list[string]}`: brackets inside flow style end the value
-            hint = "inside { } or [ ], quote values that contain [ ] { } or commas, e.g. \"list[string]\""
+            hint = 'inside { } or [ ], quote values that contain [ ] { } or commas, e.g. "list[string]"'
     return YamlSyntaxError([Diagnostic(code, message, SourcePosition(file, line, col), hint=hint)])
 
 
