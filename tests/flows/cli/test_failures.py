@@ -48,10 +48,9 @@ def test_json_error_object_on_stdout(tmp_path: Path, capsys: pytest.CaptureFixtu
     missing = tmp_path / "missing-dir" / "x.json"
     assert main(["schema", "--output", str(missing), "--json"]) == 1
     out, err = capsys.readouterr()
-    assert json.loads(out) == {
-        "error": {"code": "E003", "message": f"{missing}: no such file or directory", "where": str(missing)}
-    }
-    assert err == f"fireline: error: {missing}: no such file or directory\n"
+    message = f"--output {missing}: cannot write: the folder {missing.parent} does not exist"
+    assert json.loads(out) == {"error": {"code": "E003", "message": message, "where": str(missing)}}
+    assert err == f"fireline: error: {message}\n"
 
 
 def test_usage_error_as_json_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
