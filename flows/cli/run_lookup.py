@@ -29,16 +29,17 @@ def waiting_note(data: Mapping[str, Any]) -> str:
     return f"; waiting for approval: {', '.join(waiting)}" if waiting else "; no step of it is waiting for approval"
 
 
+def text_table(header: tuple[str, ...], rows: list[list[str]]) -> list[str]:
+    """Aligned text lines with a header; nothing is cut or wrapped, whatever the terminal's width."""
+    widths = [max([len(h)] + [len(row[i]) for row in rows]) for i, h in enumerate(header)]
+    return ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in [list(header), *rows]]
+
+
 def runs_table(rows: list[dict[str, Any]]) -> list[str]:
-    """``runs list`` as aligned text lines with a header; run ids are never cut, whatever the width."""
-    columns = ("run", "playbook", "mode", "status", "outcome", "started")
+    """``runs list`` as aligned text lines with a header; run ids are never cut."""
     keys = ("run_id", "playbook", "mode", "status", "outcome", "started_at")
     cells = [[("" if r.get(k) is None else str(r.get(k))) for k in keys] for r in rows]
-    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
-    return [
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        for row in [list(columns), *cells]
-    ]
+    return text_table(("run", "playbook", "mode", "status", "outcome", "started"), cells)
 
 
 def show_lines(data: Mapping[str, Any]) -> list[str]:
