@@ -220,10 +220,27 @@ def test_a_malformed_payload_is_a_one_line_400(slack: SlackEnv, tmp_path: Path) 
         "user": {"id": "U0ALICE"},
         "actions": [{"action_id": "fireline.approve", "value": "{}"}],
     }
-    for body in (b"payload=not-json", b"nothing=here", interaction_body(no_run)):
+    a_path = button_payload("U0ALICE", "fireline.approve", '{"run": "../../etc", "step": "approve"}')
+    for body in (b"payload=not-json", b"nothing=here", interaction_body(no_run), interaction_body(a_path)):
         answer = post(endpoint, body, signed_headers(body))
         assert answer.status_code == 400
         assert answer.json()["error"].startswith("interaction payload: ")
         assert "\n" not in answer.json()["error"]
     assert slack.workspace.requests == []
     endpoint.close()
+
+
+def test_fireline_serve_mounts_the_endpoint_when_a_signing_secret_is_set(slack: SlackEnv, tmp_path: Path) -> None:
+    from flows.engine.serve import RunManager, build_app
+
+    app = build_app(RunManager(slack.settings(tmp_path)), "serve-token")
+
+    async def send(body: bytes, headers: dict[str, str]) -> httpx.Response:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://serve") as client:
+            return await client.post("/slack/interactions", content=body, headers=headers)
+
+    body = interaction_body(button_payload("U0ALICE", "fireline.ack", '{"run": "r", "step": null}'))
+    assert asyncio.run(send(body, signed_headers(body, secret="forged"))).status_code == 401
+    assert asyncio.run(send(b"payload=[", signed_headers(b"payload=["))).status_code == 400
+    without = build_app(RunManager(slack.settings(tmp_path, signing_secret=None)), "serve-token")
+    assert not any(getattr(r, "path", "") == "/slack" for r in without.routes)
