@@ -63,3 +63,21 @@ def test_usage_error_as_json_exits_2(capsys: pytest.CaptureFixture[str]) -> None
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--version"]) == 0
     assert capsys.readouterr().out.startswith("fireline ")
+
+
+def test_an_input_whose_default_reads_a_missing_alert_label_says_how_to_give_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+
+    alert = tmp_path / "alert.json"
+    alert.write_text('{"labels": {"alertname": "Other"}}')
+    for extra, why in (([], "no alert was given"), (["--alert", str(alert)], "the alert lacks it")):
+        assert main(["run", "compromised-inference-host", "--dry-run", *extra]) == 1
+        err = capsys.readouterr().err
+        assert err == (
+            "fireline: error: input 'instance_ids' has no value: its default reads alert.labels.instance_ids, "
+            f"and {why}; pass --alert FILE or --input instance_ids=...\n"
+        )
+    runs = Path(os.environ["FIRELINE_RUNS_DIR"])
+    assert not runs.exists() or not any(runs.iterdir())
