@@ -117,6 +117,13 @@ def _resolve_secrets(value: Any, environ: Mapping[str, str], path: str) -> Any:
     return value
 
 
+class RecordSettings(_Section):
+    key: str | None = Field(
+        default=None,
+        description="HMAC key that seals run records (write secret:NAME); default: <home>/record.key, mode 0600.",
+    )
+
+
 class _FirelineEnv(EnvSettingsSource):
     """``FIRELINE_*`` from a given environment; ``FIRELINE_AWS__REGION`` means ``FIRELINE_AWS_REGION``."""
 
@@ -153,6 +160,7 @@ class Settings(BaseSettings):
     prefect: PrefectSettings = Field(default_factory=PrefectSettings)
     slack: SlackSettings = Field(default_factory=SlackSettings)
     triggers: TriggersSettings = Field(default_factory=TriggersSettings, description="The alert receiver.")
+    record: RecordSettings = Field(default_factory=RecordSettings, description="Sealing of run records.")
 
     @model_validator(mode="before")
     @classmethod

@@ -45,8 +45,8 @@ class RedactingRecord(RunRecord):
     redacted from every later event, whoever emits it (the engine or an action through ``ctx.emit``).
     """
 
-    def __init__(self, run_dir: Path, run_id: str, secrets: set[str], mode: str | None = None) -> None:
-        super().__init__(run_dir, run_id)
+    def __init__(self, run_dir: Path, run_id: str, secrets: set[str], mode: str | None = None, **record: Any) -> None:
+        super().__init__(run_dir, run_id, **record)
         self.secrets = secrets
         self.mode = mode
 

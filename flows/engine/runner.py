@@ -33,6 +33,8 @@ from flows.engine.work import Progress, RunDoc, RunEnv
 from flows.errors import RunError
 from flows.language.dag import check_graph
 from flows.language.spec import Mode, Playbook
+from flows.record.anchor import anchor_sink
+from flows.record.seal import sealer_for
 from flows.record.store import iso, utcnow
 
 
@@ -186,6 +188,7 @@ def run_playbook(
         "mode": mode,
         "incident": {"id": incident.id, "started_at": iso(started)},
     }
+    sealer_for(settings)  # a bad record key refuses the run before anything is written
     state = RunState(run_dir)
     state.create(meta)
     doc_data: dict[str, Any] = {
@@ -312,7 +315,8 @@ def _drive(launch: _Launch) -> RunSummary:
     settings, trigger, executor = launch.settings, launch.trigger, launch.executor
     state.acquire()
     services = RunServices()
-    record = RedactingRecord(run_dir, run_id, services.secret_values, incident.mode)
+    sealing = {"sealer": sealer_for(settings), "anchor": anchor_sink(settings)}
+    record = RedactingRecord(run_dir, run_id, services.secret_values, incident.mode, **sealing)
     doc = RunDoc(record, launch.doc)
     ctx = ActionContext(
         run_id=run_id,

@@ -19,9 +19,13 @@ import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from flows.record.anchor import AnchorSink
+    from flows.record.seal import Sealer
 
 ZERO_HASH = "0" * 64
 EVENT_KEYS = ("seq", "at", "type", "step", "item", "detail", "prev_sha256")
@@ -225,9 +229,21 @@ class EvidenceManifest:
 
 
 class RunRecord:
-    """The files of one run under ``<runs_dir>/<run_id>/``."""
+    """The files of one run under ``<runs_dir>/<run_id>/``.
 
-    def __init__(self, run_dir: Path, run_id: str | None = None, *, fsync: bool = True) -> None:
+    run.json is sealed on every write (:mod:`flows.record.seal`; ``sealer`` defaults to the
+    process's installed one) and, with an ``anchor`` sink, its new heads are anchored outside.
+    """
+
+    def __init__(
+        self,
+        run_dir: Path,
+        run_id: str | None = None,
+        *,
+        fsync: bool = True,
+        sealer: Sealer | None = None,
+        anchor: AnchorSink | None = None,
+    ) -> None:
         self.dir = run_dir
         self.run_id = run_id or run_dir.name
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -235,6 +251,10 @@ class RunRecord:
         self.events = EventLog(self.dir / "events.jsonl", fsync=fsync)
         self.evidence = EvidenceManifest(self.dir, self.run_id)
         self._run_lock = threading.Lock()
+        self.sealer = sealer
+        self.anchor = anchor
+        self._anchored: tuple[int, str] | None = None
+        self.anchor_error: str | None = None
 
     @property
     def run_json(self) -> Path:
@@ -251,11 +271,22 @@ class RunRecord:
         return data
 
     def write_run(self, data: dict[str, Any]) -> None:
-        """Replace run.json atomically, stamping the event log head into it."""
+        """Replace run.json atomically, stamping the event log head into it and sealing it; anchor a new head."""
+        from flows.record import seal
+
         with self._run_lock:
             count, head = self.events.head
             doc = {**data, "events": {"count": count, "head_sha256": head}}
+            if self.anchor_error is not None:
+                doc["anchor_error"] = self.anchor_error
+            doc = (self.sealer or seal.current()).seal(self.run_id, doc)
             write_atomic(self.run_json, json.dumps(doc, indent=2, ensure_ascii=False, default=str).encode("utf-8"))
+            if self.anchor is not None and self._anchored != (count, head):
+                try:
+                    self.anchor.put(self.run_id, {"count": count, "head_sha256": head, "seal": doc["seal"]})
+                    self._anchored, self.anchor_error = (count, head), None
+                except Exception as e:  # the run goes on; run.json says the anchor is behind, verify says so too
+                    self.anchor_error = f"{type(e).__name__}: {e}"
 
     def update_run(self, **changes: Any) -> dict[str, Any]:
         data = self.read_run()

@@ -18,7 +18,7 @@ Dry-run and drill runs post only when a drill channel is configured, there, mark
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+import time
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,6 @@ from integrations.slack.state import read_state, update_state
 
 BATCH_LINES = 40
 RETRY_DELAY = 2.0  # seconds between attempts when Slack refuses a post (not a 429: those wait Retry-After)
-CLOSING_ATTEMPTS = 2  # failed attempts allowed once the run ended: an unreachable Slack must not hold the run
 _WAITING_DONE = ("approval.granted", "approval.rejected", "approval.escalated")
 
 
@@ -89,7 +88,6 @@ class TimelineSink:
         self.pending: list[dict[str, Any]] = []
         self.dirty = True
         self.failures = 0
-        self.detach: Callable[[], None] = lambda: None
         self._cond = threading.Condition()
         self._closing = False
         self._thread = threading.Thread(target=self._work, name=f"slack-timeline:{run_id}", daemon=True)
@@ -121,7 +119,6 @@ class TimelineSink:
             self._closing = True
             self._cond.notify()
         self._thread.join(timeout)
-        self.detach()
         with self._cond:
             self._closing = True
             left = len(self.pending)
@@ -143,13 +140,12 @@ class TimelineSink:
             try:
                 self._send(batch, dirty, text, blocks)
             except SlackCallError:
+                self.failures += 1
                 with self._cond:
                     self.dirty = self.dirty or dirty
-                    self.failures = self.failures + 1 if self._closing else 0
-                    if self.failures >= CLOSING_ATTEMPTS:
+                    if self._closing and self.failures > 3:
                         return
-                    if not self._closing:
-                        self._cond.wait(RETRY_DELAY)  # woken at once when the run ends
+                time.sleep(RETRY_DELAY)
 
     def _send(self, batch: list[dict[str, Any]], dirty: bool, text: str, blocks: list[dict[str, Any]]) -> None:
         assert self.channel is not None  # the worker only sends once a channel is known
@@ -186,5 +182,5 @@ def timeline_sink(record: RunRecord, *, settings: Settings, run_id: str, mode: s
         return None
     sink = TimelineSink(connection(settings), record.dir, run_id, mode, channel)
     sink.backfill(record.events.path)
-    sink.detach = record.events.add_listener(sink.on_event)
+    record.events.add_listener(sink.on_event)
     return sink.start()

@@ -288,3 +288,24 @@ class Sloppy(Action[SloppyParams, SloppyResult]):
 
     def apply(self, params: SloppyParams, ctx: ActionContext) -> SloppyResult:
         raise ActionError("never called in this test")
+
+
+class EvidenceParams(ActionParams):
+    name: str
+    text: str
+
+
+class EvidenceResult(ActionResult):
+    evidence_id: str = ""
+
+
+@action("test.evidence", kind=ActionKind.EVIDENCE, params=EvidenceParams, result=EvidenceResult)
+class Preserve(Action[EvidenceParams, EvidenceResult]):
+    """Preserve ``text`` as an evidence file of the run."""
+
+    def plan(self, params: EvidenceParams, ctx: ActionContext) -> Plan:
+        return Plan(action=self.name, summary=f"preserve {params.name}", mutating=False)
+
+    def apply(self, params: EvidenceParams, ctx: ActionContext) -> EvidenceResult:
+        item = ctx.store_evidence_bytes(params.name, params.text.encode(), content_type="text/plain")
+        return EvidenceResult(evidence_id=item.id)

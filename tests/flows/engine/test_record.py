@@ -82,6 +82,7 @@ def _cli(args: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> in
     from flows.cli import main
 
     monkeypatch.setenv("FIRELINE_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("FIRELINE_HOME", str(tmp_path / "home"))  # where make_settings keeps the record key
     return main(args)
 
 
