@@ -75,3 +75,23 @@ def test_pacer_spaces_messages_per_channel_not_across_channels() -> None:
     pacer.hold("a", 5.0)
     pacer.wait_turn("a")
     assert clock.now == 7.0  # the last "a" went at 2.0; Retry-After 5 holds the channel until 7.0
+
+
+def test_slack_settings_from_the_environment_and_the_file(tmp_path: Path) -> None:
+    from flows.config import load_settings
+
+    toml = tmp_path / "fireline.toml"
+    toml.write_text(
+        '[slack]\ntoken = "secret:BOT_TOKEN"\nsigning_secret = "secret:SIGNING"\ndrill_channel = "C0DRILL"\n'
+    )
+    environ = {"BOT_TOKEN": "xoxb-from-env", "SIGNING": "s3cr3t", "FIRELINE_SLACK_BASE_URL": "http://127.0.0.1:9/api/"}
+    settings = load_settings(toml, environ)
+    assert (settings.slack.token, settings.slack.signing_secret) == ("xoxb-from-env", "s3cr3t")
+    assert settings.slack.base_url == "http://127.0.0.1:9/api/"
+    assert settings.slack.drill_channel == "C0DRILL"
+    overridden = load_settings(
+        toml, {**environ, "FIRELINE_SLACK_TOKEN": "xoxb-direct", "FIRELINE_SLACK_SIGNING_SECRET": "x"}
+    )
+    assert overridden.slack.token == "xoxb-direct"
+    with pytest.raises(ConfigError, match="SIGNING"):
+        load_settings(toml, {"BOT_TOKEN": "xoxb-from-env"})
