@@ -22,6 +22,7 @@ from flows.language.spec import Mode
 from flows.record.store import EvidenceItem, RunRecord, iso, sha256_bytes, utcnow, write_atomic
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+MIN_SECRET_CHARS = 4  # shorter values would mask ordinary words, so they are refused
 
 
 @dataclass(frozen=True)
@@ -166,10 +167,17 @@ class ActionContext:
 
     # -- secrets ------------------------------------------------------------------------------
     def secret(self, ref: str) -> str:
-        """Resolve ``secret:NAME`` from the environment (or a Prefect Secret block named NAME)."""
+        """Resolve ``secret:NAME`` from the environment, or a Prefect Secret block when a Prefect API is set.
+
+        Without a configured Prefect API (``prefect.api_url`` or ``PREFECT_API_URL``) a missing
+        variable fails at once, naming it: looking for a block would start a temporary Prefect server.
+        A value shorter than :data:`MIN_SECRET_CHARS` is refused, since it could not be masked.
+        """
         name = ref.removeprefix("secret:")
         value = os.environ.get(name)
         if value is None:
+            if not (self.settings.prefect.api_url or os.environ.get("PREFECT_API_URL")):
+                raise ConfigError(f"secret {name!r} is not set: export the environment variable {name}")
             try:
                 from prefect.blocks.system import Secret
 
@@ -178,6 +186,10 @@ class ActionContext:
                 value = str(block.get())
             except Exception as e:  # any failure means the secret is not available
                 raise ConfigError(f"secret {name!r} is not set (environment variable or Prefect Secret block)") from e
+        if len(value) < MIN_SECRET_CHARS:
+            raise ConfigError(
+                f"secret {name!r} is shorter than {MIN_SECRET_CHARS} characters: it could not be masked in records"
+            )
         self.services.secret_values.add(value)
         return value
 

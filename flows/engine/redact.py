@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -13,11 +14,27 @@ _SECRET_PREFIX = "secret:"
 _MIN_SECRET = 4  # shorter values would mask ordinary words
 
 
+def encoded_forms(value: str) -> set[str]:
+    """``value`` and the forms it takes when it is written out: repr, JSON, URL (path and form) encoding."""
+    from urllib.parse import quote, quote_plus
+
+    return {
+        value,
+        repr(value)[1:-1],
+        json.dumps(value)[1:-1],
+        json.dumps(value, ensure_ascii=False)[1:-1],
+        quote(value, safe=""),
+        quote(value),
+        quote_plus(value),
+    }
+
+
 class Redactor:
     """Replaces known secret values everywhere in nested data."""
 
     def __init__(self, secret_values: Iterable[str] = (), *, hide_refs: bool = False) -> None:
-        self.values = sorted({v for v in secret_values if len(v) >= _MIN_SECRET}, key=len, reverse=True)
+        forms = {form for v in secret_values if len(v) >= _MIN_SECRET for form in encoded_forms(v)}
+        self.values = sorted((f for f in forms if len(f) >= _MIN_SECRET), key=len, reverse=True)
         self.hide_refs = hide_refs
 
     def scrub_text(self, text: str) -> str:

@@ -84,8 +84,8 @@ class RunEnv:
         return Redactor(set(self.ctx.services.secret_values)).scrub(value)
 
     def notify(self, step: str, status: str, detail: dict[str, Any] | None = None) -> None:
-        if self.progress is not None:
-            self.progress(step, status, detail or {})
+        if self.progress is not None:  # the progress line is output too: secrets masked like the record
+            self.progress(step, status, self.scrub(detail or {}))
 
 
 def _store(env: RunEnv, step_id: str, key: str, ctx: ActionContext, result: ItemResult) -> None:

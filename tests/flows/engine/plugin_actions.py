@@ -309,3 +309,22 @@ class Preserve(Action[EvidenceParams, EvidenceResult]):
     def apply(self, params: EvidenceParams, ctx: ActionContext) -> EvidenceResult:
         item = ctx.store_evidence_bytes(params.name, params.text.encode(), content_type="text/plain")
         return EvidenceResult(evidence_id=item.id)
+
+
+class LeakParams(ActionParams):
+    token: str
+
+
+@action("test.leak", kind=ActionKind.CONTROL, params=LeakParams, result=EchoResult)
+class Leak(Action[LeakParams, EchoResult]):
+    """Fail with the token in its repr, JSON and URL-encoded forms, as careless SDK errors do."""
+
+    def plan(self, params: LeakParams, ctx: ActionContext) -> Plan:
+        return Plan(action=self.name, summary="leak", mutating=False)
+
+    def apply(self, params: LeakParams, ctx: ActionContext) -> EchoResult:
+        from urllib.parse import quote, quote_plus
+
+        token = params.token
+        ctx.log("request", body=json.dumps({"token": token}), url=f"https://api.example/?t={quote_plus(token)}")
+        raise ActionError(f"rejected {token!r} at https://api.example/{quote(token, safe='')} with {json.dumps(token)}")
