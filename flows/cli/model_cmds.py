@@ -33,6 +33,16 @@ def _eval_metrics(path: Path | None) -> dict[str, Any] | None:
     return data
 
 
+def _drop_if_nothing_recorded(folder: Path) -> None:
+    """Remove an attestation record that failed before it recorded anything (no half-written record)."""
+    import shutil
+
+    events = folder / "events.jsonl"
+    files = [p for p in folder.rglob("*") if p.is_file()] if folder.is_dir() else []
+    if not files or (files == [events] and not events.read_bytes().strip()):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 @app.command("attest")
 def attest_command(
     target: Annotated[
@@ -73,15 +83,15 @@ def attest_command(
         params = params.model_copy(update={"tracking_uri": tracking_uri})
     settings = load_settings()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    ctx = make_context(
-        settings.home / "attestations" / f"attest-{stamp}",
-        settings=settings,
-        step_id="attest",
-        incident_id=f"attest-{stamp}",
-    )
-    outcome = attest(
-        ctx, params, version, by=by, eval_metrics=metrics, approve=approve, training_data=training_data or ()
-    )
+    folder = settings.home / "attestations" / f"attest-{stamp}"
+    ctx = make_context(folder, settings=settings, step_id="attest", incident_id=f"attest-{stamp}")
+    try:
+        outcome = attest(
+            ctx, params, version, by=by, eval_metrics=metrics, approve=approve, training_data=training_data or ()
+        )
+    except BaseException:
+        _drop_if_nothing_recorded(folder)
+        raise
     ctx.emit("model.attested", outcome.model_dump(mode="json"))
     if as_json:
         print_json(outcome.model_dump(mode="json"))

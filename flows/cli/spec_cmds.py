@@ -73,6 +73,8 @@ def _library_names(results: list[tuple[Path, Any, list[Diagnostic]]]) -> None:
 
 
 def _check(paths: list[Path], strict: bool, as_json: bool, command: str) -> None:
+    import sys
+
     from flows.language.lint import validate_path
 
     files = collect_playbooks(paths)
@@ -105,13 +107,12 @@ def _check(paths: list[Path], strict: bool, as_json: bool, command: str) -> None
             }
         )
     else:
-        import sys
-
         for _, _, found in results:
             for d in found:
                 sys.stdout.write(d.render() + "\n")
-        verdict = "ok" if errors == 0 else "failed"
-        sys.stderr.write(f"{command}: {len(files)} file(s), {errors} error(s), {warnings} warning(s): {verdict}\n")
+    # The verdict goes to stderr with --json too: a failure is always a line there.
+    verdict = "ok" if errors == 0 else "failed"
+    sys.stderr.write(f"{command}: {len(files)} file(s), {errors} error(s), {warnings} warning(s): {verdict}\n")
     if errors:
         raise typer.Exit(1)
 
@@ -262,8 +263,7 @@ def plan(
     if loaded is None or errors:
         if as_json:
             print_json({"ok": False, "diagnostics": [diagnostic_json(d) for d in found]})
-        else:
-            sys.stderr.write("".join(d.render() + "\n" for d in found))
+        sys.stderr.write("".join(d.render() + "\n" for d in found))
         raise typer.Exit(1)
     result = static_plan(loaded.playbook, registry)
     if as_json:
