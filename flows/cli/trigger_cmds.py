@@ -96,7 +96,13 @@ def triggers_test(
         })  # fmt: skip
     if as_json:
         print_json({"source": batch.source, "truncated": batch.truncated, "alerts": report})
-        return
+    else:
+        _print_report(report)
+    if not any(e["matches"] for e in report):
+        raise typer.Exit(1)
+
+
+def _print_report(report: list[dict[str, Any]]) -> None:
     for entry in report:
         console.print(f"alert {entry['fingerprint']} ({entry['status']}) {entry['labels']}", markup=False)
         if entry["status"] == "resolved":
@@ -107,5 +113,3 @@ def triggers_test(
             console.print("  starts no playbook", markup=False)
         for other in entry["others"]:
             console.print(f"  not {other['playbook']}: {'; '.join(other['reasons'])}", markup=False)
-    if not any(e["matches"] for e in report):
-        raise typer.Exit(1)

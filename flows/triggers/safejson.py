@@ -23,15 +23,13 @@ MAX_DEPTH = 64
 def read_capped(path: Path, cap: int) -> bytes:
     """Read a file, refusing more than ``cap`` bytes; never trust ``st_size`` (devices, FIFOs, /proc)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        fd = os.open(path, os.O_RDONLY)  # a FIFO blocks here until its writer opens it, as with cat
     except OSError as e:
         raise AlertError(f"{path}: cannot read the alert file: {e.strerror}") from e
     try:
         mode = os.fstat(fd).st_mode
         if stat.S_ISDIR(mode):
             raise AlertError(f"{path}: is a directory, not an alert file")
-        if stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISSOCK(mode):
-            os.set_blocking(fd, True)  # a pipe is read as a stream, still bounded by the cap
         chunks: list[bytes] = []
         total = 0
         while total <= cap:
