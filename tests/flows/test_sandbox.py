@@ -60,3 +60,63 @@ def test_up_prints_the_endpoint_and_stops_after_the_time(capsys: pytest.CaptureF
     # The server is gone once the command returns.
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(f"{doc['endpoint']}/moto-api/data.json", timeout=2)
+
+
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid``, read from the process table (/proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended while we looked
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.slow
+def test_up_stops_its_moto_server_on_sigterm(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flows", "sandbox", "up", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
+    try:
+        assert proc.stdout is not None
+        text = ""
+        while True:  # the JSON document is printed once the sandbox is up and seeded
+            line = proc.stdout.readline()
+            assert line, f"sandbox up ended early: {proc.stderr.read() if proc.stderr else ''}"
+            text += line
+            if line.rstrip() == "}":
+                break
+        endpoint = json.loads(text)["endpoint"]
+        children = _children(proc.pid)
+        assert children, "the moto server should be a child of fireline sandbox up"
+        assert all(_running(pid) for pid in children)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=120) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert [pid for pid in children if _running(pid)] == []
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=2)
