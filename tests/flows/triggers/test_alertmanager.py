@@ -148,7 +148,7 @@ def _alerts(ends: str | None = None) -> list[dict[str, Any]]:
 def test_firing_group_then_resolution_from_a_real_alertmanager(
     alertmanager: str, receiver_url: tuple[str, EngineStarter, Spool]
 ) -> None:
-    _, starter, spool = receiver_url
+    _, starter, _spool = receiver_url
     _post_alerts(alertmanager, _alerts())
     wait_for(lambda: starter.started, 90, "the firing group to start a run")
     (run_id,) = starter.started
