@@ -29,6 +29,7 @@ BACKEND = "sandbox.aws"  # a name in flows.plugins.PROVIDERS
 DEMO_STEP_SOURCES: list[str] = [
     "integrations.aws.sandbox_demo:demo_steps",
     "integrations.models.seed:model_demo_steps",
+    "integrations.data.seed:data_demo_steps",
 ]
 
 World = Any  # the backend's record of what it seeded: ``.region``, ``.data`` (ids by name), ``.client(service)``

@@ -137,6 +137,16 @@ class TaintedDataset(BaseModel):
         return self.since is None or created_at >= self.since
 
 
+# What a playbook may write for a list of tainted datasets (normalised by :func:`tainted_list`).
+TAINTED_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "string"},
+        {"type": "object"},
+        {"type": "array", "items": {"anyOf": [{"type": "string"}, {"type": "object"}]}},
+    ]
+}
+
+
 def tainted_list(value: Any) -> list[TaintedDataset]:
     """Tainted datasets from a playbook value: URIs (``uri[@sha256]``), objects, or a blast radius output."""
     if isinstance(value, Mapping) and "datasets" in value:

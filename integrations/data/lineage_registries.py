@@ -51,9 +51,15 @@ def object_versions(ctx: ActionContext, uri: str, region: str | None = None) -> 
 
 def s3_prefix_digest(ctx: ActionContext, uri: str, region: str | None = None) -> tuple[str, int]:
     """The dataset digest of an S3 prefix and how many objects it covers (their bytes are never read)."""
-    latest = [v for v in object_versions(ctx, uri, region) if v.get("IsLatest") and not v["IsDeleteMarker"]]
-    if not latest:
+    digest, count = listing_digest(object_versions(ctx, uri, region))
+    if not count:
         raise ActionError(f"{uri} holds no objects: nothing to attest")
+    return digest, count
+
+
+def listing_digest(listing: list[dict[str, Any]]) -> tuple[str, int]:
+    """The digest of a ``ListObjectVersions`` listing: its latest live versions' lines, sorted by key."""
+    latest = [v for v in listing if v.get("IsLatest") and not v.get("IsDeleteMarker")]
     lines = "".join(
         f"{v['Key']}\0{v.get('VersionId') or 'null'}\0{str(v.get('ETag', '')).strip(chr(34))}\n"
         for v in sorted(latest, key=lambda v: str(v["Key"]))

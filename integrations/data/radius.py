@@ -13,15 +13,15 @@ be read is listed under ``unknown`` with the reason; it never stops the walk.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, WithJsonSchema, field_validator
 
 from flows.actions.context import ActionContext
 from flows.actions.registry import Action, ActionKind, ActionParams, ActionResult, Plan, Target, action
 from flows.errors import ActionError, IntegrationError
 from flows.record.store import iso
-from integrations.data.lineage import LineageError, TaintedDataset, lineage, taint_of, tainted_list
+from integrations.data.lineage import TAINTED_SCHEMA, LineageError, TaintedDataset, lineage, taint_of, tainted_list
 from integrations.models.base import ModelVersion, RegistryAdapter, ServingState, TargetParams, load_adapter
 from integrations.models.permissions import S3_READ, SAGEMAKER_READ, target_of
 
@@ -29,7 +29,9 @@ READ_PERMISSIONS = (*SAGEMAKER_READ, "sagemaker:DescribeTrainingJob", *S3_READ)
 
 
 class BlastRadiusParams(ActionParams):
-    datasets: list[TaintedDataset] = Field(min_length=1, description="Tainted datasets: uri[@sha256] or objects.")
+    datasets: Annotated[list[TaintedDataset], WithJsonSchema(TAINTED_SCHEMA)] = Field(
+        min_length=1, description="Tainted datasets: uri[@sha256] or objects."
+    )
     registries: list[TargetParams] = Field(min_length=1, description="The registry targets to search.")
     max_versions: int = Field(default=1000, ge=1, le=100_000, description="Newest versions read per target.")
 

@@ -11,14 +11,14 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
 from flows.actions.context import ActionContext
 from flows.errors import ActionError
 from flows.record.store import iso
-from integrations.data.lineage import LineageError, TaintedDataset, lineage, taint_of, tainted_list
+from integrations.data.lineage import TAINTED_SCHEMA, LineageError, TaintedDataset, lineage, taint_of, tainted_list
 from integrations.models.base import (
     KEY_ATTESTED_AT,
     KEY_ATTESTED_BY,
@@ -50,7 +50,7 @@ class KnownGoodPolicy(BaseModel):
     min_eval: dict[str, float] = Field(default_factory=dict, description="Minimum values of attested eval metrics.")
     exclude: list[str] = Field(default_factory=list, description="Version ids never to pick.")
     max_digest_checks: int = Field(default=10, ge=1, le=1000, description="Stop after hashing this many candidates.")
-    exclude_training_data: list[TaintedDataset] = Field(
+    exclude_training_data: Annotated[list[TaintedDataset], WithJsonSchema(TAINTED_SCHEMA)] = Field(
         default_factory=list,
         description="Tainted datasets: URIs (uri[@sha256]), objects, or a data.blast_radius output.",
     )

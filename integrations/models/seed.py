@@ -85,7 +85,13 @@ def seed_model_registry(world: World) -> None:
     )
 
 
-MODEL_SEEDERS = [seed_model_registry]
+def _seed_training_data(world: World) -> None:
+    from integrations.data.seed import seed_training_data  # the training-data poisoning scenario
+
+    seed_training_data(world)
+
+
+MODEL_SEEDERS = [seed_model_registry, _seed_training_data]
 
 
 def endpoint_weights(world: World) -> dict[str, float]:

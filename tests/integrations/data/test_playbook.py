@@ -1,0 +1,114 @@
+"""The shipped training-data-poisoning playbook against the sandbox on the loopback moto server.
+
+A dry-run changes nothing at the target; a live run quarantines the poisoned shard and the model
+versions trained on it, rolls the endpoint back past the newest attested (tainted) version to the
+clean one, and starts the reprocessing pipeline: every effect is read back from moto.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from flows.config import Settings
+from flows.engine.approvals import Answer, Responders
+from flows.engine.runner import run_playbook
+from flows.record.store import read_events
+from integrations.aws.sandbox import World, seed_buckets
+from integrations.data.seed import DATA_BUCKET, ENDPOINT, PIPELINE, POISONED_PREFIX, poisoning_alert, seed_training_data
+from integrations.models.base import KEY_QUARANTINED
+from tests.fixtures.moto import AwsEnv
+from tests.integrations.data.helpers import all_tags
+
+pytestmark = pytest.mark.moto_server
+REPO = Path(__file__).resolve().parents[3]
+PLAYBOOK = REPO / "playbooks" / "training-data-poisoning.yaml"
+
+
+def settings(aws: AwsEnv, tmp_path: Path) -> Settings:
+    approvers = tmp_path / "approvers.yaml"
+    approvers.write_text(yaml.safe_dump({"groups": {"ml-security": ["alice"], "ml-platform-oncall": ["bob"]}}))
+    return aws.settings.model_copy(update={"approvers_file": approvers})
+
+
+def snapshot(world: World) -> dict[str, Any]:
+    """Everything the playbook may change, read from moto."""
+    s3, sm = world.client("s3"), world.client("sagemaker")
+    try:
+        policy = s3.get_bucket_policy(Bucket=DATA_BUCKET)["Policy"]
+    except s3.exceptions.ClientError:
+        policy = None
+    packages = {
+        name: sm.describe_model_package(ModelPackageName=arn).get("CustomerMetadataProperties", {}).get(KEY_QUARANTINED)
+        for name, arn in world.data["credit_risk_versions"].items()
+    }
+    weights = {
+        v["VariantName"]: v.get("CurrentWeight")
+        for v in sm.describe_endpoint(EndpointName=ENDPOINT)["ProductionVariants"]
+    }
+    executions = sm.list_pipeline_executions(PipelineName=PIPELINE)["PipelineExecutionSummaries"]
+    evidence = s3.list_object_versions(Bucket="ml-evidence").get("Versions", [])
+    return {
+        "policy": policy,
+        "quarantined": packages,
+        "weights": weights,
+        "executions": [e["PipelineExecutionArn"] for e in executions],
+        "evidence": len(evidence),
+    }
+
+
+def test_dry_run_changes_nothing(aws: AwsEnv, tmp_path: Path) -> None:
+    world = aws.seed(seed_buckets, seed_training_data)
+    tags, before = all_tags(world.client("s3"), DATA_BUCKET), snapshot(world)
+
+    summary = run_playbook(PLAYBOOK, alert=poisoning_alert(world), mode="dry-run", settings=settings(aws, tmp_path))
+
+    assert summary.outcome == "succeeded", [
+        (k, v.status, v.error) for k, v in summary.steps.items() if v.status != "succeeded"
+    ]
+    assert all_tags(world.client("s3"), DATA_BUCKET) == tags
+    assert snapshot(world) == before
+    plans = [e for e in read_events(summary.run_dir / "events.jsonl") if e["type"] == "dryrun.refused"]
+    assert plans == []  # nothing even tried to write
+
+
+def test_live_run_rolls_back_past_the_tainted_version_and_reprocesses(aws: AwsEnv, tmp_path: Path) -> None:
+    world = aws.seed(seed_buckets, seed_training_data)
+    versions = world.data["credit_risk_versions"]
+
+    summary = run_playbook(
+        PLAYBOOK,
+        alert=poisoning_alert(world),
+        settings=settings(aws, tmp_path),
+        responders=Responders(approvals={"approve-containment": [Answer(by="alice", decision="approve")]}),
+    )
+
+    assert summary.outcome == "succeeded", [
+        (k, v.status, v.error) for k, v in summary.steps.items() if v.status != "succeeded"
+    ]
+    after = snapshot(world)
+    assert after["weights"] == {"stable": 1.0, "canary": 0.0}  # v2 (clean) serves, not v3
+    assert {k for k, v in after["quarantined"].items() if v} == {"v3", "v4"}
+    assert after["quarantined"]["v3"].startswith(summary.incident_id if hasattr(summary, "incident_id") else "")
+    deny = json.loads(after["policy"])["Statement"][-1]
+    assert deny["Principal"] == {"AWS": [world.data["training_role_arn"]]}
+    assert deny["Resource"] == f"arn:aws:s3:::{DATA_BUCKET}/{POISONED_PREFIX}*"
+    assert len(after["executions"]) == 1
+    assert after["evidence"] == 2  # both versions... of the poisoned shard's two objects
+    sm = world.client("sagemaker")
+    params = sm.list_pipeline_parameters_for_execution(PipelineExecutionArn=after["executions"][0])
+    assert {p["Name"]: p["Value"] for p in params["PipelineParameters"]}["ExcludePrefix"] == (
+        f"s3://{DATA_BUCKET}/{POISONED_PREFIX}"
+    )
+    radius = summary.steps["radius"].output
+    assert {m["version"] for m in radius["models"]} == {versions["v3"], versions["v4"]}
+    rollback = summary.steps["rollback"].output
+    outputs = rollback if isinstance(rollback, list) else [rollback]
+    [chosen] = [o["chosen"]["id"] for o in outputs]
+    assert chosen == versions["v2"]
+    reasons = {r["version"]: r["reason"] for o in outputs for r in o["rejections"]}
+    assert reasons[versions["v3"]] in ("tainted_training_data", "quarantined")
