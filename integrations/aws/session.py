@@ -19,7 +19,7 @@ from typing import Any
 
 from flows.actions.context import ActionContext
 from flows.config import Settings
-from flows.errors import ActionError, DryRunRefusal, IntegrationError
+from flows.errors import ActionError, DryRunRefusal, IntegrationError, one_line
 
 # Operation-name prefixes that only read. Everything else is refused outside live mode.
 READ_ONLY_PREFIXES: tuple[str, ...] = (
@@ -261,7 +261,8 @@ def aws_errors(what: str) -> Iterator[None]:
         raise
     except ClientError as e:
         code = error_code(e)
-        message = e.response.get("Error", {}).get("Message", "") or str(e)
+        # A server that fails badly (a proxy, an operation moto lacks) answers with an HTML page.
+        message = one_line(e.response.get("Error", {}).get("Message", "") or str(e))
         conflict = is_conflict(code, message)
         details: dict[str, object] = {"code": code}
         if conflict:
@@ -274,7 +275,8 @@ def aws_errors(what: str) -> Iterator[None]:
         transient = isinstance(
             e, EndpointConnectionError | ConnectionClosedError | ReadTimeoutError | ConnectTimeoutError
         )
-        raise IntegrationError(f"{what}: {e}", retryable=transient, details={"code": type(e).__name__}) from e
+        message = f"{what}: {one_line(str(e))}"
+        raise IntegrationError(message, retryable=transient, details={"code": type(e).__name__}) from e
 
 
 def tag_dict(tags: list[dict[str, str]] | None) -> dict[str, str]:

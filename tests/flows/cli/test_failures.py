@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from botocore.exceptions import EndpointConnectionError, NoCredentialsError
@@ -12,6 +13,7 @@ from botocore.exceptions import EndpointConnectionError, NoCredentialsError
 from flows.cli import main
 from flows.cli.failures import describe
 from flows.errors import ConfigError, UsageError, one_line
+from tests.fixtures.moto import aws, moto  # noqa: F401 - fixtures
 
 
 @pytest.mark.parametrize(
@@ -48,10 +50,9 @@ def test_json_error_object_on_stdout(tmp_path: Path, capsys: pytest.CaptureFixtu
     missing = tmp_path / "missing-dir" / "x.json"
     assert main(["schema", "--output", str(missing), "--json"]) == 1
     out, err = capsys.readouterr()
-    assert json.loads(out) == {
-        "error": {"code": "E003", "message": f"{missing}: no such file or directory", "where": str(missing)}
-    }
-    assert err == f"fireline: error: {missing}: no such file or directory\n"
+    message = f"--output {missing}: cannot write: the folder {missing.parent} does not exist"
+    assert json.loads(out) == {"error": {"code": "E003", "message": message, "where": str(missing)}}
+    assert err == f"fireline: error: {message}\n"
 
 
 def test_usage_error_as_json_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
@@ -64,3 +65,35 @@ def test_usage_error_as_json_exits_2(capsys: pytest.CaptureFixture[str]) -> None
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--version"]) == 0
     assert capsys.readouterr().out.startswith("fireline ")
+
+
+def test_an_input_whose_default_reads_a_missing_alert_label_says_how_to_give_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+
+    alert = tmp_path / "alert.json"
+    alert.write_text('{"labels": {"alertname": "Other"}}')
+    for extra, why in (([], "no alert was given"), (["--alert", str(alert)], "the alert lacks it")):
+        assert main(["run", "compromised-inference-host", "--dry-run", *extra]) == 1
+        err = capsys.readouterr().err
+        assert err == (
+            "fireline: error: input 'instance_ids' has no value: its default reads alert.labels.instance_ids, "
+            f"and {why}; pass --alert FILE or --input instance_ids=...\n"
+        )
+    runs = Path(os.environ["FIRELINE_RUNS_DIR"])
+    assert not runs.exists() or not any(runs.iterdir())
+
+
+@pytest.mark.moto_server
+def test_a_server_error_page_reaches_the_user_as_one_line(aws: Any) -> None:  # noqa: F811
+    """moto answers CloudTrail LookupEvents, which it lacks, with an HTML error page."""
+    from flows.errors import IntegrationError
+    from integrations.aws.cloudtrail import CollectEvents, CollectEventsParams
+
+    with pytest.raises(IntegrationError) as caught:
+        CollectEvents().apply(CollectEventsParams(lookup={"ResourceName": "b"}), aws.context())
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "<" not in message
+    assert describe(caught.value).message == message
