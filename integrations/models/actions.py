@@ -1,4 +1,5 @@
-"""Model registry actions: ``model.rollback``, ``model.quarantine`` and ``model.verify``.
+"""Model recovery actions: ``model.rollback`` and ``model.verify`` (``model.quarantine`` and
+``model.capture_registry`` are in :mod:`integrations.models.registry_actions`).
 
 ``model.rollback`` never deploys a version the known-good policy did not verify. It snapshots what
 the target serves, chooses the newest qualifying version, deploys it (unless it already serves),
@@ -10,13 +11,12 @@ rolls forward to the snapshot and lifts the quarantine it wrote.
 
 from __future__ import annotations
 
-import json
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
 from flows.actions.context import ActionContext
-from flows.actions.registry import Action, ActionKind, ActionParams, ActionResult, Plan, UndoResult, action
+from flows.actions.registry import Action, ActionKind, ActionResult, Plan, UndoResult, action
 from flows.errors import ActionError
 from flows.language.durations import Duration
 from integrations.aws.common import plan_read
@@ -24,17 +24,25 @@ from integrations.models.base import KEY_QUARANTINED, ServingState, TargetParams
 from integrations.models.permissions import (
     S3_PERMISSIONS,
     S3_READ,
-    S3_TAG_WRITE,
     SAGEMAKER_READ,
     SAGEMAKER_WRITE,
     SAGEMAKER_WRITE_READS,
     statements,
-    target_of,
 )
 from integrations.models.policy import KnownGoodPolicy, Rejection, select_known_good
+from integrations.models.registry_actions import ModelCaptureRegistry, ModelQuarantine, QuarantineParams, target_fields
+from integrations.models.targets import read_target
 from integrations.models.verify import VerifyParams, VerifyResult, plan_verify, run_verify
 
-__all__ = ["ModelCaptureRegistry", "ModelQuarantine", "ModelRollback", "ModelVerify", "VerifyParams", "VerifyResult"]
+__all__ = [
+    "ModelCaptureRegistry",
+    "ModelQuarantine",
+    "ModelRollback",
+    "ModelVerify",
+    "QuarantineParams",
+    "VerifyParams",
+    "VerifyResult",
+]
 
 
 class RollbackParams(TargetParams):
@@ -65,12 +73,6 @@ class RollbackResult(ActionResult):
     target_params: dict[str, Any] = Field(default_factory=dict, description="The target, for undo.")
 
 
-def target_fields(params: ActionParams) -> dict[str, Any]:
-    """The target fields of a params model, as JSON, for results that undo needs."""
-    data: dict[str, Any] = json.loads(params.model_dump_json(include=set(TargetParams.model_fields)))
-    return data
-
-
 def _preview(params: RollbackParams, ctx: ActionContext, warnings: list[str]) -> str | None:
     """Which version the policy would choose by its metadata alone (read-only; digests wait for apply).
 
@@ -86,7 +88,11 @@ def _preview(params: RollbackParams, ctx: ActionContext, warnings: list[str]) ->
             return "by its metadata no version qualifies now: " + selection.refusal(params.label)
         return f"by its metadata {chosen.label} would be chosen now (its digest is verified at apply time)"
 
-    return plan_read(ctx, f"list the versions of {params.label}", read, warnings)
+    try:
+        return plan_read(ctx, f"list the versions of {params.label}", read, warnings)
+    except ActionError as e:  # a preview that cannot be made only makes the plan vaguer
+        warnings.append(f"no preview of the choice: {e}")
+        return None
 
 
 def _snapshot(ctx: ActionContext, state: ServingState) -> ServingState:
@@ -146,7 +152,7 @@ class ModelRollback(Action[RollbackParams, RollbackResult]):
         return Plan(
             action=self.name,
             summary=f"roll {params.label} back to a verified known-good version",
-            targets=[target_of(params)],
+            targets=[read_target(params, ctx, warnings)],
             changes=changes,
             reads=[preview] if preview else [],
             warnings=warnings,
@@ -225,89 +231,6 @@ class ModelRollback(Action[RollbackParams, RollbackResult]):
         return UndoResult(changed=bool(changes), summary="; ".join(changes) or "nothing to roll forward")
 
 
-class QuarantineParams(TargetParams):
-    versions: list[str] = Field(default_factory=list, description="Version ids; empty: the versions serving now.")
-    reason: str = Field(min_length=1, max_length=200)
-    blast_radius: dict[str, Any] | None = Field(
-        default=None, description="A data.blast_radius output: quarantine this target's versions in it."
-    )
-
-
-class QuarantineResult(ActionResult):
-    target: str
-    quarantined: list[str] = Field(default_factory=list)
-    quarantine_mark: str = ""
-    target_params: dict[str, Any] = Field(default_factory=dict)
-
-
-@action(
-    "model.quarantine",
-    kind=ActionKind.CONTAINMENT,
-    params=QuarantineParams,
-    result=QuarantineResult,
-    permissions=(*SAGEMAKER_READ, "sagemaker:UpdateModelPackage", *S3_READ, *S3_TAG_WRITE),
-)
-class ModelQuarantine(Action[QuarantineParams, QuarantineResult]):
-    """Mark model versions quarantined so that no rollback or promotion picks them again."""
-
-    def policy_statements(self, params: QuarantineParams | None) -> list[dict[str, Any]]:
-        sagemaker = (*SAGEMAKER_READ, "sagemaker:UpdateModelPackage")
-        return statements({"sagemaker": sagemaker, "s3": (*S3_READ, *S3_TAG_WRITE)}, params)
-
-    def plan(self, params: QuarantineParams, ctx: ActionContext) -> Plan:
-        which = ", ".join(params.versions) if params.versions else "the versions serving now"
-        if params.blast_radius is not None:
-            from integrations.data.radius import versions_for_target
-
-            which = ", ".join([*params.versions, *versions_for_target(params.blast_radius, params)]) or "no version"
-        return Plan(
-            action=self.name,
-            summary=f"quarantine {which} of {params.label}",
-            targets=[target_of(params)],
-            changes=[f"set {KEY_QUARANTINED} = '{ctx.incident.id}: {params.reason}' on {which}"],
-        )
-
-    def apply(self, params: QuarantineParams, ctx: ActionContext) -> QuarantineResult:
-        ctx.require_live("model.quarantine")
-        adapter = load_adapter(params, ctx)
-        if params.blast_radius is not None:
-            from integrations.data.radius import versions_for_target
-
-            ids = [*params.versions, *versions_for_target(params.blast_radius, params)]
-        else:
-            ids = params.versions or adapter.serving().versions
-        mark = f"{ctx.incident.id}: {params.reason}"
-        done: list[str] = []
-        written = 0
-        for vid in ids:
-            version = adapter.version(vid)
-            existing = (version.metadata or {}).get(KEY_QUARANTINED)
-            if existing is None:
-                adapter.write_metadata(version, {KEY_QUARANTINED: mark})
-                written += 1
-            if existing in (None, mark):  # ours, now or on an earlier attempt: undo lifts it
-                done.append(vid)
-        ctx.emit("model.quarantined", {"target": params.label, "versions": done})
-        return QuarantineResult(
-            changed=bool(written),
-            quarantine_mark=mark,
-            summary=f"quarantined {len(done)} version(s) of {params.label}",
-            target=params.label,
-            quarantined=done,
-            target_params=target_fields(params),
-        )
-
-    def undo(self, result: QuarantineResult, ctx: ActionContext) -> UndoResult:
-        adapter = load_adapter(TargetParams.model_validate(result.target_params), ctx)
-        lifted = []
-        for vid in result.quarantined:
-            version = adapter.version(vid)
-            if (version.metadata or {}).get(KEY_QUARANTINED) == result.quarantine_mark:
-                adapter.write_metadata(version, {}, remove=[KEY_QUARANTINED])
-                lifted.append(vid)
-        return UndoResult(changed=bool(lifted), summary=f"lifted the quarantine of {len(lifted)} version(s)")
-
-
 @action(
     "model.verify",
     kind=ActionKind.RECOVERY,
@@ -326,61 +249,9 @@ class ModelVerify(Action[VerifyParams, VerifyResult]):
         )
 
     def plan(self, params: VerifyParams, ctx: ActionContext) -> Plan:
-        return plan_verify(self.name, params, ctx, target_of(params))
+        warnings: list[str] = []
+        plan = plan_verify(self.name, params, ctx, read_target(params, ctx, warnings))
+        return plan.model_copy(update={"warnings": [*plan.warnings, *warnings]})
 
     def apply(self, params: VerifyParams, ctx: ActionContext) -> VerifyResult:
         return run_verify(params, ctx)
-
-
-class CaptureParams(TargetParams):
-    max_versions: int = Field(
-        default=50, ge=1, le=1000, description="The newest versions to record with their metadata."
-    )
-
-
-class CaptureResult(ActionResult):
-    target: str
-    evidence_id: str
-    versions: int
-    serving: list[str] = Field(default_factory=list)
-
-
-@action(
-    "model.capture_registry",
-    kind=ActionKind.EVIDENCE,
-    params=CaptureParams,
-    result=CaptureResult,
-    permissions=(*SAGEMAKER_READ, *S3_READ),
-)
-class ModelCaptureRegistry(Action[CaptureParams, CaptureResult]):
-    """Preserve what a target serves and its registry's newest versions with their attestations."""
-
-    def policy_statements(self, params: CaptureParams | None) -> list[dict[str, Any]]:
-        return statements({"sagemaker": SAGEMAKER_READ, "s3": S3_READ}, params)
-
-    def plan(self, params: CaptureParams, ctx: ActionContext) -> Plan:
-        return Plan(
-            action=self.name,
-            summary=f"preserve {params.label} and its newest {params.max_versions} registry versions",
-            targets=[target_of(params)],
-            reads=[f"serving state of {params.label}", f"metadata of up to {params.max_versions} versions"],
-            mutating=False,
-        )
-
-    def apply(self, params: CaptureParams, ctx: ActionContext) -> CaptureResult:
-        adapter = load_adapter(params, ctx)
-        doc = adapter.capture(params.max_versions)
-        item = ctx.store_evidence_bytes(
-            f"registry-{params.registry}.json",
-            json.dumps(doc, indent=2, sort_keys=True, default=str).encode(),
-            description=f"{params.label}: serving state and registry versions",
-        )
-        serving = list(doc.get("serving", {}).get("versions", []))
-        return CaptureResult(
-            changed=False,
-            summary=f"preserved {params.label} and {len(doc['newest_versions'])} version(s)",
-            target=params.label,
-            evidence_id=item.id,
-            versions=len(doc["newest_versions"]),
-            serving=serving,
-        )

@@ -94,7 +94,12 @@ class TargetParams(ActionParams):
         default=None, description="sagemaker: role of a new model; default: the current model's."
     )
     model_name: str | None = Field(default=None, description="mlflow: the registered model.")
-    alias: str = Field(default="champion", description="mlflow: the serving alias.")
+    alias: str = Field(default="champion", description="mlflow: the serving alias (models:/NAME@ALIAS).")
+    stage: str = Field(
+        default="Production",
+        description="mlflow: the serving stage (models:/NAME/STAGE, deprecated since MLflow 2.9 but still "
+        "loaded); '' when consumers load by alias only.",
+    )
     tracking_uri: str | None = Field(default=None, description="mlflow: default: settings.models.mlflow_tracking_uri.")
     bucket: str | None = Field(default=None, description="s3: the bucket of the versioned artifact.")
     key: str | None = Field(default=None, description="s3: the artifact's key.")

@@ -1,9 +1,16 @@
-"""The ``mlflow`` registry: registered model versions, served through an alias (``champion``).
+"""The ``mlflow`` registry: registered model versions, served through an alias, a stage, or both.
 
 A model version's tags hold the attestation; MLflow has no approval status, so approval is the tag
 ``fireline.approved=true``. The artifact digest is the sha256 of the lines
-``<relative path>\\0<file sha256>\\n`` of the version's artifact files sorted by path (DESIGN.md
-section 3), computed on a temporary download. A rollback moves the alias; draining deletes it.
+``<relative path>\\0<file sha256>\\n`` of the version's artifact files sorted by path, computed on a
+temporary download.
+
+Consumers load ``models:/NAME@ALIAS`` or ``models:/NAME/STAGE``. Stages are deprecated since MLflow
+2.9 in favour of aliases, yet registries in the middle of that migration still serve through the
+``Production`` stage while no alias exists. So what serves is both pointers: the target's alias
+(``champion`` by default) and the target's stage (``Production`` by default; ``stage: ""`` for
+aliases only). A rollback moves every pointer that serves (the alias when it is set, the stage when
+a version sits in it; the alias when neither does), draining clears both, and ``undo`` puts both back.
 
 MLflow is the optional extra ``fireline[mlflow]`` and is imported only here, when used.
 """
@@ -13,6 +20,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -89,7 +97,7 @@ class MlflowAdapter(RegistryAdapter):
             artifact=str(raw.source),
             approved=tags.get(APPROVED) == "true",
             metadata=tags,
-            extra={"status": raw.status, "run_id": raw.run_id},
+            extra={"status": raw.status, "run_id": raw.run_id, "stage": raw.current_stage},
             precision=timedelta(milliseconds=1),
         )
 
@@ -137,50 +145,106 @@ class MlflowAdapter(RegistryAdapter):
         self.bytes_read += size
         return digest
 
-    def serving(self) -> ServingState:
+    def _alias_version(self) -> str | None:
         from mlflow.exceptions import MlflowException
 
         alias = self.target.alias
         try:
-            raw = self.client.get_model_version_by_alias(self.name, alias)
+            return str(self.client.get_model_version_by_alias(self.name, alias).version)
         except MlflowException as e:
             if _not_found(e):
-                return ServingState(versions=[], detail={"alias": alias, "version": None})
+                return None
             raise IntegrationError(f"mlflow: read alias {self.name}@{alias}: {e.message}") from e
-        return ServingState(versions=[str(raw.version)], detail={"alias": alias, "version": str(raw.version)})
+
+    def _transition(self, version: str, stage: str, *, archive_existing: bool = False) -> None:
+        with warnings.catch_warnings(), mlflow_errors(f"move {self.name} v{version} to stage {stage}"):
+            # Deprecated since MLflow 2.9, and still what stage-loading consumers follow.
+            warnings.simplefilter("ignore", FutureWarning)
+            self.client.transition_model_version_stage(
+                self.name, version, stage, archive_existing_versions=archive_existing
+            )
+
+    def serving(self) -> ServingState:
+        stage = self.target.stage
+        stages = {v.id: str(v.extra.get("stage") or "None") for v in self.versions()}
+        in_stage = sorted((vid for vid, s in stages.items() if stage and s == stage), key=int)
+        by_alias = self._alias_version()
+        served = sorted({*in_stage, *([by_alias] if by_alias else [])}, key=int)
+        return ServingState(
+            versions=served,
+            detail={
+                "alias": self.target.alias,
+                "version": by_alias,
+                "stage": stage,
+                "stage_versions": in_stage,
+                "stages": stages,
+            },
+        )
+
+    def _pointers(self, state: ServingState) -> str:
+        alias = f"{self.name}@{self.target.alias} -> v{state.detail['version']}" if state.detail["version"] else ""
+        staged = ", ".join(f"v{v}" for v in state.detail["stage_versions"])
+        stage = f"{self.name}/{self.target.stage} -> {staged}" if staged else ""
+        return "; ".join(p for p in (alias, stage) if p) or "no alias, no version in the stage"
 
     def status(self) -> tuple[bool, str]:
         state = self.serving()
         if not state.versions:
-            return False, f"alias {self.name}@{self.target.alias} points nowhere"
-        status = self.version(state.versions[0]).extra.get("status")
-        return status == "READY", f"{self.name}@{self.target.alias} -> v{state.versions[0]} ({status})"
+            return False, f"{self.name}: nothing serves ({self._pointers(state)})"
+        statuses = {vid: self.version(vid).extra.get("status") for vid in state.versions}
+        ready = all(s == "READY" for s in statuses.values())
+        return ready, f"{self._pointers(state)} ({', '.join(f'v{k} {v}' for k, v in statuses.items())})"
 
     def deploy(self, version: ModelVersion) -> list[str]:
-        before = self.serving().detail.get("version")
-        with mlflow_errors(f"move alias {self.target.alias} to v{version.id}"):
-            self.client.set_registered_model_alias(self.name, self.target.alias, version.id)
-        was = f"v{before}" if before else "unset"
-        return [f"moved alias {self.name}@{self.target.alias} to v{version.id} (was {was})"]
+        state = self.serving()
+        by_alias, in_stage = state.detail["version"], state.detail["stage_versions"]
+        changes: list[str] = []
+        if by_alias or not in_stage:
+            with mlflow_errors(f"move alias {self.target.alias} to v{version.id}"):
+                self.client.set_registered_model_alias(self.name, self.target.alias, version.id)
+            was = f"v{by_alias}" if by_alias else "unset"
+            changes.append(f"moved alias {self.name}@{self.target.alias} to v{version.id} (was {was})")
+        if in_stage and in_stage != [version.id]:
+            self._transition(version.id, self.target.stage, archive_existing=True)
+            was = ", ".join(f"v{v}" for v in in_stage)
+            changes.append(f"moved v{version.id} to stage {self.target.stage}; archived {was}")
+        return changes
 
     def restore(self, state: ServingState) -> list[str]:
-        wanted = state.detail.get("version")
-        now = self.serving().detail.get("version")
-        if wanted == now:
-            return []
-        if wanted is None:
-            return self.drain()
-        with mlflow_errors(f"move alias {self.target.alias} back to v{wanted}"):
-            self.client.set_registered_model_alias(self.name, self.target.alias, str(wanted))
-        return [f"rolled forward: alias {self.name}@{self.target.alias} back to v{wanted}"]
+        changes: list[str] = []
+        wanted, now = state.detail.get("version"), self._alias_version()
+        if wanted != now:
+            if wanted is None:
+                with mlflow_errors(f"delete alias {self.target.alias}"):
+                    self.client.delete_registered_model_alias(self.name, self.target.alias)
+                changes.append(f"rolled forward: deleted alias {self.name}@{self.target.alias} (as before)")
+            else:
+                with mlflow_errors(f"move alias {self.target.alias} back to v{wanted}"):
+                    self.client.set_registered_model_alias(self.name, self.target.alias, str(wanted))
+                changes.append(f"rolled forward: alias {self.name}@{self.target.alias} back to v{wanted}")
+        before: dict[str, str] = state.detail.get("stages", {})
+        current = {v.id: str(v.extra.get("stage") or "None") for v in self.versions()}
+        # Versions leave the stage first, so a version put back into it is never archived by another.
+        moves = sorted(
+            ((vid, stage) for vid, stage in before.items() if current.get(vid, stage) != stage),
+            key=lambda move: move[1] == self.target.stage,
+        )
+        for vid, stage in moves:
+            self._transition(vid, stage)
+            changes.append(f"rolled forward: v{vid} back to stage {stage}")
+        return changes
 
     def drain(self) -> list[str]:
-        now = self.serving().detail.get("version")
-        if now is None:
-            return []
-        with mlflow_errors(f"delete alias {self.target.alias}"):
-            self.client.delete_registered_model_alias(self.name, self.target.alias)
-        return [f"deleted alias {self.name}@{self.target.alias} (was v{now}): nothing resolves it"]
+        state = self.serving()
+        changes: list[str] = []
+        if state.detail["version"] is not None:
+            with mlflow_errors(f"delete alias {self.target.alias}"):
+                self.client.delete_registered_model_alias(self.name, self.target.alias)
+            changes.append(f"deleted alias {self.name}@{self.target.alias} (was v{state.detail['version']})")
+        for vid in state.detail["stage_versions"]:
+            self._transition(vid, "Archived")
+            changes.append(f"moved v{vid} out of stage {self.target.stage} (Archived)")
+        return changes
 
     def write_metadata(self, version: ModelVersion, updates: Mapping[str, str], remove: Iterable[str] = ()) -> None:
         with mlflow_errors(f"tag {version.label}"):
@@ -199,5 +263,6 @@ class MlflowAdapter(RegistryAdapter):
         return {
             "target": self.target.label,
             "aliases": dict(model.aliases or {}),
+            "tags": dict(model.tags or {}),
             "serving": self.serving().model_dump(mode="json"),
         }

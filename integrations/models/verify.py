@@ -113,12 +113,16 @@ def _digest_checks(adapter: RegistryAdapter, params: VerifyParams, result: Verif
     state = adapter.serving()
     result.serving = state.versions
     if len(state.versions) != 1:
+        # Every pointer that serves is checked (an alias and a stage may serve different versions):
+        # a rejected version behind any of them means the target is not recovered.
+        for label, why in _rejected(adapter, state.versions, params.require_attested):
+            result.checks.append(Check(name="rejected", ok=False, detail=f"{label} still serves: {why}"))
         result.checks.append(
             Check(
                 name="serving",
                 ok=False,
                 detail=f"serves {len(state.versions)} versions, expected exactly one",
-                figures={"versions": state.versions},
+                figures={"versions": state.versions, "detail": state.detail},
             )
         )
         return
@@ -153,6 +157,19 @@ def _digest_checks(adapter: RegistryAdapter, params: VerifyParams, result: Verif
             name="digest", ok=ok, detail=detail, figures={"sha256": actual, "expected": expected, "version": version.id}
         )
     )
+
+
+def _rejected(adapter: RegistryAdapter, versions: list[str], require_attested: bool) -> list[tuple[str, str]]:
+    """(label, why) of each serving version that is quarantined or, when required, not attested known-good."""
+    out = []
+    for vid in versions:
+        version = adapter.version(vid)
+        meta = version.metadata or {}
+        if meta.get(KEY_QUARANTINED):
+            out.append((version.label, f"quarantined ({meta[KEY_QUARANTINED]})"))
+        elif require_attested and not (meta.get(KEY_KNOWN_GOOD) == "true" and meta.get(KEY_SHA256)):
+            out.append((version.label, "no known-good attestation"))
+    return out
 
 
 def _smoke_checks(adapter: RegistryAdapter, params: VerifyParams, result: VerifyResult) -> None:

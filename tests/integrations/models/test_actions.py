@@ -16,6 +16,7 @@ from tests.integrations.models.helpers import ctx_at
 def test_registered_from_the_builtin_module() -> None:
     registry = Registry()
     registry.register_module("integrations.models.actions")
+    registry.register_module("integrations.models.registry_actions")
     assert {"model.rollback", "model.quarantine", "model.verify"} <= set(registry.names())
     assert ModelRollback.undoable()
     assert ModelQuarantine.undoable()
