@@ -19,7 +19,7 @@ app.add_typer(config_app, name="config")
 
 MASK = "********"
 # Field names whose values are credentials even when typed as plain strings.
-_SENSITIVE = re.compile(r"token|secret|password|signing|credential|private_key|api_key", re.IGNORECASE)
+_SENSITIVE = re.compile(r"token|secret|password|signing|credential|(^|_)key$", re.IGNORECASE)
 
 
 def _leaves(data: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]:
@@ -50,12 +50,13 @@ def effective_settings(environ: Mapping[str, str] | None = None) -> dict[str, An
     """
     from pydantic import SecretStr
 
-    from flows.config import CONFIG_VARIABLE, ENV_PREFIX, SECRET_PREFIX, Settings, config_file, load_settings, sources
+    from flows.config import CONFIG_VARIABLE, ENV_PREFIX, SECRET_PREFIX, config_file, load_settings
+    from flows.config_sources import sources
 
     env = os.environ if environ is None else environ
     settings = load_settings(environ=env)
     file = config_file(env)
-    raw = {label: _leaves(src()) for label, src in sources(Settings, file, env).items()}
+    raw = {label: _leaves(src()) for label, src in sources(file, env).items()}
     rows = []
     for path, value in _leaves(settings.model_dump()).items():
         label, given = next(((lb, vals[path]) for lb, vals in raw.items() if path in vals), ("default", None))
