@@ -8,8 +8,8 @@ like the engine names it, ``isolate[i-0abc]``. fireline runs retries and timeout
 whole step item, all its attempts included, and carries the step's policy in its name
 (``isolate[i-0abc] (retries 3, timeout 2m)``). Prefect's own task retries stay at 0.
 
-Task runs carry no tags on purpose: Prefect checks tag concurrency limits with one API call per
-task run that has any tag, and under SQLite contention that call meets 503s and 2 s back-offs.
+The executor is :mod:`flows.engine.prefect_executor`. Step status changes are log lines of the flow
+run; a run that needs an alert it was not given fails with one line naming the input.
 
 The flow run is named ``<playbook>/<run id>``, tagged ``fireline``, ``playbook:<name>``,
 ``mode:<mode>`` and the owner tag (see :func:`flows.engine.prefect_env.owner_tag`); the run's
@@ -18,30 +18,24 @@ report is published as a markdown artifact, and its steps as a table artifact.
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextvars
 import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal
 
-from prefect import flow, task
-from prefect.cache_policies import NO_CACHE
-from prefect.context import TagsContext
+from prefect import flow
 from prefect.context import tags as prefect_tags
 
 from flows.config import Settings
-from flows.engine.executor import PLAN_SUFFIX
-from flows.language.durations import format_duration
+from flows.engine.prefect_executor import DEFAULT_MAX_WORKERS, PrefectExecutor, step_policies
 
 if TYPE_CHECKING:
     from flows.engine.outcomes import RunSummary
     from flows.language.spec import Playbook
 
-T = TypeVar("T")
-
-DEFAULT_MAX_WORKERS = 16
+__all__ = ["DEFAULT_MAX_WORKERS", "PrefectExecutor", "respond", "run_respond", "run_with_prefect", "step_policies"]
 _ARTIFACT_KEY = re.compile(r"[^a-z0-9-]+")
 # Settings handed from run_respond to the flow body (same thread); a worker's flow run loads its own.
 _SETTINGS: contextvars.ContextVar[Settings | None] = contextvars.ContextVar("fireline_settings", default=None)
@@ -50,99 +44,7 @@ _SUMMARIES: dict[str, RunSummary] = {}
 _SUMMARIES_LOCK = threading.Lock()
 
 
-def step_policies(playbook: Playbook) -> dict[str, str]:
-    """Per step, the retry/timeout policy fireline applies inside the task run, as a name suffix."""
-    policies: dict[str, str] = {}
-    for step in playbook.steps:
-        parts = [f"retries {step.retries.attempts - 1}"] if step.retries and step.retries.attempts > 1 else []
-        if step.timeout is not None:
-            parts.append(f"timeout {format_duration(step.timeout)}")
-        if parts:
-            policies[step.id] = f" ({', '.join(parts)})"
-    return policies
-
-
 RunMode = Literal["live", "dry-run", "drill"]
-
-
-@task(name="step", task_run_name="{unit}", cache_policy=NO_CACHE, persist_result=False, retries=0)
-def _step_item(work: Callable[[], Any], unit: str) -> Any:
-    """Run one step item (all its attempts) as a Prefect task run named ``unit``."""
-    return work()
-
-
-class PlanningFailed(Exception):
-    """Raised inside the failed task run that stands for a step whose planning failed."""
-
-
-@task(name="plan", task_run_name="{unit}", cache_policy=NO_CACHE, persist_result=False, retries=0)
-def _plan_failure(message: str, unit: str) -> None:
-    """A failed task run for a step that failed while it was planned (templates, plan(), guards)."""
-    raise PlanningFailed(message)
-
-
-def _planning_problem(result: Any) -> str | None:
-    from flows.engine.guards import Refusal
-
-    if isinstance(result, list) and result and all(isinstance(r, Refusal) for r in result):
-        return "; ".join(f"guard {r.guard} refused {r.target or ''}: {r.message}" for r in result)
-    return None
-
-
-class PrefectExecutor:
-    """A :class:`~flows.engine.executor.StepExecutor` that runs each unit of work as a Prefect task run.
-
-    Units run on a bounded thread pool. Each thread runs in a copy of the context the executor was
-    created in (inside the flow body), so Prefect attaches the task runs to the flow run.
-    """
-
-    def __init__(self, *, max_workers: int = DEFAULT_MAX_WORKERS, policies: dict[str, str] | None = None) -> None:
-        self._context = contextvars.copy_context()
-        self._policies = policies or {}
-        self._pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=max_workers, thread_name_prefix="fireline-prefect"
-        )
-
-    def submit(self, name: str, fn: Callable[[], T]) -> concurrent.futures.Future[T]:
-        if name.endswith(PLAN_SUFFIX):
-            # Planning a step is the engine's bookkeeping: a task run for it would double the
-            # per-step cost and show two task runs per step in the UI. Only a planning failure
-            # becomes a (failed) task run, so the UI never shows a red flow run with green tasks.
-            return self._pool.submit(self._plan, name, fn)
-        # A Context can be entered by one thread at a time: every unit gets its own copy.
-        return self._pool.submit(self._context.copy().run, self._run, name, fn)
-
-    def _plan(self, name: str, fn: Callable[[], T]) -> T:
-        try:
-            result = fn()
-        except BaseException as e:
-            self._fail_task(name, f"{type(e).__name__}: {e}")
-            raise
-        problem = _planning_problem(result)
-        if problem is not None:
-            self._fail_task(name, problem)
-        return result
-
-    def _fail_task(self, name: str, message: str) -> None:
-        def record() -> None:
-            with TagsContext(current_tags=set()):
-                _plan_failure(message[:2000], name)
-
-        try:
-            self._context.copy().run(record)
-        except PlanningFailed:
-            pass  # the task run is Failed, which is all it is for; the engine records the step
-
-    def _run(self, name: str, fn: Callable[[], T]) -> T:
-        step_id = name.split("[", 1)[0].split(".", 1)[0]
-        # One task, named per run through its parameter: Task.with_options() per call costs ~25 ms.
-        # No tags (not even the flow run's, which the context carries): see the module docstring.
-        with TagsContext(current_tags=set()):
-            # A sync task called in a flow run returns its value; Prefect's overloads cannot tell.
-            return cast(T, _step_item(fn, name + self._policies.get(step_id, "")))
-
-    def shutdown(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _flow_run_name() -> str:
@@ -195,15 +97,21 @@ def _missing_alert(book: Playbook, inputs: dict[str, Any] | None) -> str | None:
     return None
 
 
-def _progress_logger() -> Callable[[str, str, dict[str, Any]], None]:
-    """Step status changes as log lines of the flow run (they reach the Prefect API from any thread)."""
+def _progress_logger(executor: PrefectExecutor) -> Callable[[str, str, dict[str, Any]], None]:
+    """Step status changes as log lines of the flow run (they reach the Prefect API from any thread).
+
+    A step that failed before it had a task run gets a failed one (:meth:`PrefectExecutor.fail_unit`).
+    """
     from prefect import get_run_logger
 
     logger = get_run_logger()
 
     def progress(step: str, status: str, detail: dict[str, Any]) -> None:
         extra = f": {detail['error']}" if detail.get("error") else ""
-        (logger.warning if status in ("failed", "timed_out", "rejected") else logger.info)(f"{step} {status}{extra}")
+        failed = status in ("failed", "timed_out")
+        (logger.warning if failed or status == "rejected" else logger.info)(f"{step} {status}{extra}")
+        if failed:
+            executor.fail_unit(step, f"{step} {status}{extra}")
 
     return progress
 
@@ -253,7 +161,7 @@ def respond_body(
             executor=executor,
             trigger={**(trigger or {}), "via": (trigger or {}).get("via", "prefect"), "flow_run_id": str(flow_run.id)},
             answer_sources=sources,
-            progress=_progress_logger(),
+            progress=_progress_logger(executor),
             alerts=alerts,
         )
     finally:
