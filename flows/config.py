@@ -127,10 +127,12 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = 
     """
     import os
 
-    from flows.config_sources import read_settings
-
     env = os.environ if environ is None else environ
     if path is not None and not path.is_file():
         raise ConfigError(f"{path}: no such settings file")
     file = path if path is not None else config_file(env)
+    if file is None and not any(k.upper().startswith(ENV_PREFIX) for k in env):
+        return Settings(**overrides)  # nothing to read: the defaults, without importing pydantic-settings
+    from flows.config_sources import read_settings
+
     return Settings.model_validate(read_settings(file, env, overrides))

@@ -71,8 +71,6 @@ def _root(
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script: one clear line per error, no traceback unless --debug."""
-    import click
-
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     if debug:
@@ -83,14 +81,15 @@ def main(argv: list[str] | None = None) -> int:
         # Without standalone mode, typer hands a command's typer.Exit code back as the return value.
         if isinstance(result, int) and not isinstance(result, bool):
             return result
-    except click.exceptions.Exit as e:
-        return int(e.exit_code)
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else 1
     except KeyboardInterrupt:
         print("fireline: interrupted", file=sys.stderr)
         return 130
     except Exception as e:  # the one place errors are shown: one line, never a traceback
+        exit_code = getattr(e, "exit_code", None)
+        if type(e).__name__ == "Exit" and isinstance(exit_code, int):  # click's Exit (typer's comes back as a value)
+            return exit_code
         if debug:
             raise
         from flows.cli.failures import report

@@ -77,13 +77,17 @@ def _boto_failure(e: Exception) -> Failure | None:
 
 
 def _click_usage(e: BaseException) -> str | None:
-    import click
-
-    usage: tuple[type[BaseException], ...] = (click.UsageError,)
+    usage: tuple[type[BaseException], ...] = ()
     try:  # typer 0.2x raises its own vendored copies of click's exceptions
         from typer._click.exceptions import UsageError as VendoredUsageError
 
-        usage = (*usage, VendoredUsageError)
+        usage = (VendoredUsageError,)
+    except ImportError:
+        pass
+    try:  # older typer raises click's own
+        import click
+
+        usage = (*usage, click.UsageError)
     except ImportError:
         pass
     if isinstance(e, usage):
