@@ -107,14 +107,17 @@ def root_blocks(view: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
 
 
 def event_line(event: dict[str, Any]) -> str:
-    """One timeline line for an event of the run record."""
+    """One timeline line for an event of the run record: ``#<seq> <HH:MM:SS> <type> `step` ...``."""
     detail = event.get("detail") or {}
     at = str(event.get("at", ""))[11:19]
     step = f" `{event['step']}`" if event.get("step") else ""
     item = f" [{event['item']}]" if event.get("item") not in (None, "") else ""
     extra = ""
-    for key in ("message", "error", "outcome", "by", "reason", "summary", "level"):
+    recipient = detail.get("recipient")
+    if isinstance(recipient, dict):  # pages: who, and how it went
+        extra = f" to {recipient.get('display') or recipient.get('id')} via {detail.get('channel', '?')}"
+    for key in () if extra else ("message", "error", "outcome", "by", "reason", "summary", "level"):
         if detail.get(key) not in (None, "", [], {}):
             extra = f" {key}: {detail[key]}"
             break
-    return clip(f"{at} {event.get('type')}{step}{item}{extra}", 400)
+    return clip(f"#{event.get('seq')} {at} {event.get('type')}{step}{item}{extra}", 400)

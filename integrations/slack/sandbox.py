@@ -67,6 +67,7 @@ def show(run_dir: Path, workspace: SlackWorkspace) -> list[str]:
         lines.append(f"slack: incident channel #{incident['name']} ({incident['id']}), "
                      f"topic {(channel.get('topic') or {}).get('value', '')!r}")  # fmt: skip
         lines += [f"  #{incident['name']}: {m.text.splitlines()[0][:100]}" for m in workspace.history(incident["id"])]
+    lines += _pages(run_dir.name, workspace)
     root = state.get("root")
     if root:
         message = next((m for m in workspace.history(root["channel"]) if m.ts == root["ts"]), None)
@@ -79,4 +80,17 @@ def show(run_dir: Path, workspace: SlackWorkspace) -> list[str]:
         lines += [f"  {line}" for line in entries[:SHOWN_LINES]]
         if len(entries) > SHOWN_LINES:
             lines.append(f"  ... {len(entries) - SHOWN_LINES} more")
+    return lines
+
+
+def _pages(run_id: str, workspace: SlackWorkspace) -> list[str]:
+    """The pages of this run delivered as DMs (their context block names the run)."""
+    lines = []
+    for message in workspace.messages:
+        channel = workspace.channels.get(message.channel)
+        if channel is None or not channel.is_im or f"run `{run_id}`" not in str(message.blocks):
+            continue
+        who = workspace.users.get(channel.name.removeprefix("dm-"), {}).get("name", channel.name)
+        buttons = [e["text"]["text"] for b in message.blocks if b.get("type") == "actions" for e in b["elements"]]
+        lines.append(f"slack: page to @{who} (DM, buttons {', '.join(buttons) or 'none'}): {message.text[:90]}")
     return lines

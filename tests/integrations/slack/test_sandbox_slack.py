@@ -9,7 +9,9 @@ import yaml
 
 from flows.config import Settings
 from flows.engine import run_playbook
+from flows.people.notify import PageMessage, Recipient
 from flows.plugins import load
+from integrations.slack.notifier import SlackNotifier
 
 
 def test_the_demo_shows_the_incident_channel_and_the_thread(tmp_path: Path) -> None:
@@ -26,6 +28,9 @@ def test_the_demo_shows_the_incident_channel_and_the_thread(tmp_path: Path) -> N
     with ExitStack() as stack:
         slack = load("sandbox.slack").attach(stack, base)
         summary = run_playbook(path, settings=slack.settings)
+        slack.workspace.add_user("U0ALICE", "alice", "alice@example.com")
+        page = PageMessage(run_id=summary.run_id, incident_id="i", step="page", level=0, text="wake up")
+        assert SlackNotifier(slack.settings).send(Recipient("person", "alice", slack_user_id="U0ALICE"), page).ok
         lines = slack.show(summary.run_dir)
     assert summary.outcome == "succeeded"
     text = "\n".join(lines)
@@ -35,3 +40,4 @@ def test_the_demo_shows_the_incident_channel_and_the_thread(tmp_path: Path) -> N
     assert "Demo: succeeded" in text
     assert "slack: timeline thread:" in text
     assert "run.finished" in text or "more" in text
+    assert "slack: page to @alice (DM, buttons Ack): [MEDIUM] wake up" in text
