@@ -57,6 +57,8 @@ def evidence_verify_command(
     else:
         for check in checks:
             (err_console if check.status != "ok" else console).print(check.line(), markup=False)
+        if not checks:
+            console.print(f"{run_dir.name}: no evidence was collected (a dry-run collects none)", markup=False)
         console.print(f"{len(checks)} item(s), {len(bad)} problem(s)", markup=False)
     if bad:
         raise typer.Exit(1)

@@ -37,8 +37,8 @@ class ItemCheck:
         return asdict(self)
 
     def line(self) -> str:
-        if self.status == "ok":
-            return f"ok        {self.name} ({self.location})"
+        if self.status == "ok":  # the detail of a good S3 item is its Object Lock retention
+            return f"ok        {self.name} ({self.location})" + (f": {self.detail}" if self.detail else "")
         what = self.detail or f"sha256 {self.actual_sha256} != recorded {self.expected_sha256}"
         return f"{self.status:<9} {self.name} ({self.location}): {what}"
 
@@ -46,6 +46,8 @@ class ItemCheck:
 def load_manifest(run_dir: Path) -> list[EvidenceItem]:
     path = run_dir / "evidence" / "manifest.json"
     if not path.exists():
+        if (run_dir / "run.json").is_file():
+            return []  # a run that collected no evidence (a dry-run never does): nothing to verify
         raise RecordError(f"{run_dir}: no evidence/manifest.json (not a run directory, or no evidence)")
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))

@@ -89,8 +89,22 @@ def test_text_output_names_the_problem(run_dir: Path, capsys: pytest.CaptureFixt
     out = capsys.readouterr()
     assert "missing   more.json" in out.err
     assert "5 item(s), 1 problem(s)" in out.out
+    # S3 items in the Object Lock bucket show their retention in the text output too.
+    locked = [line for line in out.out.splitlines() if "s3://ml-evidence/" in line]
+    assert locked
+    assert all(": retention COMPLIANCE until " in line for line in locked)
 
 
 def test_an_unknown_run_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["evidence", "verify", "no-such-run"]) == 1
     assert "no run 'no-such-run'" in capsys.readouterr().err
+
+
+def test_a_run_without_evidence_verifies_with_nothing_to_check(capsys: pytest.CaptureFixture[str]) -> None:
+    alert = str(Path(__file__).resolve().parents[3] / "playbooks" / "alerts" / "compromised-inference-host.json")
+    assert main(["run", "compromised-inference-host", "--dry-run", "--alert", alert, "--json"]) == 0
+    run_id = json.loads(capsys.readouterr().out)["run_id"]
+    assert main(["evidence", "verify", run_id]) == 0
+    assert "no evidence was collected" in capsys.readouterr().out
+    assert main(["evidence", "verify", "latest", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["items"] == []
