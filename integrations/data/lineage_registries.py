@@ -134,7 +134,7 @@ def sagemaker_training_inputs(adapter: RegistryAdapter, version: ModelVersion) -
         with aws_errors(f"describe training job {job}"):
             described = sm.describe_training_job(TrainingJobName=job)
     except IntegrationError as e:
-        raise LineageError(f"the lineage of {version.label} cannot be read: {e}") from e
+        raise LineageError(f"the lineage of {version.label} cannot be read: {e}", details=e.details) from e
     refs = []
     for channel in described.get("InputDataConfig") or []:
         uri = ((channel.get("DataSource") or {}).get("S3DataSource") or {}).get("S3Uri")

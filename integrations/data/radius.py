@@ -21,11 +21,26 @@ from flows.actions.context import ActionContext
 from flows.actions.registry import Action, ActionKind, ActionParams, ActionResult, Plan, Target, action
 from flows.errors import ActionError, IntegrationError
 from flows.record.store import iso
+from integrations.aws.session import is_template
 from integrations.data.lineage import TAINTED_SCHEMA, LineageError, TaintedDataset, lineage, taint_of, tainted_list
 from integrations.models.base import ModelVersion, RegistryAdapter, ServingState, TargetParams, load_adapter
-from integrations.models.permissions import S3_READ, SAGEMAKER_READ, target_of
+from integrations.models.permissions import target_of
 
-READ_PERMISSIONS = (*SAGEMAKER_READ, "sagemaker:DescribeTrainingJob", *S3_READ)
+# What the walk reads, per registry (MLflow needs no AWS permission); no artifact is ever read.
+REGISTRY_READS: dict[str, tuple[str, ...]] = {
+    "sagemaker": (
+        "sagemaker:ListModelPackages",
+        "sagemaker:DescribeModelPackage",
+        "sagemaker:DescribeTrainingJob",
+        "sagemaker:DescribeEndpoint",
+        "sagemaker:DescribeEndpointConfig",
+        "sagemaker:DescribeModel",
+    ),
+    "s3": ("s3:ListBucketVersions", "s3:GetObject", "s3:GetObjectVersionTagging"),
+    "mlflow": (),
+}
+DATASET_READS = ("s3:ListBucketVersions",)  # resolving tainted version ids to their write time
+READ_PERMISSIONS = tuple(sorted({p for perms in REGISTRY_READS.values() for p in perms} | set(DATASET_READS)))
 
 
 class BlastRadiusParams(ActionParams):
@@ -90,6 +105,8 @@ def _serving(adapter: RegistryAdapter) -> tuple[dict[str, list[str]], str | None
             return extra, f"{adapter.target.label}: no endpoint named, serving status unknown"
         return _serving_via(adapter, adapter.serving(), extra), None
     except (ActionError, IntegrationError) as e:
+        if denied(e):
+            raise
         return {}, f"{adapter.target.label}: serving status unknown: {e}"
 
 
@@ -131,6 +148,8 @@ def search(
             try:
                 refs = lineage(adapter, version)
             except LineageError as e:
+                if denied(e):  # the run lacks a permission: every version would be unknown
+                    raise ActionError(f"{target.label}: {e}", details=e.details) from e
                 result.unknown.append(
                     {"target": target.label, "version": version.id, "label": version.label, "message": str(e)}
                 )
@@ -195,7 +214,32 @@ class DataBlastRadius(Action[BlastRadiusParams, BlastRadiusResult]):
         return result
 
     def policy_statements(self, params: BlastRadiusParams | None) -> list[dict[str, Any]]:
-        return [{"Effect": "Allow", "Action": sorted(set(READ_PERMISSIONS)), "Resource": "*"}]
+        registries = getattr(params, "registries", None) if params is not None else None
+        names = [r.get("registry") if isinstance(r, dict) else getattr(r, "registry", None) for r in registries or []]
+        if not isinstance(registries, list) or not all(isinstance(n, str) and n in REGISTRY_READS for n in names):
+            return [{"Effect": "Allow", "Action": list(READ_PERMISSIONS), "Resource": "*"}]  # a template: all
+        wanted = {p for n in names for p in REGISTRY_READS[str(n)]}
+        datasets = getattr(params, "datasets", None)
+        if not isinstance(datasets, list) or any(_may_resolve(d) for d in datasets):
+            wanted |= set(DATASET_READS)
+        return [{"Effect": "Allow", "Action": sorted(wanted), "Resource": "*"}] if wanted else []
+
+
+def denied(error: ActionError | IntegrationError) -> bool:
+    """Whether AWS refused the call for lack of a permission (moto answers SageMaker with a bare 403)."""
+    code = str(error.details.get("code", ""))
+    return code in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation") or (
+        code == "403" and "not authorized" in str(error)
+    )
+
+
+def _may_resolve(dataset: Any) -> bool:
+    """Whether a dataset entry may name version ids (read from S3 to date the taint)."""
+    if isinstance(dataset, str):
+        return is_template(dataset)
+    if isinstance(dataset, dict):
+        return bool(dataset.get("version_ids")) or any(is_template(v) for v in dataset.values())
+    return bool(getattr(dataset, "version_ids", None))
 
 
 def versions_for_target(radius: Any, target: TargetParams) -> list[str]:

@@ -21,7 +21,7 @@ from flows.actions.context import ActionContext, make_context
 from flows.actions.iam_policy import actions_of, playbook_policy
 from flows.actions.registry import default_registry
 from flows.config import AwsSettings, Settings
-from flows.errors import IntegrationError
+from flows.errors import ActionError, IntegrationError
 from flows.language.spec import Playbook
 from integrations.aws import sandbox
 from integrations.aws.sandbox import World
@@ -37,6 +37,7 @@ MOTO_S3_NAMES: dict[str, tuple[str, ...]] = {
     "s3:PutObjectRetention": ("s3:PutObject",),
     "s3:PutObjectLegalHold": ("s3:PutObject",),
     "s3:PutObjectVersionTagging": ("s3:PutObjectTagging",),
+    "s3:DeleteObjectVersionTagging": ("s3:DeleteObjectVersion",),  # moto: any DELETE with ?versionId
 }
 # Emitted permissions whose removal a case cannot notice, and why. The test asserts exactly these.
 GAPS = {
@@ -65,7 +66,7 @@ GAPS = {
 DENIED_CODES = ("AccessDenied", "UnauthorizedOperation", "AccessDeniedException")
 
 
-def _denied(error: IntegrationError) -> bool:
+def _denied(error: IntegrationError | ActionError) -> bool:
     # moto answers JSON-protocol services (SageMaker, Logs) with an XML 403 that botocore cannot
     # parse, so the code is "403"; the message still says what was refused.
     code = error.details.get("code")
@@ -178,6 +179,43 @@ CASES = [
 ]
 
 
+def _seed_training_data(world: World) -> None:
+    from integrations.data.seed import seed_training_data
+
+    seed_training_data(world)
+
+
+POISONED = "s3://ml-training-data/datasets/fraud/shards/2026-11-02/"
+CREDIT_RISK = {"registry": "sagemaker", "endpoint": "credit-risk", "model_package_group": "credit-risk-models"}
+CASES += [
+    Case(
+        "data.quarantine",
+        {"uri": POISONED, "reason": "poisoned", "deny_roles": ["{{ inputs.role }}"]},
+        (sandbox.seed_buckets, _seed_training_data),
+        lambda w: {"uri": POISONED, "reason": "poisoned", "deny_roles": [w.data["training_role_arn"]]},
+        # moto applies a bucket policy's Deny to every caller (it ignores Principal): once the
+        # quarantine statement is in place, a second apply's tag reads are refused to the runner too.
+        twice=False,
+    ),
+    Case(
+        "data.blast_radius",
+        {"datasets": [POISONED], "registries": [CREDIT_RISK]},
+        (sandbox.seed_buckets, _seed_training_data),
+        lambda w: {"datasets": [POISONED], "registries": [CREDIT_RISK]},
+        undo=False,
+    ),
+    Case(
+        "pipeline.trigger",
+        {"engine": "sagemaker", "pipeline": "{{ inputs.p }}"},  # moto checks SageMaker calls against Resource "*"
+        (sandbox.seed_buckets, _seed_training_data),
+        lambda w: {"engine": "sagemaker", "pipeline": "fraud-reprocess", "parameters": {"Incident": "inc-1"}},
+        undo=False,
+        twice=True,
+        gaps=(("sagemaker:DescribePipeline", "only read by plan()"),),
+    ),
+]
+
+
 def _policy(case: Case) -> dict[str, Any]:
     book = Playbook.model_validate(
         {
@@ -263,7 +301,7 @@ def _check(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for permission in sorted(set(actions_of(policy)) - expected):
         try:
             _attempt(case, _for_moto(policy, permission), tmp_path, monkeypatch)
-        except IntegrationError as e:
+        except (IntegrationError, ActionError) as e:  # a denied read of input data is bad input: ActionError
             if not _denied(e):
                 wrong_error.append(f"{permission}: {e}")
         else:
