@@ -52,7 +52,8 @@ def client_settings(api_url: str, home: Path | None) -> dict[str, Any]:
         "api.url": api_url,
         "flows.heartbeat_frequency": None,  # settable to None only programmatically
         "server.analytics_enabled": False,
-        "logging.level": "WARNING",
+        # INFO reaches the API (a run's lines in the UI); _quiet_console keeps it off the terminal.
+        "logging.level": "INFO",
     }
     if home is not None:
         updates["home"] = home

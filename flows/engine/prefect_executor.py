@@ -61,7 +61,7 @@ class PlanningFailed(Exception):
 @task(name="plan", task_run_name="{unit}", cache_policy=NO_CACHE, persist_result=False, retries=0)
 def _plan_failure(message: str, unit: str) -> None:
     """A failed task run for a step that failed while it was planned (templates, plan(), guards)."""
-    raise PlanningFailed(message)
+    raise PlanningFailed(message) from None
 
 
 class PrefectExecutor:

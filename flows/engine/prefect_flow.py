@@ -19,6 +19,7 @@ report is published as a markdown artifact, and its steps as a table artifact.
 from __future__ import annotations
 
 import contextvars
+import logging
 import re
 import threading
 from collections.abc import Callable
@@ -105,6 +106,9 @@ def _progress_logger(executor: PrefectExecutor) -> Callable[[str, str, dict[str,
     from prefect import get_run_logger
 
     logger = get_run_logger()
+    base = getattr(logger, "logger", None)
+    if isinstance(base, logging.Logger) and base.getEffectiveLevel() > logging.INFO:
+        base.setLevel(logging.INFO)  # a WARNING level set elsewhere would keep every step line from the API
 
     def progress(step: str, status: str, detail: dict[str, Any]) -> None:
         extra = f": {detail['error']}" if detail.get("error") else ""
