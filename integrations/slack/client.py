@@ -97,7 +97,7 @@ def build_web_client(settings: Settings, *, rate_limit_retries: int = RATE_LIMIT
         base_url=settings.slack.base_url,
         timeout=int(settings.slack.timeout),
         retry_handlers=[
-            ConnectionErrorRetryHandler(max_retry_count=2),
+            ConnectionErrorRetryHandler(max_retry_count=1),  # slack-sdk's default: one retry of a reset
             RateLimitErrorRetryHandler(max_retry_count=rate_limit_retries),
         ],
     )
