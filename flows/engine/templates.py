@@ -41,7 +41,7 @@ from flows.engine.sandbox_bounds import (
 )
 from flows.errors import TemplateError
 
-__all__ = ["MAX_VALUE_BYTES", "Placeholder", "is_template", "render_string", "render_value", "truthy"]
+__all__ = ["MAX_VALUE_BYTES", "Placeholder", "condition", "is_template", "render_string", "render_value", "truthy"]
 
 _SINGLE_EXPR = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\{\{|\}\}|\{%|\{#).)*)\}\}\s*$", re.DOTALL)
 _MARKERS = ("{{", "{%", "{#")
@@ -221,6 +221,33 @@ def truthy(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() not in ("", "false", "no", "0", "none", "null")
     return bool(value)
+
+
+_TRUE_TEXT = frozenset({"true", "yes", "1"})
+_FALSE_TEXT = frozenset({"false", "no", "0"})
+
+
+def condition(value: Any, *, where: str = "when") -> bool:
+    """How a rendered ``when`` decides: only a recognised boolean decides; anything else is an error.
+
+    ``True``/``False``, the integers 1/0 and the text true/false, yes/no, 1/0 (any case) decide. A
+    dry-run placeholder (a step output that was never produced) runs the step, so a dry-run walks
+    every step. Any other value (``"False and False"`` from ``"{{ a }} and {{ b }}"``, a list, a
+    name) raises :class:`TemplateError`: a condition must be one expression, and text is never truthy.
+    """
+    if isinstance(value, Placeholder):
+        return True
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE_TEXT | _FALSE_TEXT:
+        return value.strip().lower() in _TRUE_TEXT
+    shown = repr(value)[:80]
+    raise TemplateError(
+        f"{where}: rendered {shown} ({type(value).__name__}), not a boolean: a condition must be one "
+        "expression, e.g. \"{{ a and b }}\" rather than \"{{ a }} and {{ b }}\""
+    )
 
 
 class Placeholder(dict[str, Any]):

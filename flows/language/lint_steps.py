@@ -187,6 +187,29 @@ class TemplateChecker:
             self._add("E416", message, path, hint)
 
 
+# One ``{{ expression }}`` and nothing around it (the engine renders it to a native value).
+_ONE_EXPRESSION = re.compile(r"^\s*\{\{(?:(?!\{\{|\}\}|\{%|\{#).)*\}\}\s*$", re.DOTALL)
+_BOOLEAN_TEXT = frozenset({"true", "false", "yes", "no", "1", "0"})
+
+
+def check_condition(when: str | None, path: DocPath, positions: PositionMap, out: list[Diagnostic]) -> None:
+    """A ``when`` must be one expression (or a boolean literal): text around or between ``{{ }}``
+    renders to a string such as "False and False", which is never a boolean (E417)."""
+    if when is None:
+        return
+    if is_template(when):
+        if _ONE_EXPRESSION.match(when) or parse_template(when).error is not None:  # E410 says that one
+            return
+        message = "a condition must be one expression: text around or between {{ }} renders to a string"
+        hint = "write one expression, e.g. \"{{ a and b }}\" instead of \"{{ a }} and {{ b }}\""
+    elif when.strip().lower() in _BOOLEAN_TEXT:
+        return
+    else:
+        message = f"a condition must be one {{{{ expression }}}} or true/false, not the text {when!r}"
+        hint = None
+    out.append(Diagnostic("E417", message, positions.value(path), format_path(path), hint=hint))
+
+
 def check_templates(
     playbook: Any,
     deps: Mapping[str, list[str]] | None,
@@ -217,6 +240,7 @@ def check_templates(
         per_item = Scope(STEP_ROOTS | {"item"}, step.id, up) if step.for_each is not None else plain
         checker.check(step.for_each, (*base, "for_each"), plain)
         checker.check(step.when, (*base, "when"), per_item)
+        check_condition(step.when, (*base, "when"), positions, out)
         checker.check(step.with_, (*base, "with"), per_item)
         for h_index, handler in enumerate(step.on_failure):
             scope = Scope(per_item.roots | {"error"}, step.id, up)
