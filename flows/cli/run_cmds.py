@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, cast
 
 import typer
 
@@ -130,6 +130,8 @@ def run_cmd(
         try:
             _run_one(request, settings, local, as_json)
         except typer.Exit as e:
+            if e.exit_code == 130:  # Ctrl-C: the other incidents are not started
+                raise
             failed = failed or bool(e.exit_code)
     if failed:
         raise typer.Exit(1)
@@ -152,18 +154,27 @@ def _run_one(request: dict[str, Any], settings: Settings, local: bool, as_json: 
     run_id = new_run_id(resolved.playbook.metadata.name)
     if not as_json:
         err_console.print(f"run {run_id} ({chosen}): {settings.runs_dir / run_id}", markup=False)
-    summary = run_playbook(
-        playbook,
-        inputs=inputs,
-        alert=alert_doc,
-        mode=cast("Mode", chosen),
-        settings=settings,
-        trigger=request["trigger"],
-        run_id=run_id,
-        progress=None if as_json else _Progress(run_id),
-        alerts=request["alerts"],
-    )
+    try:
+        summary = run_playbook(
+            playbook,
+            inputs=inputs,
+            alert=alert_doc,
+            mode=cast("Mode", chosen),
+            settings=settings,
+            trigger=request["trigger"],
+            run_id=run_id,
+            progress=None if as_json else _Progress(run_id),
+            alerts=request["alerts"],
+        )
+    except KeyboardInterrupt:
+        _interrupted(run_id)
     _finish(summary, as_json)
+
+
+def _interrupted(run_id: str) -> NoReturn:
+    """Ctrl-C: the engine recorded run.interrupted and kept approvals waiting; say how to go on."""
+    err_console.print(f"interrupted: run {run_id} stopped; continue it with: fireline resume {run_id}", markup=False)
+    raise typer.Exit(130)
 
 
 _FOLLOW_SECONDS = 12 * 3600.0  # a handed-over run may wait hours for an approval
@@ -194,13 +205,24 @@ def _print_handed(handed: dict[str, Any], as_json: bool) -> None:
 
 
 @app.command("resume")
-def resume_cmd(run: RunArg, as_json: JsonOpt = False) -> None:
+def resume_cmd(
+    run: RunArg,
+    force: Annotated[bool, typer.Option("--force", help="Take over a run whose lock another machine wrote.")] = False,
+    reason: Annotated[str, typer.Option("--reason", help="Why the owner is known to be gone (with --force).")] = "",
+    as_json: JsonOpt = False,
+) -> None:
     """Finish a crashed run; completed step-items are not applied again."""
     from flows.engine.prefect_settle import settle_after_resume
     from flows.engine.runner import resume_run
 
+    if force and not reason.strip():
+        raise UsageError("--force needs --reason: say why the run's owner is known to be gone")
     settings = _settings()
-    summary = resume_run(run, settings=settings, progress=None if as_json else _Progress(str(run)))
+    progress = None if as_json else _Progress(str(run))
+    try:
+        summary = resume_run(run, settings=settings, progress=progress, force_reason=reason if force else None)
+    except KeyboardInterrupt:
+        _interrupted(str(run))
     settle_after_resume(summary.run_id, summary.outcome, settings)  # its flow run ends in the true state
     _finish(summary, as_json)
 

@@ -8,6 +8,7 @@ Defaults may be templates; they render with ``alert`` and ``incident`` (not othe
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -102,8 +103,33 @@ def _as_dict(name: str, value: Any) -> dict[str, Any]:
     return value
 
 
+def check_data(name: str, value: Any, depth: int = 0) -> None:
+    """Refuse what JSON cannot hold faithfully: NaN and infinities, lone surrogates, absurd nesting.
+
+    A shell passes bytes that are not UTF-8 as lone surrogates (``\\udcff``); such text cannot be
+    written to run.json, so it is refused here, before anything is written.
+    """
+    if depth > 32:
+        raise InputError(f"input {name!r}: nested more than 32 levels deep")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InputError(f"input {name!r}: {value!r} is not a finite number")
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise InputError(f"input {name!r}: not valid Unicode (byte {e.object[e.start]!r} at {e.start})") from e
+    elif isinstance(value, list):
+        for item in value:
+            check_data(name, item, depth + 1)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            check_data(name, key, depth + 1)
+            check_data(name, item, depth + 1)
+
+
 def coerce(name: str, spec: InputSpec, value: Any) -> Any:
     """Convert ``value`` to the input's declared type, or raise :class:`InputError`."""
+    check_data(name, value)
     kind = spec.type
     result: Any
     if kind == "string":
@@ -131,6 +157,7 @@ def coerce(name: str, spec: InputSpec, value: Any) -> Any:
         result = [_as_int(f"{name}[{i}]", v) for i, v in enumerate(_as_list(name, value))]
     else:
         result = _as_dict(name, value)
+    check_data(name, result)
     if spec.choices is not None and result not in spec.choices:
         raise InputError(f"input {name!r}: {result!r} is not one of {spec.choices!r}")
     return result

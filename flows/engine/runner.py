@@ -21,7 +21,7 @@ from flows.actions.context import ActionContext, Incident, RunServices
 from flows.actions.registry import Registry, default_registry
 from flows.config import Settings, load_settings
 from flows.engine.alerts import Alert, normalise
-from flows.engine.approvals import AnswerSource, InboxSource, Responders
+from flows.engine.approvals import AnswerSource, ApproverDirectory, InboxSource, Responders
 from flows.engine.executor import StepExecutor, ThreadExecutor
 from flows.engine.inputs import redact_inputs, resolve_inputs
 from flows.engine.outcomes import FAILURES, REJECTED, SUCCEEDED, SUCCEEDED_WITH_ERRORS, RunSummary, StepOutcome
@@ -65,7 +65,6 @@ class _Launch:
     trigger: dict[str, Any]
     progress: Progress | None
     resumed: bool
-    clock: Any = None  # flows.engine.waits.Clock for approval and page waits (None: the wall clock)
 
 
 def resolve_playbook(ref: str | Path, settings: Settings) -> ResolvedPlaybook:
@@ -148,7 +147,6 @@ def run_playbook(
     answer_sources: Sequence[AnswerSource] = (),
     progress: Progress | None = None,
     alerts: list[dict[str, Any]] | None = None,
-    clock: Any = None,
 ) -> RunSummary:
     """Validate the request, then run the playbook to its end and return the summary.
 
@@ -191,9 +189,6 @@ def run_playbook(
         "incident": {"id": incident.id, "started_at": iso(started)},
     }
     sealer_for(settings)  # a bad record key refuses the run before anything is written
-    from flows.people.snapshot import prepare_snapshot
-
-    people = prepare_snapshot(settings, book.contacts, resolved.path.parent)  # a bad directory or tree refuses the run
     state = RunState(run_dir)
     state.create(meta)
     doc_data: dict[str, Any] = {
@@ -220,13 +215,12 @@ def run_playbook(
         "actions": _step_actions(book, registry),
         "report": {"formats": list(book.report.formats)},
         "waiting": [],
-        "people": people.write(run_dir),
     }
     return _drive(
         _Launch(
             run_dir, run_id, book, incident,
             scope | {"inputs": resolved_inputs, "alerts": list(meta["alerts"])}, doc_data, state, settings, registry,
-            executor, _sources(run_dir, responders, answer_sources), trigger, progress, resumed=False, clock=clock,
+            executor, _sources(run_dir, responders, answer_sources), trigger, progress, resumed=False,
         )
     )  # fmt: skip
 
@@ -240,12 +234,20 @@ def resume_run(
     registry: Registry | None = None,
     answer_sources: Sequence[AnswerSource] = (),
     progress: Progress | None = None,
-    clock: Any = None,
+    force_reason: str | None = None,
 ) -> RunSummary:
-    """Finish a crashed or interrupted run: completed step-items are reused, never applied again."""
+    """Finish a crashed or interrupted run: completed step-items are reused, never applied again.
+
+    ``force_reason`` takes over a run whose owner's lock was written on another machine and still
+    looks alive (its lease has not lapsed); the reason is recorded.
+    """
     settings = settings or load_settings()
     registry = registry or default_registry()
     run_dir = find_run(run_id_or_dir, settings)
+    if force_reason is not None:
+        from flows.engine.runs import force_takeover
+
+        force_takeover(run_dir, force_reason, str(_default_trigger()["by"]))
     detect_crash(run_dir)
     data = read_run_json(run_dir)
     status = data.get("status")
@@ -278,7 +280,7 @@ def resume_run(
     return _drive(
         _Launch(
             run_dir, data["run_id"], book, incident, scope, data, state, settings, registry, executor,
-            _sources(run_dir, responders, answer_sources), meta["trigger"], progress, resumed=True, clock=clock,
+            _sources(run_dir, responders, answer_sources), meta["trigger"], progress, resumed=True,
         )
     )  # fmt: skip
 
@@ -322,12 +324,6 @@ def _drive(launch: _Launch) -> RunSummary:
     settings, trigger, executor = launch.settings, launch.trigger, launch.executor
     state.acquire()
     services = RunServices()
-    from flows.engine.waits import SystemClock
-
-    labels = (launch.doc.get("alert") or {}).get("labels") or {}
-    library = Path(str((launch.doc.get("playbook") or {}).get("path") or ".")).parent
-    services.cache.update({"clock": launch.clock or SystemClock(), "people.contacts": book.contacts,
-                           "people.labels": labels, "people.library": library})  # fmt: skip
     sealing = {"sealer": sealer_for(settings), "anchor": anchor_sink(settings)}
     record = RedactingRecord(run_dir, run_id, services.secret_values, incident.mode, **sealing)
     doc = RunDoc(record, launch.doc)
@@ -356,7 +352,6 @@ def _drive(launch: _Launch) -> RunSummary:
         )
     doc.update()
     from flows.people.sinks import attach_timeline_sinks, close_sinks  # the Slack timeline, loaded by module name
-    from flows.people.snapshot import run_approvers
 
     sinks = attach_timeline_sinks(record, settings=settings, run_id=run_id, mode=incident.mode)
     env = RunEnv(
@@ -366,7 +361,7 @@ def _drive(launch: _Launch) -> RunSummary:
         state=state,
         doc=doc,
         sources=launch.sources,
-        directory=run_approvers(run_dir, settings),
+        directory=ApproverDirectory.load(settings.approvers_file),
         triggered_by=trigger.get("by"),
         progress=launch.progress,
     )

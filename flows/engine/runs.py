@@ -8,7 +8,7 @@ from typing import Any
 
 from flows.config import Settings
 from flows.engine.state import RunState
-from flows.errors import RecordError
+from flows.errors import RecordError, RunError
 from flows.record.store import RunRecord, iso, utcnow
 
 RUNNING = "running"
@@ -86,6 +86,74 @@ def detect_crash(run_dir: Path) -> bool:
     return True
 
 
+def adopt_orphan(run_dir: Path, settings: Settings | None = None) -> bool:
+    """Give a run that died between creating ``state/`` and writing run.json a record: crashed, resumable.
+
+    Its creator holds the owner lock from the moment ``state/`` exists, so a run still being
+    created is never taken for an orphan. True when a record was written.
+    """
+    if (run_dir / "run.json").is_file() or not (run_dir / "state" / "run.json").is_file():
+        return False
+    state = RunState(run_dir)
+    if not state.claim():
+        return False
+    try:
+        meta = state.meta()
+        if (run_dir / "run.json").is_file() or meta is None:
+            return False
+        from flows.engine.redact import Redactor
+
+        run_id = str(meta.get("run_id") or run_dir.name)
+        from flows.record.seal import sealer_for
+
+        record = RunRecord(run_dir, run_id, sealer=sealer_for(settings) if settings is not None else None)
+        note = "the process died before the run's record was written"
+        record.emit("run.crashed", detail={"detected_at": iso(utcnow()), "note": note, "mode": meta.get("mode")})
+        path = str(meta.get("playbook_path", ""))
+        record.write_run(
+            {
+                "run_id": run_id,
+                "status": CRASHED,
+                "mode": meta.get("mode"),
+                "outcome": CRASHED,
+                "playbook": {"ref": Path(path).stem, "path": path, "sha256": meta.get("sha256")},
+                "trigger": meta.get("trigger", {}),
+                "inputs": Redactor(hide_refs=True).scrub(meta.get("inputs", {})),
+                "started_at": (meta.get("incident") or {}).get("started_at"),
+                "finished_at": None,
+                "steps": {},
+                "waiting": [],
+            }
+        )
+    finally:
+        state.unclaim()
+    return True
+
+
+def force_takeover(run_dir: Path, reason: str, by: str) -> None:
+    """Mark a run whose owner still looks alive crashed, on a person's word (``fireline resume --force``).
+
+    Only a lock written under another kernel can be taken over: a process that holds the run on
+    this machine is never displaced. The previous owner and the reason are recorded.
+    """
+    if not reason.strip():
+        raise RunError("--force needs --reason: say why the run's owner is known to be gone")
+    state = RunState(run_dir)
+    if not state.claim():
+        raise RunError(f"run {run_dir.name} is driven by a live process on this machine; it cannot be taken over")
+    try:
+        data = read_run_json(run_dir)
+        if data.get("status") != RUNNING:
+            return
+        record = RunRecord(run_dir)
+        detail = {"reason": reason, "by": by, "previous_owner": state.lock_owner(), "mode": data.get("mode")}
+        record.emit("run.force_resumed", detail=detail)
+        record.update_run(status=CRASHED, outcome=CRASHED)
+        state.drop_lock()
+    finally:
+        state.unclaim()
+
+
 def mark_crashed_runs(settings: Settings) -> list[str]:
     """Mark crashed every run under ``settings.runs_dir`` left running by a dead process (start-up sweep)."""
     root = settings.runs_dir
@@ -94,7 +162,9 @@ def mark_crashed_runs(settings: Settings) -> list[str]:
         return crashed
     for run_dir in root.iterdir():
         try:
-            if (
+            if adopt_orphan(run_dir, settings):
+                crashed.append(run_dir.name)
+            elif (
                 (run_dir / "run.json").is_file()
                 and read_run_json(run_dir).get("status") == RUNNING
                 and detect_crash(run_dir)
@@ -112,6 +182,7 @@ def list_runs(settings: Settings) -> list[dict[str, Any]]:
         return []
     rows: list[dict[str, Any]] = []
     for run_dir in root.iterdir():
+        adopt_orphan(run_dir, settings)
         if not (run_dir / "run.json").is_file():
             continue
         try:

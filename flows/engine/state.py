@@ -8,8 +8,10 @@
   same idempotency key (actions are idempotent under that key).
 - ``state/saga.jsonl`` — append-only log of undoable effects and of their undoing.
 - ``state/owner.lock`` — flocked by the process driving the run (the kernel drops it when that
-  process dies); ``state/lock.json`` — that process's pid, start time and host. A run whose owner
-  is gone is crashed.
+  process dies); ``state/lock.json`` — that process's pid, start time, kernel boot id, host and a
+  lease renewed every :data:`LEASE_SECONDS`/3 s. A run whose owner is gone is crashed: under the
+  same kernel (boot id; a restarted container with a new host name keeps it) the flock, or pid and
+  start time, decide; a lock written under another kernel is judged by its lease alone.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import json
 import os
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +35,9 @@ try:
 except ImportError:  # no flock on this platform: the pid check of lock.json decides
     _HAVE_FLOCK = False
 from flows.record.store import iso, utcnow, write_atomic
+
+LEASE_SECONDS = 90.0
+"""How long a run owner's lease lasts without renewal."""
 
 
 def item_file_key(step_id: str, item_key: str) -> str:
@@ -61,6 +67,21 @@ def process_start_time(pid: int) -> str | None:
     # The command name may hold spaces and parentheses; fields resume after the last ')'.
     fields = stat[stat.rfind(")") + 2 :].split()
     return fields[19] if len(fields) > 19 else None
+
+
+def boot_id() -> str:
+    """This kernel's boot id: a pid and start time only mean something under the kernel that wrote them."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return socket.gethostname()
+
+
+def _same_kernel(lock: dict[str, Any]) -> bool:
+    """Whether a lock was written under this kernel (a container restart keeps the kernel, not the host name)."""
+    if "boot_id" in lock:
+        return bool(lock["boot_id"] == boot_id())
+    return lock.get("host") in (None, socket.gethostname())
 
 
 def pid_alive(pid: int, start_time: str | None) -> bool:
@@ -114,11 +135,23 @@ class RunState:
         self._owner_fd: int | None = None
         self._saga_lock = threading.Lock()
         self._saga_checked = False
+        self._stop_heartbeat = threading.Event()
+        self._heartbeat: threading.Thread | None = None
 
     def create(self, meta: dict[str, Any]) -> None:
+        """Make the state directory, owned by this process from the start (see :func:`adopt_orphan`).
+
+        ``meta`` is serialised before any directory exists, so data JSON cannot hold leaves nothing.
+        """
+        try:
+            data = json.dumps(meta, indent=1, ensure_ascii=False, default=str, allow_nan=False).encode("utf-8")
+        except (ValueError, UnicodeEncodeError) as e:
+            raise RunError(f"run {self.dir.parent.name}: the request cannot be recorded: {e}") from e
+        if not self.claim():
+            raise RunError(f"run {self.dir.parent.name} is driven by another live process")
         self.results_dir.mkdir(parents=True, exist_ok=True)
         self.intents_dir.mkdir(parents=True, exist_ok=True)
-        write_atomic(self.meta_path, _dump(meta))
+        write_atomic(self.meta_path, data)
 
     def meta(self) -> dict[str, Any] | None:
         return _read_json(self.meta_path)
@@ -209,34 +242,80 @@ class RunState:
 
     def acquire(self) -> None:
         """Become the run's owner, or raise :class:`RunError` when a live process already is."""
-        if not self.claim() or (self._other_host_owner()):
+        if not self.claim() or self._foreign_owner_alive(_read_json(self.lock_path)):
             raise RunError(f"run {self.dir.parent.name} is driven by another live process")
+        self._write_lock()
+        self._stop_heartbeat.clear()
+        self._heartbeat = threading.Thread(target=self._beat, name="fireline-lease", daemon=True)
+        self._heartbeat.start()
+
+    def _write_lock(self) -> None:
         pid = os.getpid()
-        doc = {"pid": pid, "start_time": process_start_time(pid), "host": socket.gethostname(), "at": iso(utcnow())}
+        doc = {
+            "pid": pid,
+            "start_time": process_start_time(pid),
+            "boot_id": boot_id(),
+            "host": socket.gethostname(),
+            "at": iso(utcnow()),
+            "lease_until": time.time() + LEASE_SECONDS,
+        }
         write_atomic(self.lock_path, _dump(doc))
 
+    def _beat(self) -> None:
+        """Renew the lease while the run is driven, so another host can tell a live owner from a dead one."""
+        while not self._stop_heartbeat.wait(LEASE_SECONDS / 3):
+            try:
+                self._write_lock()
+            except OSError:
+                continue  # a full disk now and then must not end the run; the lease may lapse
+
     def release(self) -> None:
+        self._stop_heartbeat.set()
         try:
             self.lock_path.unlink()
         except FileNotFoundError:
             pass
         self.unclaim()
 
-    def _other_host_owner(self) -> bool:
-        lock = _read_json(self.lock_path)
-        return lock is not None and lock.get("host") not in (None, socket.gethostname())
+    @staticmethod
+    def _foreign_owner_alive(lock: dict[str, Any] | None) -> bool:
+        """Whether a lock written under another kernel (another machine, a rebooted host) is still live.
+
+        Its pid means nothing here, so its lease decides; a lock without a lease cannot be judged and
+        counts as live (``fireline resume --force`` takes it over, with a recorded reason).
+        """
+        if lock is None or _same_kernel(lock):
+            return False
+        lease = lock.get("lease_until")
+        return not isinstance(lease, int | float) or lease > time.time()
 
     def owner_alive(self) -> bool:
-        """Whether a live process holds the run (a process on another host always counts as alive)."""
+        """Whether a live process holds the run: the flock on this kernel, else pid and start time, else the lease."""
         lock = _read_json(self.lock_path)
         if lock is None:
             return False
-        if self._other_host_owner():
-            return True  # cannot tell from here, so never steal it
-        if _HAVE_FLOCK and self.owner_path.exists() and self._owner_fd is None:
+        if _HAVE_FLOCK and self.owner_path.exists() and self._owner_fd is not None:
+            return True  # this process holds it
+        if _HAVE_FLOCK and self.owner_path.exists():
             if not self.claim():
                 return True
             self.unclaim()
-            return False
+        if self._foreign_owner_alive(lock):
+            return True
+        if not _same_kernel(lock):
+            return False  # written under another kernel, and its lease has lapsed
+        if _HAVE_FLOCK and self.owner_path.exists():
+            return False  # same kernel and nobody holds the flock
         start = lock.get("start_time")
         return pid_alive(int(lock.get("pid", 0)), str(start) if start is not None else None)
+
+    def lock_owner(self) -> dict[str, Any] | None:
+        """What lock.json says about the owner (pid, start time, boot id, host, lease)."""
+        return _read_json(self.lock_path)
+
+    def drop_lock(self) -> None:
+        """Forget a previous owner's lock.json (``resume --force``, after recording why)."""
+        try:
+            self.lock_path.unlink()
+        except FileNotFoundError:
+            pass

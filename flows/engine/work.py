@@ -21,12 +21,13 @@ from flows.actions.context import ActionContext
 from flows.actions.control import ApprovalParams
 from flows.actions.registry import Action, ActionResult, Registry
 from flows.engine import fence
-from flows.engine.approvals import AnswerSource, ApprovalWait, ApproverDirectory, Approvers, dry_run_grant
+from flows.engine.approvals import AnswerSource, ApprovalWait, ApproverDirectory, dry_run_grant
 from flows.engine.executor import is_retryable
 from flows.engine.fence import AbandonedAttempt, Attempt, AttemptRecord
 from flows.engine.guards import Refusal
 from flows.engine.outcomes import FAILED, REJECTED, SUCCEEDED, TIMED_OUT
 from flows.engine.redact import Redactor
+from flows.engine.runs import CRASHED
 from flows.engine.state import RunState, StoredResult
 from flows.engine.units import ItemResult, PlannedItem, Unit, error_text, plan_items, planned_targets
 from flows.errors import StepTimeoutError
@@ -43,14 +44,22 @@ class RunDoc:
         self.record = record
         self.data = data
         self._lock = threading.Lock()
+        self._waiting_kept = False
 
     def update(self, **changes: Any) -> None:
         with self._lock:
             self.data.update(changes)
             self.record.write_run(self.data)
 
+    def keep_waiting(self) -> None:
+        """From now on leave ``waiting`` as it is: an interrupted run's approvals can still be answered."""
+        with self._lock:
+            self._waiting_kept = True
+
     def set_waiting(self, step_id: str, waiting: bool) -> None:
         with self._lock:
+            if self._waiting_kept:
+                return
             current = set(self.data.get("waiting", []))
             current = current | {step_id} if waiting else current - {step_id}
             self.data["waiting"] = sorted(current)
@@ -67,7 +76,7 @@ class RunEnv:
     state: RunState
     doc: RunDoc
     sources: list[AnswerSource] = field(default_factory=list)
-    directory: ApproverDirectory | Approvers = field(default_factory=ApproverDirectory)
+    directory: ApproverDirectory = field(default_factory=ApproverDirectory)
     triggered_by: str | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     progress: Progress | None = None
@@ -292,3 +301,15 @@ def run_handlers(env: RunEnv, step: Step, scope: dict[str, Any], touched: Collec
         seen |= planned_targets(items)
         results.append(apply_item(env, unit, items[0]))
     return results
+
+
+def record_interruption(env: RunEnv, in_flight: list[str]) -> None:
+    """Ctrl-C: record ``run.interrupted``, mark the run crashed (resumable) and keep its approvals waiting.
+
+    Called before the worker threads are woken, so no wait clears ``waiting`` on its way out.
+    """
+    env.doc.keep_waiting()
+    waiting = list(env.doc.data.get("waiting", []))
+    detail = {"waiting": waiting, "in_flight": in_flight, "resume": f"fireline resume {env.ctx.run_id}"}
+    env.emit("run.interrupted", None, None, detail)
+    env.doc.update(status=CRASHED, outcome="interrupted")

@@ -22,6 +22,7 @@ DocPath = tuple[str | int, ...]
 
 MAX_DEPTH = 64
 MAX_NODES = 200_000  # after alias expansion; a large real playbook has a few thousand
+MAX_EXPANDED_BYTES = 4 * 1024 * 1024  # text after alias expansion: few aliases of long strings are a bomb too
 STD_TAG = "tag:yaml.org,2002:"
 _PLAIN_TAGS = {f"{STD_TAG}{t}" for t in ("str", "int", "float", "bool", "null", "map", "seq")} | {"!"}
 
@@ -104,6 +105,7 @@ class _Frame:
     path: DocPath
     anchor: str | None
     nodes_before: int
+    bytes_before: int = 0
     key: str | None = None
     key_pos: tuple[int, int] | None = None
     key_lines: dict[str, int] = field(default_factory=dict)
@@ -122,6 +124,8 @@ class _Composer:
         self.stack: list[_Frame] = []
         self.nodes = 0
         self.expanded = False  # an alias was expanded: a node count blow-up is an alias bomb
+        self.bytes = 0  # scalar and key text, aliases expanded
+        self.anchor_bytes: dict[str, int] = {}
         self.documents = 0
         self.result: Any = None
 
@@ -138,6 +142,12 @@ class _Composer:
         if self.nodes > self.max_nodes:
             why = "aliases expand it to" if self.expanded else "it has"
             raise self.fail("E106", f"document too large: {why} more than {self.max_nodes} nodes", mark)
+
+    def grow(self, n: int, mark: Any) -> None:
+        self.bytes += n
+        if self.bytes > MAX_EXPANDED_BYTES:
+            why = "aliases expand its text to" if self.expanded else "its text is"
+            raise self.fail("E106", f"document too large: {why} more than {MAX_EXPANDED_BYTES} bytes", mark)
 
     def next_path(self, mark: Any) -> DocPath | None:
         """The path of the node that starts at ``mark``; None when it is a mapping key."""
@@ -182,6 +192,7 @@ class _Composer:
         path = (*top.path, name)
         self.positions.keys[path] = (line, mark.column + 1)
         self.count(1, mark)
+        self.grow(len(event.value), mark)
 
     def start(self, event: Any, container: dict[str, Any] | list[Any], path: DocPath) -> None:
         if len(self.stack) >= self.max_depth:
@@ -195,12 +206,13 @@ class _Composer:
             self.open_anchors.add(event.anchor)
         self.positions.values[path] = (event.start_mark.line + 1, event.start_mark.column + 1)
         self.count(1, event.start_mark)
-        self.stack.append(_Frame(container, path, event.anchor, self.nodes))
+        self.stack.append(_Frame(container, path, event.anchor, self.nodes, self.bytes))
 
     def end(self, event: Any) -> None:
         frame = self.stack.pop()
         if frame.anchor is not None:
             self.open_anchors.discard(frame.anchor)
+            self.anchor_bytes[frame.anchor] = self.bytes - frame.bytes_before
         container = frame.container
         if isinstance(container, dict):
             for key in [k for k in container if k.startswith("\0duplicate:")]:
@@ -211,6 +223,9 @@ class _Composer:
         mark = event.start_mark
         self.positions.values[path] = (mark.line + 1, mark.column + 1)
         self.count(1, mark)
+        self.grow(len(event.value), mark)
+        if event.anchor is not None:
+            self.anchor_bytes[event.anchor] = len(event.value)
         value: Any = event.value
         tag = event.tag
         if tag is None and event.implicit[0]:
@@ -234,6 +249,7 @@ class _Composer:
         value, size = self.anchors[event.anchor]
         self.expanded = True
         self.count(size, mark)
+        self.grow(self.anchor_bytes.get(event.anchor, 0), mark)
         self.add(value, mark, None, size)
 
     def document(self, event: Any) -> None:

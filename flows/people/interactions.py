@@ -29,7 +29,6 @@ from __future__ import annotations
 import importlib
 import json
 import os
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -46,7 +45,6 @@ REPLAY_WINDOW = 600.0  # seconds a handled signature is remembered (the verifier
 ACTIONS = {"fireline.ack": "ack", "fireline.approve": "approve", "fireline.reject": "reject"}
 REJECT_CALLBACK = "fireline.reject"
 REASON_BLOCK, REASON_INPUT = "reason", "reason_input"
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # a run or step id, never a path
 
 
 class PayloadError(ValueError):
@@ -72,10 +70,8 @@ def _target(raw: Any) -> tuple[str, str | None]:
         run, step = value["run"], value.get("step")
     except (TypeError, ValueError, KeyError, AttributeError) as e:
         raise PayloadError('the button value is not {"run", "step"}') from e
-    if not isinstance(run, str) or not _ID.match(run):
+    if not isinstance(run, str) or not run or not (step is None or isinstance(step, str)):
         raise PayloadError("the button value names no run")
-    if not (step is None or (isinstance(step, str) and _ID.match(step))):
-        raise PayloadError("the button value names no step")
     return run, step
 
 
@@ -91,15 +87,7 @@ def parse_payload(body: bytes) -> Click:
         raise PayloadError("the body is not payload=<JSON>") from e
     if not isinstance(payload, dict) or not isinstance(payload.get("user"), dict) or not payload["user"].get("id"):
         raise PayloadError("the payload names no user")
-    try:
-        return _decode(payload, str(payload["user"]["id"]))
-    except (AttributeError, TypeError, ValueError) as e:  # a field of the wrong shape somewhere inside
-        if isinstance(e, PayloadError):
-            raise
-        raise PayloadError(f"malformed {payload.get('type')} payload ({type(e).__name__})") from e
-
-
-def _decode(payload: dict[str, Any], user: str) -> Click:
+    user = str(payload["user"]["id"])
     kind = payload.get("type")
     if kind == "block_actions":
         actions = payload.get("actions")
@@ -126,8 +114,8 @@ def _decode(payload: dict[str, Any], user: str) -> Click:
 class SlackInteractions:
     """The endpoint and its worker threads. ``app`` is the Starlette app (route ``/interactions``).
 
-    ``clock`` (epoch seconds) feeds the signature verifier; ``replies`` replaces the Slack calls
-    module (:data:`REPLY_MODULE`).
+    ``submit`` is the function that records an answer (tests pass a spy only to count calls);
+    ``clock`` feeds the signature verifier.
     """
 
     def __init__(

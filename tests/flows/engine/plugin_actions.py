@@ -328,3 +328,17 @@ class Leak(Action[LeakParams, EchoResult]):
         token = params.token
         ctx.log("request", body=json.dumps({"token": token}), url=f"https://api.example/?t={quote_plus(token)}")
         raise ActionError(f"rejected {token!r} at https://api.example/{quote(token, safe='')} with {json.dumps(token)}")
+
+
+@action("test.stuck_plan", kind=ActionKind.CONTAINMENT, params=SlowParams, result=SlowResult)
+class StuckPlan(Action[SlowParams, SlowResult]):
+    """A plan whose read hangs (``seconds``), as a read against an unresponsive API does."""
+
+    def plan(self, params: SlowParams, ctx: ActionContext) -> Plan:
+        time.sleep(params.seconds)
+        return Plan(action=self.name, summary="late", mutating=False)
+
+    def apply(self, params: SlowParams, ctx: ActionContext) -> SlowResult:
+        if params.target:
+            Path(params.target).write_text("applied")
+        return SlowResult()
