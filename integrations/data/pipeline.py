@@ -29,13 +29,14 @@ from flows.actions.registry import Action, ActionKind, ActionParams, ActionResul
 from flows.errors import ActionError, IntegrationError
 from flows.language.durations import Duration
 from integrations.aws.common import plan_read
-from integrations.aws.session import aws_errors, client, known
+from integrations.aws.session import aws_errors, client, known, tag_dict
 
 SAGEMAKER_TERMINAL = {"Succeeded": True, "Failed": False, "Stopped": False}
 PREFECT_OK = {"COMPLETED"}
 PREFECT_FAILED = {"FAILED", "CRASHED", "CANCELLED"}
 PERMISSIONS = (
     "sagemaker:DescribePipeline",
+    "sagemaker:ListTags",
     "sagemaker:StartPipelineExecution",
     "sagemaker:ListPipelineExecutions",
     "sagemaker:DescribePipelineExecution",
@@ -227,6 +228,18 @@ def _prefect(params: TriggerParams, ctx: ActionContext) -> TriggerResult:
     )
 
 
+def _prefect_tags(params: TriggerParams, ctx: ActionContext, warnings: list[str]) -> dict[str, str] | None:
+    """A deployment's tags as guard tags (``key=value`` tags; a bare tag maps to ``"true"``); None if unreadable."""
+    try:
+        with _prefect_client(params, ctx) as prefect:
+            deployment = prefect.read_deployment_by_name(str(params.deployment))
+    except Exception as e:  # a plan works without the server; the guard then treats the tags as unknown
+        warnings.append(f"could not read prefect deployment {params.deployment} ({type(e).__name__}: {e})")
+        return None
+    pairs = [str(t).partition("=") for t in deployment.tags or []]
+    return {k: (v if sep else "true") for k, sep, v in pairs}
+
+
 def _prefect_existing(prefect: Any, deployment_id: Any, key: str) -> Any:
     from prefect.client.schemas.filters import (
         FlowRunFilter,
@@ -261,8 +274,19 @@ class PipelineTrigger(Action[TriggerParams, TriggerResult]):
             found = plan_read(
                 ctx, f"describe sagemaker pipeline {params.pipeline}", lambda: _describe_pipeline(params, ctx), warnings
             )
+            target = Target(type="aws:sagemaker:pipeline", id=str(params.pipeline), region=params.region)
             if found is not None:
                 reads.append(f"sagemaker pipeline {params.pipeline} exists ({found.get('PipelineStatus')})")
+                sm = client(ctx, "sagemaker", params.region)
+                arn = str(found["PipelineArn"])
+                # Guards need the pipeline's tags (a protected pipeline is never started).
+                tags = plan_read(ctx, f"list the tags of {arn}", lambda: sm.list_tags(ResourceArn=arn), warnings)
+                if tags is not None:
+                    target = target.model_copy(update={"arn": arn, "tags": tag_dict(tags.get("Tags"))})
+        else:
+            target = Target(
+                type="prefect:deployment", id=str(params.deployment), tags=_prefect_tags(params, ctx, warnings)
+            )
         shown = json.dumps(params.parameters, sort_keys=True, default=str)
         changes = [f"start a run of {params.label} with parameters {shown} (idempotency key {ctx.idempotency_key})"]
         if params.wait:
@@ -270,7 +294,7 @@ class PipelineTrigger(Action[TriggerParams, TriggerResult]):
         return Plan(
             action=self.name,
             summary=f"trigger {params.label}",
-            targets=[Target(type=f"pipeline:{params.engine}", id=str(params.deployment or params.pipeline))],
+            targets=[target],
             changes=changes,
             reads=reads,
             warnings=warnings,

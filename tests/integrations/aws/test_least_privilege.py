@@ -211,7 +211,7 @@ CASES += [
         lambda w: {"engine": "sagemaker", "pipeline": "fraud-reprocess", "parameters": {"Incident": "inc-1"}},
         undo=False,
         twice=True,
-        gaps=(("sagemaker:DescribePipeline", "only read by plan()"),),
+        gaps=(("sagemaker:DescribePipeline", "only read by plan()"), ("sagemaker:ListTags", "only read by plan()")),
     ),
 ]
 

@@ -84,7 +84,10 @@ def test_live_run_rolls_back_past_the_tainted_version_and_reprocesses(aws: AwsEn
         PLAYBOOK,
         alert=poisoning_alert(world),
         settings=settings(aws, tmp_path),
-        responders=Responders(approvals={"approve-containment": [Answer(by="alice", decision="approve")]}),
+        responders=Responders(
+            approvals={"approve-containment": [Answer(by="alice", decision="approve")]},
+            acks={"page-on-call": [("bob", 0.0)]},
+        ),
     )
 
     assert summary.outcome == "succeeded", [
@@ -93,12 +96,12 @@ def test_live_run_rolls_back_past_the_tainted_version_and_reprocesses(aws: AwsEn
     after = snapshot(world)
     assert after["weights"] == {"stable": 1.0, "canary": 0.0}  # v2 (clean) serves, not v3
     assert {k for k, v in after["quarantined"].items() if v} == {"v3", "v4"}
-    assert after["quarantined"]["v3"].startswith(summary.incident_id if hasattr(summary, "incident_id") else "")
+    assert after["quarantined"]["v3"].endswith(": trained on poisoned data")
     deny = json.loads(after["policy"])["Statement"][-1]
     assert deny["Principal"] == {"AWS": [world.data["training_role_arn"]]}
     assert deny["Resource"] == f"arn:aws:s3:::{DATA_BUCKET}/{POISONED_PREFIX}*"
     assert len(after["executions"]) == 1
-    assert after["evidence"] == 2  # both versions... of the poisoned shard's two objects
+    assert after["evidence"] == 2  # the poisoned shard's two object versions, in the Object Lock bucket
     sm = world.client("sagemaker")
     params = sm.list_pipeline_parameters_for_execution(PipelineExecutionArn=after["executions"][0])
     assert {p["Name"]: p["Value"] for p in params["PipelineParameters"]}["ExcludePrefix"] == (
@@ -111,4 +114,9 @@ def test_live_run_rolls_back_past_the_tainted_version_and_reprocesses(aws: AwsEn
     [chosen] = [o["chosen"]["id"] for o in outputs]
     assert chosen == versions["v2"]
     reasons = {r["version"]: r["reason"] for o in outputs for r in o["rejections"]}
-    assert reasons[versions["v3"]] in ("tainted_training_data", "quarantined")
+    # v3 is the newest attested version: only its training data disqualifies it.
+    assert reasons == {versions["v4"]: "not_attested", versions["v3"]: "tainted_training_data"}
+    s3 = world.client("s3")
+    s3.delete_bucket_policy(Bucket=DATA_BUCKET)  # moto applies the Deny to every caller; lift it to read tags
+    marked = {k for k, tags in all_tags(s3, DATA_BUCKET).items() if KEY_QUARANTINED in tags}
+    assert {k.split("?")[0] for k in marked} == {f"{POISONED_PREFIX}part-0.csv", f"{POISONED_PREFIX}part-1.csv"}
