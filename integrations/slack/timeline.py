@@ -11,14 +11,14 @@ message (at most ``BATCH_LINES`` lines), so a storm of events costs a few messag
 only marked posted (``posted_seq`` in ``slack.json``) once Slack accepted it. A failed post is
 retried until the run ends; a resumed run continues the same thread from where it stopped.
 
-Dry-run and drill runs post only when a drill channel is configured, there, marked ``[DRILL]`` or
-``[DRY-RUN]``; otherwise they have no Slack side at all.
+A drill posts only when a drill channel is configured, there, marked ``[DRILL]``; a dry-run, or a
+drill without a drill channel, has no Slack side at all.
 """
 
 from __future__ import annotations
 
 import threading
-import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +29,15 @@ from integrations.slack.client import SlackCallError, SlackConnection, configure
 from integrations.slack.state import read_state, update_state
 
 BATCH_LINES = 40
+BATCH_CHARS = 3500  # Slack advises at most 4,000 characters of text a message (chat.postMessage, "Truncating")
+_ROOT_GONE = ("message_not_found", "thread_not_found", "cant_update_message")
 RETRY_DELAY = 2.0  # seconds between attempts when Slack refuses a post (not a 429: those wait Retry-After)
+CLOSING_ATTEMPTS = 2  # failed attempts allowed once the run ended: an unreachable Slack must not hold the run
 _WAITING_DONE = ("approval.granted", "approval.rejected", "approval.escalated")
 
 
 def drill_channel(settings: Settings) -> str | None:
-    """The channel drill and dry-run messages go to: ``[slack] drill_channel``, else ``[people]``'s."""
+    """The channel drill messages go to: ``[slack] drill_channel``, else ``[people] drill_channel``."""
     people = getattr(settings, "people", None)
     return settings.slack.drill_channel or (getattr(people, "drill_channel", None) if people is not None else None)
 
@@ -84,10 +87,11 @@ class TimelineSink:
         self.root: dict[str, str] | None = state.get("root")
         self.posted_seq = int(state.get("posted_seq", -1))
         self.channel = (self.root or {}).get("channel") or (state.get("incident_channel") or {}).get("id") or channel
-        self.fixed_channel = mode != "live"  # drill/dry-run: the drill channel only, never the incident's
+        self.fixed_channel = mode != "live"  # a drill: the drill channel only, never the incident's
         self.pending: list[dict[str, Any]] = []
         self.dirty = True
         self.failures = 0
+        self.detach: Callable[[], None] = lambda: None
         self._cond = threading.Condition()
         self._closing = False
         self._thread = threading.Thread(target=self._work, name=f"slack-timeline:{run_id}", daemon=True)
@@ -119,6 +123,7 @@ class TimelineSink:
             self._closing = True
             self._cond.notify()
         self._thread.join(timeout)
+        self.detach()
         with self._cond:
             self._closing = True
             left = len(self.pending)
@@ -134,23 +139,35 @@ class TimelineSink:
                     self._cond.wait()
                 if not self.channel or (self._closing and not self.pending and not self.dirty):
                     return
-                batch = sorted(self.pending, key=lambda e: int(e.get("seq", 0)))[:BATCH_LINES]
+                batch = _batch(self.pending)
                 dirty, self.dirty = self.dirty, False
                 text, blocks = root_blocks(self.view.data)
             try:
                 self._send(batch, dirty, text, blocks)
-            except SlackCallError:
-                self.failures += 1
+            except SlackCallError as e:
                 with self._cond:
+                    if e.slack_code in _ROOT_GONE:  # someone deleted the root message: start a new one
+                        self.root = None
                     self.dirty = self.dirty or dirty
-                    if self._closing and self.failures > 3:
+                    self.failures = self.failures + 1 if self._closing else 0
+                    if self.failures >= CLOSING_ATTEMPTS:
                         return
-                time.sleep(RETRY_DELAY)
+                    if not self._closing:
+                        self._cond.wait(RETRY_DELAY)  # woken at once when the run ends
+
+    def _post_root(self, channel: str, text: str, blocks: list[dict[str, Any]]) -> dict[str, Any]:
+        try:
+            return self.conn.call("chat.postMessage", channel=channel, text=text, blocks=blocks)
+        except SlackCallError as e:
+            if e.slack_code != "not_in_channel":
+                raise
+            self.conn.call("conversations.join", channel=channel, paced=False)
+            return self.conn.call("chat.postMessage", channel=channel, text=text, blocks=blocks)
 
     def _send(self, batch: list[dict[str, Any]], dirty: bool, text: str, blocks: list[dict[str, Any]]) -> None:
         assert self.channel is not None  # the worker only sends once a channel is known
         if self.root is None:
-            answer = self.conn.call("chat.postMessage", channel=self.channel, text=text, blocks=blocks)
+            answer = self._post_root(self.channel, text, blocks)
             self.root = {"channel": str(answer["channel"]), "ts": str(answer["ts"])}
             update_state(self.run_dir, root=self.root)
             dirty = False
@@ -169,18 +186,32 @@ class TimelineSink:
             self.conn.call("chat.update", channel=self.root["channel"], ts=self.root["ts"], text=text, blocks=blocks)
 
 
+def _batch(pending: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The oldest pending entries that fit one thread message (lines and characters)."""
+    batch: list[dict[str, Any]] = []
+    size = 0
+    for event in sorted(pending, key=lambda e: int(e.get("seq", 0))):
+        size += len(event_line(event)) + 1
+        if batch and (len(batch) >= BATCH_LINES or size > BATCH_CHARS):
+            break
+        batch.append(event)
+    return batch
+
+
 def timeline_sink(record: RunRecord, *, settings: Settings, run_id: str, mode: str) -> TimelineSink | None:
     """The Slack timeline of a run, attached to its event log; None when Slack is not configured.
 
-    A live run posts to its incident channel (or ``[slack] channel``); a drill or dry-run only to
-    the drill channel.
+    A live run posts to its incident channel (or ``[slack] channel``); a drill only to the drill
+    channel; a dry-run nowhere.
     """
     if not configured(settings):
+        return None
+    if mode == "dry-run":
         return None
     channel = settings.slack.channel if mode == "live" else drill_channel(settings)
     if mode != "live" and not channel:
         return None
     sink = TimelineSink(connection(settings), record.dir, run_id, mode, channel)
     sink.backfill(record.events.path)
-    record.events.add_listener(sink.on_event)
+    sink.detach = record.events.add_listener(sink.on_event)
     return sink.start()
