@@ -397,8 +397,8 @@ def _drive(launch: _Launch) -> RunSummary:
         steps=_keep_first_times(first_attempt, steps),
         waiting=[],
     )
+    _write_report(run_dir, record, settings)  # before the sinks close: the Slack thread gets the summary
     close_sinks(sinks)
-    _write_report(run_dir, record, settings)
     state.release()
     return RunSummary(run_id, run_dir, incident.mode, outcome, steps, refused)
 

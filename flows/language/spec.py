@@ -16,7 +16,7 @@ Severity = Literal["info", "low", "medium", "high", "critical"]
 AlertSource = Literal["alertmanager", "grafana", "cloudwatch", "datadog", "pagerduty", "generic"]
 InputType = Literal["string", "int", "float", "bool", "duration", "list[string]", "list[int]", "dict"]
 Mode = Literal["live", "dry-run", "drill"]
-ReportFormat = Literal["markdown", "html", "json"]
+ReportFormat = Literal["markdown", "md", "html", "json"]  # md and markdown are the same report
 
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"
 STEP_ID_PATTERN = r"^[a-z0-9]([a-z0-9_-]*[a-z0-9])?$"

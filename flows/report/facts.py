@@ -13,7 +13,9 @@ from datetime import datetime
 from typing import Any
 
 MASK = "***"
-_AWS_ID = re.compile(r"^(i|snap|vol|sg|eni|ami|subnet|vpc|vpce|igw|nat|rtb|acl|AKIA|ASIA)-?[0-9a-zA-Z]{6,}$")
+_AWS_ID = re.compile(
+    r"^(i|snap|vol|sg|eni|ami|subnet|vpc|vpce|igw|nat|rtb|acl)-[0-9a-f]{6,}$|^(AKIA|ASIA)[0-9A-Z]{12,}$"
+)
 _ID_KEY = re.compile(r"(^|_)(id|ids|arn|arns|bucket|key|version|versions)$|_(name|names|group|groups)$")
 _SKIP_KEYS = frozenset({"summary", "message", "changed", "sha256", "evidence_id", "mode", "region", "detail"})
 # Field names whose values are masked in every report even when the run record kept them: a

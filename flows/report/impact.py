@@ -68,6 +68,10 @@ def _step_fact(step: dict[str, Any]) -> str | None:
         return f"{count} host(s) isolated"
     if action == "aws.iam.disable_access_keys":
         return f"access keys disabled for {count} user(s)"
+    if step["items"]:
+        names = [i["item"] for i in step["items"]]
+        shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+        return f"{step['id']}: {shown}"
     return f"{step['id']}: {step['summary']}" if step["summary"] else None
 
 

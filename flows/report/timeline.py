@@ -59,8 +59,9 @@ def _bar(out: list[str], scale: _Scale, y: float, h: float, row: dict[str, Any],
 def _ticks(out: list[str], scale: _Scale, height: float) -> None:
     for n in range(6):
         x = _LABEL_W + _CHART_W * n / 5
-        moment = scale.start.timestamp() + scale.span * n / 5
-        label = datetime.fromtimestamp(moment, tz=scale.start.tzinfo).strftime("%H:%M:%S")
+        moment = datetime.fromtimestamp(scale.start.timestamp() + scale.span * n / 5, tz=scale.start.tzinfo)
+        # Sub-minute runs need the milliseconds to tell the ticks apart.
+        label = moment.strftime("%H:%M:%S.%f")[:-3] if scale.span < 60 else moment.strftime("%H:%M:%S")
         out.append(f'<line class="tick" x1="{x:.1f}" y1="{_TOP - 4}" x2="{x:.1f}" y2="{height - _BOTTOM}"/>')
         out.append(f'<text class="axis" x="{x:.1f}" y="{height - _BOTTOM + 14}" text-anchor="middle">{label}</text>')
 
