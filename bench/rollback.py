@@ -16,7 +16,14 @@ Registries:
 The selection time includes writing the two tampering findings durably (file, manifest and event
 log, each fsynced), as a real rollback does.
 
-Usage: ``python bench/rollback.py [--registry local|s3] [--versions 500] [--size-mb 20] [--repeat 3]``
+Blast radius (``--blast-radius``): :func:`integrations.data.radius.search` over the same 500
+versions, each attested with the dataset it was trained on (every 10th one on the tainted shard),
+against listing the registry alone (the versions, and on S3 also each version's tags, which is
+where the lineage lives). No artifact is written in the local registry and only 1 KB bodies on
+S3, so a blast radius that hashed anything would fail or show in the figures.
+
+Usage: ``python bench/rollback.py [--registry local|s3] [--versions 500] [--size-mb 20] [--repeat 3]
+[--blast-radius]``
 """
 
 from __future__ import annotations
@@ -249,6 +256,121 @@ def bench_s3(args: argparse.Namespace) -> dict[str, Any]:
         }
 
 
+TAINTED = "s3://ml-training-data/shards/2026-11-02/"
+
+
+def _trained_on(index: int) -> dict[str, str]:
+    from integrations.data.lineage import encode_training_data
+
+    uri = TAINTED if index % 10 == 0 else f"s3://ml-training-data/shards/2026-10-{index % 28 + 1:02d}/"
+    return encode_training_data({uri: hashlib.sha256(uri.encode()).hexdigest()})
+
+
+def _radius(ctx: ActionContext, target: TargetParams, adapter: RegistryAdapter) -> Any:
+    from integrations.data.lineage import TaintedDataset
+    from integrations.data.radius import BlastRadiusParams, search
+
+    params = BlastRadiusParams(datasets=[TaintedDataset(uri=TAINTED)], registries=[target])
+    result, _ = search(params, ctx, params.datasets, adapters=lambda t, c: adapter)
+    return result
+
+
+def bench_radius_local(args: argparse.Namespace) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    versions = [
+        ModelVersion(
+            id=f"v{args.versions - i}",
+            label=f"bench v{args.versions - i}",
+            created_at=now - timedelta(hours=i),
+            artifact=f"/nonexistent/v{args.versions - i}.bin",  # reading one would fail the bench
+            approved=True,
+            metadata=attestation("0" * 64, "ci:train-pipeline") | _trained_on(i),
+        )
+        for i in range(args.versions)
+    ]
+    radius_times, list_times, found = [], [], 0
+    with tempfile.TemporaryDirectory(prefix="fireline-bench-") as scratch:
+        for attempt in range(args.repeat):
+            ctx = make_context(Path(scratch) / f"run-{attempt}", step_id="radius")
+            adapter = LocalAdapter(ctx, versions)
+            start = time.perf_counter()
+            listed = [adapter.load(v) for v in adapter.versions()]
+            list_times.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            found = len(_radius(ctx, adapter.target, adapter).models)
+            radius_times.append(time.perf_counter() - start)
+            assert len(listed) == args.versions
+            assert adapter.bytes_read == 0
+    return {
+        "registry": "local adapter (metadata in memory, no artifact on disk)",
+        "found": found,
+        "radius_s": statistics.median(radius_times),
+        "listing_s": statistics.median(list_times),
+    }
+
+
+def bench_radius_s3(args: argparse.Namespace) -> dict[str, Any]:
+    import os
+
+    import boto3
+    from moto import mock_aws
+
+    from integrations.models.base import encode_tag_value
+    from integrations.models.s3 import S3Adapter
+
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws(), tempfile.TemporaryDirectory(prefix="fireline-bench-") as scratch:
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="bench")
+        s3.put_bucket_versioning(Bucket="bench", VersioningConfiguration={"Status": "Enabled"})
+        for index in range(args.versions):
+            vid = s3.put_object(Bucket="bench", Key="model", Body=b"w" * 1024)["VersionId"]
+            tags = attestation("0" * 64, "ci:train-pipeline") | _trained_on(args.versions - 1 - index)
+            tag_set = [{"Key": k, "Value": encode_tag_value(k, v)} for k, v in tags.items()]
+            s3.put_object_tagging(Bucket="bench", Key="model", VersionId=vid, Tagging={"TagSet": tag_set})
+        target = TargetParams(registry="s3", bucket="bench", key="model")
+        radius_times, list_times, tag_times, found = [], [], [], 0
+        for attempt in range(args.repeat):
+            ctx = make_context(Path(scratch) / f"run-{attempt}", step_id="radius")
+            adapter = S3Adapter(target, ctx)
+            adapter.s3  # noqa: B018 - the run's client exists before the step
+            start = time.perf_counter()
+            listed = list(adapter.versions())
+            list_times.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            for version in listed:
+                adapter.load(version)
+            tag_times.append(time.perf_counter() - start + list_times[-1])
+            start = time.perf_counter()
+            found = len(_radius(ctx, target, adapter).models)
+            radius_times.append(time.perf_counter() - start)
+            assert adapter.bytes_read == 0
+    return {
+        "registry": "s3 adapter on in-process moto (1 KB bodies, never read)",
+        "found": found,
+        "radius_s": statistics.median(radius_times),
+        "listing_s": statistics.median(list_times),
+        "listing_tags_s": statistics.median(tag_times),
+    }
+
+
+def radius_main(args: argparse.Namespace) -> None:
+    figures = bench_radius_local(args) if args.registry == "local" else bench_radius_s3(args)
+    figures["ratio"] = figures["radius_s"] / figures["listing_s"]
+    if args.json:
+        print(json.dumps(figures, indent=2))
+        return
+    print(f"registry:        {figures['registry']}")
+    print(f"versions:        {args.versions}; reached by the tainted shard: {figures['found']} (expected every 10th)")
+    print(f"blast radius:    {figures['radius_s']:.3f} s (median of {args.repeat}); artifacts read: 0 bytes")
+    print(f"listing alone:   {figures['listing_s']:.4f} s")
+    if "listing_tags_s" in figures:
+        print(f"listing + tags:  {figures['listing_tags_s']:.3f} s (the metadata the radius must read anyway)")
+        print(f"ratio:           {figures['radius_s'] / figures['listing_tags_s']:.2f}x of listing + tags")
+    print(f"ratio:           {figures['ratio']:.2f}x of listing alone")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--registry", choices=["local", "s3"], default="local")
@@ -256,7 +378,11 @@ def main() -> None:
     parser.add_argument("--size-mb", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--blast-radius", action="store_true", help="Time data.blast_radius against listing alone.")
     args = parser.parse_args()
+    if args.blast_radius:
+        radius_main(args)
+        return
     figures = bench_local(args) if args.registry == "local" else bench_s3(args)
     figures["ratio"] = figures["policy_s"] / figures["raw_hash_s"]
     if args.json:

@@ -13,6 +13,7 @@ be read is listed under ``unknown`` with the reason; it never stops the walk.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from pydantic import Field, WithJsonSchema, field_validator
@@ -127,13 +128,16 @@ def _entry(
 
 
 def search(
-    params: BlastRadiusParams, ctx: ActionContext, datasets: list[TaintedDataset]
+    params: BlastRadiusParams,
+    ctx: ActionContext,
+    datasets: list[TaintedDataset],
+    adapters: Callable[[TargetParams, ActionContext], RegistryAdapter] = load_adapter,
 ) -> tuple[BlastRadiusResult, list[str]]:
     """Walk every target's versions; return the result (without evidence) and warnings."""
     result = BlastRadiusResult(changed=False, datasets=[d.model_dump(mode="json") for d in datasets])
     warnings: list[str] = []
     for target in params.registries:
-        adapter = load_adapter(target, ctx)
+        adapter = adapters(target, ctx)
         via, warning = _serving(adapter)
         if warning:
             warnings.append(warning)
