@@ -201,9 +201,15 @@ def test_an_unauthorised_approver_is_refused_and_told(live_run: LiveRun) -> None
     assert [(e["detail"]["by"], e["detail"]["how"]) for e in refused] == [("carol", "slack")], refused
 
 
-@pytest.mark.parametrize("live_run", [(1, "user:Alice")], indirect=True)
+@pytest.mark.parametrize(
+    "live_run",
+    [(1, "user:Alice"), (1, "ALICE"), (1, "alice@example.com")],
+    indirect=True,
+    ids=["Alice", "ALICE", "email"],
+)
 def test_self_approval_is_refused_by_slack_id(live_run: LiveRun) -> None:
-    live_run.click("U0ALICE", "fireline.approve")  # Alice triggered the run as "Alice"
+    """Case 15 (self-approval with the name written differently), through Slack: the click is Alice's Slack id."""
+    live_run.click("U0ALICE", "fireline.approve")  # Alice triggered the run under another spelling
     live_run.endpoint.wait_idle()
     told = [e["text"] for e in live_run.slack.workspace.ephemeral if e["user"] == "U0ALICE"]
     assert told
@@ -220,10 +226,72 @@ def test_a_malformed_payload_is_a_one_line_400(slack: SlackEnv, tmp_path: Path) 
         "user": {"id": "U0ALICE"},
         "actions": [{"action_id": "fireline.approve", "value": "{}"}],
     }
-    for body in (b"payload=not-json", b"nothing=here", interaction_body(no_run)):
+    a_path = button_payload("U0ALICE", "fireline.approve", '{"run": "../../etc", "step": "approve"}')
+    bad_view = {"type": "view_submission", "user": {"id": "U0ALICE"},
+                "view": {"callback_id": "fireline.reject", "private_metadata": "{not json", "state": []}}  # fmt: skip
+    view = {"callback_id": "fireline.reject", "private_metadata": '{"run": "r"}', "state": {"values": "x"}}
+    bad_shape = {"type": "view_submission", "user": {"id": "U0ALICE"}, "view": view}
+    bodies = [interaction_body(p) for p in (no_run, a_path, bad_view, bad_shape)]
+    for body in (b"payload=not-json", b"nothing=here", *bodies):
         answer = post(endpoint, body, signed_headers(body))
         assert answer.status_code == 400
         assert answer.json()["error"].startswith("interaction payload: ")
         assert "\n" not in answer.json()["error"]
     assert slack.workspace.requests == []
     endpoint.close()
+
+
+def test_fireline_serve_mounts_the_endpoint_when_a_signing_secret_is_set(slack: SlackEnv, tmp_path: Path) -> None:
+    from flows.engine.serve import RunManager, build_app
+
+    app = build_app(RunManager(slack.settings(tmp_path)), "serve-token")
+
+    async def send(body: bytes, headers: dict[str, str]) -> httpx.Response:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://serve") as client:
+            return await client.post("/slack/interactions", content=body, headers=headers)
+
+    body = interaction_body(button_payload("U0ALICE", "fireline.ack", '{"run": "r", "step": null}'))
+    assert asyncio.run(send(body, signed_headers(body, secret="forged"))).status_code == 401
+    assert asyncio.run(send(b"payload=[", signed_headers(b"payload=["))).status_code == 400
+    without = build_app(RunManager(slack.settings(tmp_path, signing_secret=None)), "serve-token")
+    assert not any(getattr(r, "path", "") == "/slack" for r in without.routes)
+
+
+def test_an_ack_from_a_slack_dm_stops_the_page(slack: SlackEnv, tmp_path: Path) -> None:
+    """contacts.page DMs alice through the Slack notifier; her Ack button (read from the DM) acks the run."""
+    settings = slack.settings(tmp_path).model_copy(update={"playbooks_dir": tmp_path / "playbooks"})
+    folder = settings.playbooks_dir
+    _playbook(folder, 1)  # writes people.yaml
+    tree = {"apiVersion": "fireline/v1", "kind": "ContactTree", "metadata": {"name": "slack-tree", "version": 1},
+            "levels": [{"targets": ["person:alice"], "ack_timeout": "10m"},
+                       {"targets": ["person:bob"], "ack_timeout": "10m"}],
+            "fallback": ["person:carol"]}  # fmt: skip
+    (folder / "contact-trees").mkdir()
+    (folder / "contact-trees" / "slack-tree.yaml").write_text(yaml.safe_dump(tree, sort_keys=False))
+    book = {"apiVersion": "fireline/v1", "kind": "Playbook", "contacts": "slack-tree",
+            "metadata": {"name": "slack-page", "version": 1, "title": "Slack page", "severity": "high"},
+            "steps": [{"id": "page", "action": "contacts.page", "with": {"message": "hosts isolated"}}]}  # fmt: skip
+    path = folder / "slack-page.yaml"
+    path.write_text(yaml.safe_dump(book, sort_keys=False))
+    result: dict[str, Any] = {}
+    thread = threading.Thread(target=lambda: result.update(s=run_playbook(path, settings=settings, run_id="run-ack")))
+    thread.start()
+    endpoint = SlackInteractions(settings)
+    try:
+        deadline = time.monotonic() + 30
+        while not slack.workspace.history("U0ALICE") and time.monotonic() < deadline:
+            time.sleep(0.02)
+        [dm] = slack.workspace.history("U0ALICE")
+        ack = next(e for b in dm.blocks if b["type"] == "actions" for e in b["elements"])
+        assert ack["action_id"] == "fireline.ack"
+        body = interaction_body(button_payload("U0ALICE", "fireline.ack", ack["value"], channel=dm.channel))
+        assert post(endpoint, body, signed_headers(body)).status_code == 200
+        endpoint.wait_idle()
+        thread.join(60)
+    finally:
+        endpoint.close()
+    assert result["s"].outcome == "succeeded"
+    events = list(read_events(result["s"].run_dir / "events.jsonl"))
+    acked = [e for e in events if e["type"] == "page.acked"]
+    assert [e["detail"].get("by") for e in acked] == ["alice"]
+    assert slack.workspace.history("U0BOB") == []  # escalation stopped at level 0
