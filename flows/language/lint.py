@@ -124,6 +124,11 @@ def _warnings(playbook: Playbook, deps: dict[str, list[str]], registry: Registry
             warn("W503", f"{kind.value} step with no approval before it and no guards", base, hint)
         if step.for_each is not None and step.concurrency is None:
             warn("W504", "for_each without a concurrency bound", (*base, "for_each"), "set concurrency")
+        for h_index, handler in enumerate(step.on_failure):
+            if _kind(registry, handler.action) == ActionKind.CONTAINMENT:
+                hint = "contain in a step after an approval; keep handlers to notices and evidence"
+                message = f"containment action {handler.action} in an on_failure handler runs without an approval"
+                warn("W508", message, (*base, "on_failure", h_index, "action"), hint)
 
 
 def _inline_secret(key: object, value: Any) -> bool:

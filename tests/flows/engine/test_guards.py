@@ -92,3 +92,60 @@ def test_read_only_plans_are_exempt() -> None:
 def test_tag_rules(tags: dict[str, str], guards: dict[str, Any], expected: list[str]) -> None:
     plan = Plan(action="x", summary="s", targets=[Target(type="t", id="1", tags=tags)])
     assert [r.guard for r in check_plans(Guards.model_validate(guards), [plan], live=True)] == expected
+
+
+def test_unknown_tags_are_refused_by_the_protected_guard_without_any_playbook_guard(tmp_path: Path) -> None:
+    steps = [{"id": "touch", "action": "test.touch", "with": {"ids": ["a"], "tags": None}}]
+    summary = _run(tmp_path, steps, {})
+    assert summary.steps["touch"].status == "failed"
+    (refused,) = events(summary.run_dir, "guard.refused", "touch")
+    assert refused["detail"]["guard"] == "protected_tags"
+    assert "tags are unknown" in refused["detail"]["message"]
+    assert events(summary.run_dir, "step.succeeded", "touch") == []
+
+
+def test_unknown_tags_refusal_carries_the_failed_read() -> None:
+    plan = Plan(action="x", summary="s", targets=[Target(type="t", id="1")], warnings=["could not read (Throttling)"])
+    (refusal,) = check_plans(Guards(), [plan], live=True)
+    assert refusal.guard == "protected_tags"
+    assert "Throttling" in refusal.message
+
+
+def test_handlers_pass_the_guards_and_run_under_the_step_timeout(tmp_path: Path) -> None:
+    steps = [
+        {
+            "id": "boom",
+            "action": "fail",
+            "timeout": "100ms",
+            "with": {"message": "x"},
+            "on_failure": [
+                {"action": "test.touch", "with": {"ids": ["p"], "tags": {"fireline/protected": "true"}}},
+                {"action": "test.slow", "with": {"seconds": 5}},
+                {"action": "test.touch", "with": {"ids": ["ok"], "tags": {"env": "prod"}}},
+            ],
+        }
+    ]
+    summary = _run(tmp_path, steps, {"max_targets": 1})
+    failed = {e["detail"]["handler"]: e["detail"] for e in events(summary.run_dir, "handler.failed", "boom")}
+    assert failed[0]["error_type"] == "GuardError"
+    assert failed[1]["status"] == "timed_out"
+    (succeeded,) = events(summary.run_dir, "handler.succeeded", "boom")
+    assert succeeded["detail"]["handler"] == 2
+
+
+def test_lint_flags_containment_in_a_handler(tmp_path: Path) -> None:
+    from flows.language.lint import validate_path
+
+    steps = [
+        {
+            "id": "boom",
+            "action": "fail",
+            "with": {"message": "x"},
+            "on_failure": [
+                {"action": "test.touch", "with": {"ids": ["a"], "tags": {}}},
+                {"action": "log", "with": {"message": "m"}},
+            ],
+        }
+    ]
+    _, found = validate_path(write_playbook(tmp_path, steps), make_registry())
+    assert [(d.code, d.path) for d in found if d.code == "W508"] == [("W508", "steps[0].on_failure[0].action")]
