@@ -1,4 +1,9 @@
-"""Lambda containment: throttle a function to zero reserved concurrency (undo restores the prior value)."""
+"""Lambda containment: throttle a function to zero reserved concurrency (undo restores the prior value).
+
+A function whose state is ``Pending`` or whose last update is ``InProgress`` answers configuration
+changes with ``ResourceConflictException`` (AWS Lambda Developer Guide, "Lambda function states"):
+the action waits for it to settle within the step's timeout, and the refusal is retryable.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from flows.actions.context import ActionContext
 from flows.actions.registry import Action, ActionKind, ActionParams, ActionResult, Plan, Target, UndoResult, action
 from integrations.aws.common import arn, live_read, plan_read
 from integrations.aws.session import aws_errors, client, known
+from integrations.aws.stable import LAMBDA_FUNCTION, wait_stable
 
 FUNCTION = r"^[A-Za-z0-9_:.-]{1,140}$"
 
@@ -31,6 +37,18 @@ def _function(ctx: ActionContext, name: str, region: str | None) -> dict[str, An
     return found
 
 
+def _settle(ctx: ActionContext, name: str, region: str | None) -> None:
+    """Wait until the function is neither ``Pending`` nor mid-update."""
+
+    def read() -> str:
+        config = _function(ctx, name, region)["Configuration"]
+        if config.get("LastUpdateStatus") == "InProgress":
+            return "InProgress"
+        return str(config.get("State") or "Active")
+
+    wait_stable(ctx, LAMBDA_FUNCTION, name, read)
+
+
 @action(
     "aws.lambda.throttle",
     kind=ActionKind.CONTAINMENT,
@@ -41,6 +59,14 @@ def _function(ctx: ActionContext, name: str, region: str | None) -> dict[str, An
 )
 class Throttle(Action[ThrottleParams, ThrottleResult]):
     """Stop a function from running: reserved concurrency 0 (invocations are throttled, nothing is deleted)."""
+
+    guidance = ("AWS Lambda Developer Guide, Configuring reserved concurrency (0 throttles every invocation)",)
+    caveats = (
+        "Invocations already running finish; asynchronous events are retried by Lambda and may land in "
+        "the function's dead-letter queue or destination.",
+        "Not covered: the function's execution role (quarantine it with aws.iam.quarantine_principal), "
+        "event source mappings, other versions' provisioned concurrency, copies of the code.",
+    )
 
     def plan(self, params: ThrottleParams, ctx: ActionContext) -> Plan:
         warnings: list[str] = []
@@ -67,7 +93,7 @@ class Throttle(Action[ThrottleParams, ThrottleResult]):
 
     def apply(self, params: ThrottleParams, ctx: ActionContext) -> ThrottleResult:
         fn = client(ctx, "lambda", params.region)
-        _function(ctx, params.function_name, params.region)
+        _settle(ctx, params.function_name, params.region)
         with aws_errors(f"read the concurrency of {params.function_name}"):
             previous = fn.get_function_concurrency(FunctionName=params.function_name).get(
                 "ReservedConcurrentExecutions"
@@ -91,6 +117,7 @@ class Throttle(Action[ThrottleParams, ThrottleResult]):
 
     def undo(self, result: ThrottleResult, ctx: ActionContext) -> UndoResult:
         fn = client(ctx, "lambda", result.region)
+        _settle(ctx, result.function_name, result.region)
         with aws_errors(f"restore the concurrency of {result.function_name}"):
             if result.previous_reserved_concurrency is None:
                 fn.delete_function_concurrency(FunctionName=result.function_name)

@@ -18,6 +18,7 @@ from flows.errors import ActionError
 from integrations.aws.common import arn, live_read, plan_read, store_json
 from integrations.aws.sagemaker_capture import CAPTURE_PERMISSIONS, capture_endpoint
 from integrations.aws.session import aws_errors, client, known, tag_dict
+from integrations.aws.stable import SAGEMAKER_ENDPOINT, wait_stable
 
 ENDPOINT = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"
 
@@ -26,6 +27,21 @@ def describe(ctx: ActionContext, name: str, region: str | None) -> dict[str, Any
     sm = client(ctx, "sagemaker", region)
     found: dict[str, Any] = live_read(f"describe endpoint {name}", lambda: sm.describe_endpoint(EndpointName=name))
     return found
+
+
+def settled(
+    ctx: ActionContext, name: str, region: str | None, *, accept: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """The endpoint once it is ``InService`` (or in ``accept``): an endpoint mid-update refuses changes."""
+    seen: dict[str, Any] = {}
+
+    def read() -> str:
+        seen.clear()
+        seen.update(describe(ctx, name, region))
+        return str(seen.get("EndpointStatus", "InService"))
+
+    wait_stable(ctx, SAGEMAKER_ENDPOINT, name, read, accept=accept)
+    return seen
 
 
 def endpoint_target(ctx: ActionContext, name: str, region: str | None, warnings: list[str]) -> Target:
@@ -149,7 +165,25 @@ ISOLATE_PERMISSIONS = (
     undo_permissions=("sagemaker:UpdateEndpointWeightsAndCapacities", "sagemaker:CreateEndpoint"),
 )
 class IsolateEndpoint(Action[IsolateEndpointParams, IsolateEndpointResult]):
-    """Stop an endpoint serving: drain its variants' traffic to weight 0, or capture it and delete it."""
+    """Stop an endpoint serving: drain its variants' traffic to weight 0, or capture it and delete it.
+
+    An endpoint that is mid-update (``Updating``, ``Creating``, ``SystemUpdating``, ``RollingBack``)
+    refuses both; the action waits for ``InService`` within the step's timeout, then acts.
+    """
+
+    guidance = (
+        "Amazon SageMaker API Reference, UpdateEndpointWeightsAndCapacities, DescribeEndpoint (EndpointStatus)",
+        "AWS Security Incident Response Guide, containment by isolating the affected resource",
+    )
+    caveats = (
+        "drain keeps the endpoint's instances running and its model in place: whoever can call "
+        "UpdateEndpointWeightsAndCapacities or UpdateEndpoint can send traffic to it again "
+        "(quarantine the principals that could).",
+        "A deployment that finishes after the drain can restore weights: pair it with model.quarantine "
+        "so the poisoned version is never promoted again.",
+        "Not covered: batch transform jobs, asynchronous inference queues already accepted, "
+        "copies of the model artifact in S3.",
+    )
 
     def plan(self, params: IsolateEndpointParams, ctx: ActionContext) -> Plan:
         warnings: list[str] = []
@@ -169,7 +203,9 @@ class IsolateEndpoint(Action[IsolateEndpointParams, IsolateEndpointResult]):
         )
 
     def apply(self, params: IsolateEndpointParams, ctx: ActionContext) -> IsolateEndpointResult:
-        found = describe(ctx, params.endpoint_name, params.region)
+        # Deleting a Failed or OutOfService endpoint is allowed; draining one is not.
+        accept = frozenset({"Failed", "OutOfService"}) if params.mode == "delete" else frozenset()
+        found = settled(ctx, params.endpoint_name, params.region, accept=accept)
         sm = client(ctx, "sagemaker", params.region)
         weights = {
             v["VariantName"]: float(v.get("CurrentWeight", v.get("DesiredWeight", 1.0)))
@@ -218,6 +254,8 @@ class IsolateEndpoint(Action[IsolateEndpointParams, IsolateEndpointResult]):
 
     def undo(self, result: IsolateEndpointResult, ctx: ActionContext) -> UndoResult:
         sm = client(ctx, "sagemaker", result.region)
+        if result.mode == "drain":
+            settled(ctx, result.endpoint_name, result.region)
         with aws_errors(f"restore endpoint {result.endpoint_name}"):
             if result.mode == "delete":
                 sm.create_endpoint(EndpointName=result.endpoint_name, EndpointConfigName=result.endpoint_config_name)

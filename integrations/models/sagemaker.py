@@ -15,9 +15,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from flows.errors import ActionError, IntegrationError
-from flows.record.store import sha256_bytes
+from flows.errors import ActionError
 from integrations.aws.session import aws_errors, client, paginate
+from integrations.models import sagemaker_deploy
 from integrations.models.base import (
     CHUNK,
     ModelVersion,
@@ -28,9 +28,6 @@ from integrations.models.base import (
     hash_chunks,
     with_metadata,
 )
-
-KNOWN_GOOD_VARIANT = "known-good"
-POLL_SECONDS = 15.0
 
 
 def split_s3_url(url: str) -> tuple[str, str]:
@@ -190,14 +187,10 @@ class SageMakerAdapter(RegistryAdapter):
             return False, f"endpoint {self.endpoint} is {status}"
         return super().status()
 
-    # -- changing ------------------------------------------------------------------------------
-    def _set_weights(self, weights: Mapping[str, float]) -> None:
-        desired = [{"VariantName": name, "DesiredWeight": weight} for name, weight in weights.items()]
-        with aws_errors(f"update the variant weights of {self.endpoint}"):
-            self.sm.update_endpoint_weights_and_capacities(
-                EndpointName=self.endpoint, DesiredWeightsAndCapacities=desired
-            )
-        self.wait_in_service()
+    # -- changing (integrations.models.sagemaker_deploy does the work) ----------------------------
+    def settle(self) -> None:
+        """Wait until the endpoint accepts changes (``InService``): one mid-update refuses them."""
+        sagemaker_deploy.settle(self)
 
     def update_endpoint(self, config_name: str) -> None:
         """Point the endpoint at another configuration (moto does not implement UpdateEndpoint)."""
@@ -205,109 +198,17 @@ class SageMakerAdapter(RegistryAdapter):
             self.sm.update_endpoint(EndpointName=self.endpoint, EndpointConfigName=config_name)
 
     def wait_in_service(self) -> None:
-        """Poll until the endpoint is InService; fail on Failed or when the wait timeout passes."""
-        import time
-
-        timeout = float(getattr(self.target, "wait_timeout", 1800.0))
-        give_up = time.monotonic() + timeout
-        while True:
-            self.ctx.check_cancelled()
-            endpoint = self._describe_endpoint()
-            status = endpoint.get("EndpointStatus")
-            if status == "InService":
-                return
-            if status in ("Failed", "RollingBack", "OutOfService"):
-                raise IntegrationError(
-                    f"endpoint {self.endpoint} is {status}: {endpoint.get('FailureReason', 'no reason given')}"
-                )
-            if time.monotonic() > give_up:
-                raise IntegrationError(f"endpoint {self.endpoint} still {status} after {timeout:g}s", retryable=True)
-            self.ctx.sleep(POLL_SECONDS)
-
-    def _names(self, version: ModelVersion) -> tuple[str, str]:
-        token = sha256_bytes(f"{self.ctx.idempotency_key}/{version.id}".encode())[:8]
-        number = version.id.rsplit("/", 1)[-1]
-        group = version.id.rsplit("/", 2)[-2] if "/" in version.id else "model"
-        model = f"fl-{group[:40]}-v{number}-{token}"
-        config = f"fl-{self.endpoint[:40]}-v{number}-{token}"
-        return model[:63].rstrip("-"), config[:63].rstrip("-")
-
-    def _ensure_model(self, name: str, version: ModelVersion, template_model: str) -> None:
-        with aws_errors(f"look up model {name}"):
-            existing = [m for m in self.sm.list_models(NameContains=name).get("Models", []) if m["ModelName"] == name]
-        if existing:
-            return
-        role = self.target.execution_role_arn or self._describe_model(template_model).get("ExecutionRoleArn")
-        with aws_errors(f"create model {name} from {version.id}"):
-            self.sm.create_model(
-                ModelName=name,
-                ExecutionRoleArn=role,
-                PrimaryContainer={"ModelPackageName": version.id},
-                Tags=[{"Key": "fireline:incident", "Value": self.ctx.incident.id}],
-            )
-
-    def _ensure_config(self, name: str, model: str, template: Mapping[str, Any]) -> None:
-        with aws_errors(f"look up endpoint config {name}"):
-            found = [
-                c
-                for c in self.sm.list_endpoint_configs(NameContains=name).get("EndpointConfigs", [])
-                if c["EndpointConfigName"] == name
-            ]
-        if found:
-            return
-        variant = {
-            k: v for k, v in template.items() if k in ("InstanceType", "InitialInstanceCount", "ServerlessConfig")
-        }
-        variant.update({"VariantName": KNOWN_GOOD_VARIANT, "ModelName": model, "InitialVariantWeight": 1.0})
-        with aws_errors(f"create endpoint config {name}"):
-            self.sm.create_endpoint_config(
-                EndpointConfigName=name,
-                ProductionVariants=[variant],
-                Tags=[{"Key": "fireline:incident", "Value": self.ctx.incident.id}],
-            )
+        """Wait for ``InService`` after a change; fail on ``Failed`` or when the wait timeout passes."""
+        sagemaker_deploy.wait_in_service(self)
 
     def deploy(self, version: ModelVersion) -> list[str]:
-        state = self.serving()
-        variants: dict[str, dict[str, Any]] = state.detail["variants"]
-        holder = next((n for n, v in variants.items() if v["version"] == version.id), None)
-        if holder is not None:
-            weights = {n: (1.0 if n == holder else 0.0) for n in variants}
-            self._set_weights(weights)
-            return [f"shifted all traffic of {self.endpoint} to variant {holder} ({version.label}); others at weight 0"]
-        config = self._describe_config(str(state.detail["endpoint_config"]))
-        template = config["ProductionVariants"][0]
-        model_name, config_name = self._names(version)
-        self._ensure_model(model_name, version, str(template["ModelName"]))
-        self._ensure_config(config_name, model_name, template)
-        self.update_endpoint(config_name)
-        self.wait_in_service()
-        return [
-            f"created model {model_name} from {version.label}",
-            f"created endpoint config {config_name}",
-            f"updated endpoint {self.endpoint} to {config_name} (was {state.detail['endpoint_config']})",
-        ]
+        return sagemaker_deploy.deploy(self, version)
 
     def restore(self, state: ServingState) -> list[str]:
-        now = self.serving()
-        changes: list[str] = []
-        wanted = str(state.detail["endpoint_config"])
-        if now.detail["endpoint_config"] != wanted:
-            self.update_endpoint(wanted)
-            self.wait_in_service()
-            changes.append(f"updated endpoint {self.endpoint} back to {wanted}")
-            now = self.serving()
-        weights: dict[str, float] = state.detail["weights"]
-        if now.detail["weights"] != weights:
-            self._set_weights(weights)
-            changes.append(f"put the variant weights of {self.endpoint} back to {weights}")
-        return changes
+        return sagemaker_deploy.restore(self, state)
 
     def drain(self) -> list[str]:
-        weights: dict[str, float] = self.serving().detail["weights"]
-        if not any(w > 0 for w in weights.values()):
-            return []
-        self._set_weights(dict.fromkeys(weights, 0.0))
-        return [f"drained endpoint {self.endpoint}: every variant at weight 0 (was {weights})"]
+        return sagemaker_deploy.drain(self)
 
     def write_metadata(self, version: ModelVersion, updates: Mapping[str, str], remove: Iterable[str] = ()) -> None:
         self._update(version, updates, remove)

@@ -256,7 +256,7 @@ class _ScriptedStatus(SageMakerAdapter):
 
 
 def test_wait_in_service_polls_until_in_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("integrations.models.sagemaker.POLL_SECONDS", 0.0)
+    monkeypatch.setattr("integrations.aws.stable.POLL_SECONDS", 0.0)
     ctx = ctx_at(tmp_path)
     waiting = _ScriptedStatus(
         ["Updating", "Updating", "InService"], TargetParams(registry="sagemaker", endpoint=ENDPOINT), ctx

@@ -1,0 +1,195 @@
+"""Resources in a transitional state (case 10 and its kin), on in-process moto.
+
+moto never leaves an endpoint ``Updating`` and does not refuse changes while it is; AWS answers
+``ValidationException: Cannot update in-progress endpoint`` (SageMaker API Reference,
+UpdateEndpointWeightsAndCapacities). These tests add exactly that refusal to moto's backend, put the
+endpoint (or a Lambda function) in its transitional state, and let it settle after a number of
+reads, a count rather than a clock, so the outcome does not depend on the machine's speed. The
+state at the end is read back from moto.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from flows.config import AwsSettings, Settings
+from flows.engine.executor import is_retryable
+from flows.errors import IntegrationError
+from integrations.aws.lambda_ import Throttle, ThrottleParams
+from integrations.aws.sagemaker import IsolateEndpoint, IsolateEndpointParams
+from integrations.aws.session import aws_errors
+from tests.integrations.models.helpers import ctx_at
+
+CASES = Path(__file__).resolve().parents[1] / "cases_data"
+ACCOUNT, REGION = "123456789012", "us-east-1"
+
+
+@pytest.fixture
+def fast_polls(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("integrations.aws.stable.POLL_SECONDS", 0.001)
+
+
+@pytest.fixture
+def moto_sagemaker(fast_polls: None) -> Iterator[Any]:
+    with mock_aws():
+        sm = boto3.client("sagemaker", region_name=REGION)
+        sm.create_model(
+            ModelName="fraud-model-v3",
+            ExecutionRoleArn=f"arn:aws:iam::{ACCOUNT}:role/sm",
+            PrimaryContainer={"Image": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/x:1", "ModelDataUrl": "s3://m/m"},
+        )
+        sm.create_endpoint_config(
+            EndpointConfigName="fraud-cfg",
+            ProductionVariants=[
+                {
+                    "VariantName": "primary",
+                    "ModelName": "fraud-model-v3",
+                    "InitialInstanceCount": 1,
+                    "InstanceType": "ml.m5.large",
+                    "InitialVariantWeight": 1.0,
+                }
+            ],
+        )
+        sm.create_endpoint(EndpointName="fraud-detector", EndpointConfigName="fraud-cfg")
+        yield sm
+
+
+class Deployment:
+    """An endpoint mid-update in moto's backend, refusing changes the way AWS does until it settles."""
+
+    def __init__(self, status: str, settle_after_reads: int, refuse_first: int = 0) -> None:
+        from moto.sagemaker import models as sm_models
+        from moto.sagemaker.exceptions import AWSValidationException
+
+        self.backend = sm_models.sagemaker_backends[ACCOUNT][REGION]
+        self.endpoint = self.backend.endpoints["fraud-detector"]
+        self.endpoint.endpoint_status = status
+        self.reads, self.refused = 0, 0
+        self.refuse_first = refuse_first
+        describe, update = self.backend.describe_endpoint, self.backend.update_endpoint_weights_and_capacities
+
+        def describing(*args: Any, **kwargs: Any) -> Any:
+            self.reads += 1
+            if self.reads > settle_after_reads:
+                self.endpoint.endpoint_status = "InService"
+            return describe(*args, **kwargs)
+
+        def updating(*args: Any, **kwargs: Any) -> str:
+            if self.endpoint.endpoint_status != "InService" or self.refused < self.refuse_first:
+                self.refused += 1
+                raise AWSValidationException(f'Cannot update in-progress endpoint "{self.endpoint.arn}".')
+            return str(update(*args, **kwargs))
+
+        self.backend.describe_endpoint = describing
+        self.backend.update_endpoint_weights_and_capacities = updating
+
+
+def _weights(sm: Any) -> dict[str, float]:
+    found = sm.describe_endpoint(EndpointName="fraud-detector")
+    return {v["VariantName"]: v["CurrentWeight"] for v in found["ProductionVariants"]}
+
+
+def _settings(tmp_path: Path) -> Settings:
+    return Settings(runs_dir=tmp_path / "runs", home=tmp_path / "home", aws=AwsSettings(region=REGION, max_attempts=1))
+
+
+def test_case_10_drain_waits_for_the_update_to_finish_then_drains(moto_sagemaker: Any, tmp_path: Path) -> None:
+    from flows.engine import run_playbook
+
+    deployment = Deployment("Updating", settle_after_reads=4)
+    summary = run_playbook(
+        CASES / "10-drain-endpoint.yaml", inputs={"endpoint_name": "fraud-detector"}, settings=_settings(tmp_path)
+    )
+    assert summary.outcome == "succeeded", {k: (v.status, v.error) for k, v in summary.steps.items()}
+    assert _weights(moto_sagemaker) == {"primary": 0.0}  # read back from moto: no longer serving
+    assert deployment.refused == 0  # it waited instead of being refused
+    events = [json.loads(line) for line in (summary.run_dir / "events.jsonl").read_text().splitlines()]
+    waits = [e for e in events if e["type"] == "resource.transitional"]
+    assert waits[0]["detail"]["state"] == "Updating"
+
+
+def test_case_10_a_refusal_in_a_race_is_retried_by_the_step(moto_sagemaker: Any, tmp_path: Path) -> None:
+    from flows.engine import run_playbook
+
+    # InService when read, yet the first update is refused (another deployment started in between).
+    deployment = Deployment("InService", settle_after_reads=0, refuse_first=1)
+    summary = run_playbook(
+        CASES / "10-drain-endpoint.yaml", inputs={"endpoint_name": "fraud-detector"}, settings=_settings(tmp_path)
+    )
+    assert summary.outcome == "succeeded", {k: (v.status, v.error) for k, v in summary.steps.items()}
+    assert deployment.refused == 1
+    assert _weights(moto_sagemaker) == {"primary": 0.0}
+    events = [json.loads(line) for line in (summary.run_dir / "events.jsonl").read_text().splitlines()]
+    retrying = [e for e in events if e["type"] == "step.retrying"]
+    assert len(retrying) == 1
+    assert "in-progress endpoint" in retrying[0]["detail"]["error"]
+
+
+def test_an_endpoint_that_never_settles_fails_retryably_within_the_limit(moto_sagemaker: Any, tmp_path: Path) -> None:
+    from integrations.aws import stable
+
+    Deployment("Updating", settle_after_reads=10**6)
+    ctx = ctx_at(tmp_path)
+    ctx.deadline = __import__("time").monotonic() + 50 * stable.POLL_SECONDS
+    with pytest.raises(IntegrationError, match="still Updating") as raised:
+        IsolateEndpoint().apply(IsolateEndpointParams(endpoint_name="fraud-detector"), ctx)
+    assert is_retryable(raised.value)
+    assert _weights(moto_sagemaker) == {"primary": 1.0}
+
+
+def test_lambda_throttle_waits_for_a_pending_function(fast_polls: None, tmp_path: Path) -> None:
+    with mock_aws():
+        from moto.awslambda import models as lambda_models
+
+        iam = boto3.client("iam", region_name=REGION)
+        role = iam.create_role(RoleName="fn", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        fn = boto3.client("lambda", region_name=REGION)
+        fn.create_function(
+            FunctionName="feature-etl", Runtime="python3.12", Role=role, Handler="h.h", Code={"ZipFile": b"PK"}
+        )
+        backend = lambda_models.lambda_backends[ACCOUNT][REGION]
+        function = backend.get_function("feature-etl")
+        function.state = "Pending"
+        reads = {"n": 0}
+        get = backend.get_function
+
+        def getting(*args: Any, **kwargs: Any) -> Any:
+            reads["n"] += 1
+            if reads["n"] > 3:
+                function.state = "Active"
+            return get(*args, **kwargs)
+
+        backend.get_function = getting
+        ctx = ctx_at(tmp_path)
+        Throttle().apply(ThrottleParams(function_name="feature-etl"), ctx)
+        assert fn.get_function_concurrency(FunctionName="feature-etl")["ReservedConcurrentExecutions"] == 0
+        assert function.state == "Active"  # it acted only once the function had settled
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "retryable"),
+    [
+        ("ValidationException", 'Cannot update in-progress endpoint "arn:aws:sagemaker:..."', True),
+        ("ValidationException", "Could not find endpoint", False),
+        ("ResourceConflictException", "An update is in progress for resource: arn:aws:lambda:...", True),
+        ("ResourceConflictException", "The operation cannot be performed at this time. The function is Pending", True),
+        ("IncorrectInstanceState", "The instance 'i-1' is not in a state from which it can be modified", True),
+        ("ScalingActivityInProgress", "Scaling activity is in progress", True),
+        ("ConcurrentModification", "Concurrent modification of the role", True),
+        ("OperationAborted", "A conflicting conditional operation is currently in progress", True),
+        ("AccessDenied", "not authorized", False),
+    ],
+)
+def test_transitional_refusals_are_retryable_and_bad_input_is_not(code: str, message: str, retryable: bool) -> None:
+    from botocore.exceptions import ClientError
+
+    with pytest.raises(IntegrationError) as raised, aws_errors("change it"):
+        raise ClientError({"Error": {"Code": code, "Message": message}}, "UpdateSomething")
+    assert is_retryable(raised.value) is retryable
