@@ -23,7 +23,7 @@ from typing import Any
 
 from flows.engine.executor import PLAN_SUFFIX, StepExecutor
 from flows.engine.outcomes import FAILED, FAILURES, REJECTED, SKIPPED, SUCCEEDED, TERMINAL, TIMED_OUT, StepOutcome
-from flows.engine.templates import Placeholder, render_value, truthy
+from flows.engine.templates import Placeholder, condition, render_value
 from flows.engine.units import ItemResult, PlannedItem, Unit, plan_items, planned_targets
 from flows.engine.work import RunEnv, apply_item, await_approval, record_interruption, run_handlers
 from flows.language.dag import dependencies
@@ -155,7 +155,7 @@ class Scheduler:
         step, scope = run.step, self.scope()
         if step.when is not None:
             decided = render_value(step.when, scope, where=f"steps[{step.id}].when")
-            if not truthy(decided):
+            if not condition(decided, where=f"steps[{step.id}].when"):
                 self.env.emit(
                     "step.skipped", step.id, None, {"reason": SKIP_BY_CONDITION, "when": step.when, "rendered": decided}
                 )
