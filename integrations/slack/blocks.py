@@ -82,7 +82,7 @@ def _context(text: str) -> dict[str, Any]:
 
 def root_blocks(view: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     """The run's root message from a view ``{run_id, mode, title, playbook, severity, status,
-    outcome, steps: {id: status}, waiting: [{step, summary}]}``: (fallback text, blocks)."""
+    outcome, steps: {id: status}, waiting: [{step, summary}], acks: [step]}``: (fallback text, blocks)."""
     mode = str(view.get("mode", "live"))
     outcome = view.get("outcome")
     state = f"finished: *{outcome}*" if outcome else f"*{view.get('status', 'running')}*"
@@ -102,6 +102,11 @@ def root_blocks(view: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
         blocks.append(section(f":raised_hand: approval `{wait['step']}` is waiting. {wait.get('summary', '')}"))
         if not outcome:
             blocks.append(buttons(str(view.get("run_id")), str(wait["step"]), ("approve", "reject")))
+    for step in view.get("acks") or []:
+        if len(blocks) >= MAX_BLOCKS - 2 or outcome:
+            break
+        blocks.append(section(f":bell: page `{step}` is waiting for an ack."))
+        blocks.append(buttons(str(view.get("run_id")), str(step), ("ack",)))
     fallback = f"{mark(mode)}{title}: {outcome or view.get('status', 'running')}"
     return fallback, blocks
 

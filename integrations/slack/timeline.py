@@ -46,7 +46,9 @@ class RunView:
     """What the root message shows, folded from the run's events."""
 
     def __init__(self, run_id: str, mode: str) -> None:
-        self.data: dict[str, Any] = {"run_id": run_id, "mode": mode, "status": "running", "steps": {}, "waiting": []}
+        self.data: dict[str, Any] = {
+            "run_id": run_id, "mode": mode, "status": "running", "steps": {}, "waiting": [], "acks": [],
+        }  # fmt: skip
 
     def fold(self, event: dict[str, Any]) -> bool:
         """Apply one event; True when the root message changes."""
@@ -58,12 +60,18 @@ class RunView:
             data.update(playbook=playbook, title=incident.get("title") or playbook, severity=incident.get("severity"))
             data.update(status="running", outcome=None)
         elif kind == "run.finished":
-            data.update(status="finished", outcome=detail.get("outcome"), waiting=[])
+            data.update(status="finished", outcome=detail.get("outcome"), waiting=[], acks=[])
         elif kind.startswith("step.") and step and event.get("item") is None:
             status = {"started": "running"}.get(kind[5:], kind[5:])
             if status == "retrying":
                 return False
             data["steps"][step] = status
+            if status != "running":
+                data["acks"] = [s for s in data["acks"] if s != step]
+        elif kind == "page.sent" and step and step not in data["acks"]:
+            data["acks"] = [*data["acks"], step]
+        elif kind == "page.acked" and step:
+            data["acks"] = [s for s in data["acks"] if s != step]
         elif kind == "approval.requested" and step:
             data["steps"][step] = "waiting"
             summary = str(detail.get("plan") or detail.get("reason") or "")[:600]

@@ -135,3 +135,26 @@ def test_a_deleted_root_is_posted_again_and_a_channel_the_app_is_not_in_is_joine
     assert len(lines) == 62  # every entry, in one thread or the other
     assert all(len(m.text) <= 4000 for root in roots for m in slack.workspace.history(cid, root.ts))
     assert [r.method for r in slack.workspace.posted()].count("conversations.join") == 1
+
+
+def test_the_root_message_offers_ack_while_a_page_waits_and_approve_while_an_approval_waits() -> None:
+    from integrations.slack.blocks import root_blocks
+    from integrations.slack.timeline import RunView
+
+    view = RunView("run-1", "live")
+
+    def buttons() -> list[tuple[str, str]]:
+        _, blocks = root_blocks(view.data)
+        return [(e["action_id"], e["value"]) for b in blocks if b["type"] == "actions" for e in b["elements"]]
+
+    view.fold({"type": "page.sent", "step": "page", "detail": {}})
+    view.fold({"type": "approval.requested", "step": "approve", "detail": {"plan": "isolate i-0abc"}})
+    assert buttons() == [
+        ("fireline.approve", '{"run":"run-1","step":"approve"}'),
+        ("fireline.reject", '{"run":"run-1","step":"approve"}'),
+        ("fireline.ack", '{"run":"run-1","step":"page"}'),
+    ]
+    assert "isolate i-0abc" in str(root_blocks(view.data)[1])
+    view.fold({"type": "page.acked", "step": "page", "detail": {"by": "alice"}})
+    view.fold({"type": "approval.granted", "step": "approve", "detail": {}})
+    assert buttons() == []
