@@ -42,10 +42,13 @@ def finish_run_reports(run_dir: Path, settings: Settings, record: RunRecord) -> 
     from flows.report.render import write_reports_with_context
 
     paths, ctx = write_reports_with_context(run_dir, settings=settings)
+    summary = "; ".join(ctx["summary"]) or ctx["run"]["label"]
     record.emit(
         "report.written",
         detail={
-            "summary": "; ".join(ctx["summary"]) or ctx["run"]["label"],
+            # "message" is what a timeline line (the Slack thread) shows first: the path and the summary.
+            "message": f"post-mortem {paths[0] if paths else run_dir}: {summary}",
+            "summary": summary,
             "path": str(paths[0] if paths else run_dir),
             "reports": [p.name for p in paths],
         },

@@ -83,11 +83,18 @@ def _env() -> Environment:
     return _ENV
 
 
+def _json(ctx: dict[str, Any]) -> str:
+    """One top-level key a line: readable, and each value goes through json's C encoder (``indent``
+    would force the pure-Python one, several times slower on a 10,000-event run)."""
+    dump = json.JSONEncoder(sort_keys=True, ensure_ascii=False, default=str).encode
+    return "{\n" + ",\n".join(f"  {dump(key)}: {dump(ctx[key])}" for key in sorted(ctx)) + "\n}\n"
+
+
 def render(ctx: dict[str, Any], fmt: str) -> str:
     """Render one format (``md``, ``html`` or ``json``) of a report context."""
     fmt = normalise_formats([fmt])[0]
     if fmt == "json":
-        return json.dumps(ctx, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n"
+        return _json(ctx)
     extra: dict[str, Any] = {}
     if fmt == "html":
         from markupsafe import Markup
