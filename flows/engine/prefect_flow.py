@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import os
 import re
+import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -163,7 +165,13 @@ def respond_body(
             settings=settings,
             run_id=run_id,
             executor=executor,
-            trigger={**(trigger or {}), "via": (trigger or {}).get("via", "prefect"), "flow_run_id": str(flow_run.id)},
+            trigger={
+                **(trigger or {}),
+                "via": (trigger or {}).get("via", "prefect"),
+                "flow_run_id": str(flow_run.id),
+                # Which process ran it (a worker's flow run is a child of the worker process).
+                "ran_on": {"host": socket.gethostname(), "pid": os.getpid(), "parent_pid": os.getppid()},
+            },
             answer_sources=sources,
             progress=_progress_logger(executor),
             alerts=alerts,
