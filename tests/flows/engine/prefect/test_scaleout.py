@@ -22,7 +22,8 @@ from typing import Any
 
 import pytest
 
-from flows.config import PrefectSettings, Settings, TriggersSettings
+from flows.config import PrefectSettings, Settings
+from flows.triggers.config import TriggersSettings
 from tests.fixtures.prefect import PrefectSession
 
 pytestmark = [pytest.mark.prefect, pytest.mark.slow]
