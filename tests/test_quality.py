@@ -40,3 +40,14 @@ def test_mypy_strict_is_clean() -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-2000:]
+
+
+def test_modules_stay_under_the_ceiling() -> None:
+    """A module past 500 lines is two modules (most stay under 300)."""
+    too_long = [
+        f"{path.relative_to(REPO)}: {count} lines"
+        for package in ("flows", "integrations")
+        for path in sorted((REPO / package).rglob("*.py"))
+        if (count := len(path.read_text(encoding="utf-8").splitlines())) > 500
+    ]
+    assert too_long == []

@@ -44,6 +44,29 @@ def test_demo_isolates_the_hosts_and_shows_the_run(
     assert result["evidence_items"] == 4
     assert Path(result["run_dir"]).parent == tmp_path / "runs"
     assert Path(result["report"]).is_file()
+    assert any(line.startswith(f"fireline audit verify {result['run_dir']}") for line in doc["next"])
+
+
+def test_demo_phases_say_what_happens_and_how_long_it_took(capsys: pytest.CaptureFixture[str]) -> None:
+    from flows.cli.sandbox_cmds import _Phases, next_steps
+
+    phases = _Phases(quiet=False)
+    with phases.phase("seeding a small ML platform"):
+        pass
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "seeding a small ML platform ..."
+    assert err[1].startswith("  done in ")
+    with _Phases(quiet=True).phase("quiet"):
+        pass
+    assert capsys.readouterr().err == ""
+    assert next_steps([]) == []
+    lines = next_steps([{"run_dir": "/r/run-1", "report": "/r/run-1/report.md"}])
+    assert [line.split("#")[0].split()[:3] for line in lines[:3]] == [
+        ["fireline", "runs", "show"],
+        ["fireline", "audit", "verify"],
+        ["fireline", "evidence", "verify"],
+    ]
+    assert "less /r/run-1/report.md" in "\n".join(lines)
 
 
 def test_demo_refuses_an_unknown_playbook(capsys: pytest.CaptureFixture[str]) -> None:
