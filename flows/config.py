@@ -26,13 +26,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from flows.config_names import CONFIG_VARIABLE, DEFAULT_FILE, ENV_PREFIX
 from flows.errors import ConfigError
 from flows.triggers.config import TriggersSettings
-
-ENV_PREFIX = "FIRELINE_"
-CONFIG_VARIABLE = "FIRELINE_CONFIG"
-DEFAULT_FILE = Path("fireline.toml")
-SECRET_PREFIX = "secret:"
 
 
 class _Section(BaseModel):
@@ -135,4 +131,4 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = 
         return Settings(**overrides)  # nothing to read: the defaults, without importing pydantic-settings
     from flows.config_sources import read_settings
 
-    return Settings.model_validate(read_settings(file, env, overrides))
+    return Settings.model_validate(read_settings(Settings, file, env, overrides))

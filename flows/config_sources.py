@@ -1,6 +1,6 @@
 """Reading :class:`~flows.config.Settings` with pydantic-settings: the environment and the TOML file.
 
-A loader class inherits every field of ``Settings`` and adds pydantic-settings' sources, so a new
+A loader class inherits every field of the settings model it is given and adds pydantic-settings' sources, so a new
 section of ``Settings`` is read from ``FIRELINE_<SECTION>_<FIELD>`` and from its ``[section]``
 table with no change here. ``secret:NAME`` values are resolved from the environment as they load.
 """
@@ -15,8 +15,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, model_validator
 from pydantic import ValidationError as PydanticValidationError
-from pydantic import model_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -25,12 +25,13 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from flows.config import CONFIG_VARIABLE, ENV_PREFIX, SECRET_PREFIX, Settings
+from flows.config_names import CONFIG_VARIABLE, ENV_PREFIX, SECRET_PREFIX
 from flows.errors import ConfigError
 
 
 @dataclass(frozen=True)
 class _Reading:
+    settings_cls: type[BaseModel]
     file: Path | None
     environ: Mapping[str, str]
 
@@ -66,10 +67,10 @@ class _FirelineEnv(EnvSettingsSource):
 
 
 @cache
-def loader() -> type[BaseSettings]:
-    """A pydantic-settings class with every field of :class:`Settings` (built once, when first needed)."""
+def loader(settings_cls: type[BaseModel]) -> type[BaseSettings]:
+    """A pydantic-settings class with every field of ``settings_cls`` (built once, when first needed)."""
 
-    class Loader(BaseSettings, Settings):
+    class Loader(BaseSettings, settings_cls):  # type: ignore[valid-type,misc]  # a class given at run time
         model_config = SettingsConfigDict(
             env_prefix=ENV_PREFIX,
             # One "_" between section and field, split once: FIRELINE_AWS_ENDPOINT_URL is aws.endpoint_url.
@@ -98,27 +99,29 @@ def loader() -> type[BaseSettings]:
             reading = _READING.get()
             if reading is None:
                 return (init_settings,)
-            return (init_settings, *sources(reading.file, reading.environ).values())
+            return (init_settings, *sources(reading.settings_cls, reading.file, reading.environ).values())
 
     return Loader
 
 
-def sources(file: Path | None, environ: Mapping[str, str]) -> dict[str, PydanticBaseSettingsSource]:
+def sources(
+    settings_cls: type[BaseModel], file: Path | None, environ: Mapping[str, str]
+) -> dict[str, PydanticBaseSettingsSource]:
     """The environment and file sources by label (``env``, the file's path), highest priority first."""
-    found: dict[str, PydanticBaseSettingsSource] = {"env": _FirelineEnv(loader(), environ)}
+    found: dict[str, PydanticBaseSettingsSource] = {"env": _FirelineEnv(loader(settings_cls), environ)}
     if file is not None:
         import tomllib
 
         try:
-            found[str(file)] = TomlConfigSettingsSource(loader(), toml_file=file)
+            found[str(file)] = TomlConfigSettingsSource(loader(settings_cls), toml_file=file)
         except (OSError, tomllib.TOMLDecodeError) as e:
             raise ConfigError(f"{file}: cannot read settings: {e}") from e
     return found
 
 
 @contextmanager
-def _reading(file: Path | None, environ: Mapping[str, str]) -> Iterator[None]:
-    token = _READING.set(_Reading(file, environ))
+def _reading(settings_cls: type[BaseModel], file: Path | None, environ: Mapping[str, str]) -> Iterator[None]:
+    token = _READING.set(_Reading(settings_cls, file, environ))
     try:
         yield
     finally:
@@ -135,16 +138,18 @@ def _where(loc: tuple[int | str, ...], file: Path | None, environ: Mapping[str, 
     return f"{file}: {key}" if file is not None else key
 
 
-def read_settings(file: Path | None, environ: Mapping[str, str], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """The settings' values from ``overrides``, the environment and ``file``, validated.
+def read_settings(
+    settings_cls: type[BaseModel], file: Path | None, environ: Mapping[str, str], overrides: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The values of ``settings_cls``'s fields from ``overrides``, the environment and ``file``, validated.
 
     Raises:
         ConfigError: naming the variable or ``file: key`` of the first bad value.
     """
     try:
-        with _reading(file, environ):
-            loaded = loader()(**overrides)
+        with _reading(settings_cls, file, environ):
+            loaded = loader(settings_cls)(**overrides)
     except PydanticValidationError as e:
         first = e.errors()[0]
         raise ConfigError(f"{_where(first['loc'], file, environ)}: {first['msg']}") from e
-    return {name: getattr(loaded, name) for name in Settings.model_fields}
+    return {name: getattr(loaded, name) for name in settings_cls.model_fields}

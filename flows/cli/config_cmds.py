@@ -33,7 +33,7 @@ def _leaves(data: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> dict[tuple
 
 
 def _env_name(path: tuple[str, ...], environ: Mapping[str, str]) -> str:
-    from flows.config import ENV_PREFIX
+    from flows.config_names import ENV_PREFIX
 
     upper = {k.upper(): k for k in environ}
     for name in ("_".join(path), "__".join(path)):
@@ -50,13 +50,14 @@ def effective_settings(environ: Mapping[str, str] | None = None) -> dict[str, An
     """
     from pydantic import SecretStr
 
-    from flows.config import CONFIG_VARIABLE, ENV_PREFIX, SECRET_PREFIX, config_file, load_settings
+    from flows.config import Settings, config_file, load_settings
+    from flows.config_names import CONFIG_VARIABLE, ENV_PREFIX, SECRET_PREFIX
     from flows.config_sources import sources
 
     env = os.environ if environ is None else environ
     settings = load_settings(environ=env)
     file = config_file(env)
-    raw = {label: _leaves(src()) for label, src in sources(file, env).items()}
+    raw = {label: _leaves(src()) for label, src in sources(Settings, file, env).items()}
     rows = []
     for path, value in _leaves(settings.model_dump()).items():
         label, given = next(((lb, vals[path]) for lb, vals in raw.items() if path in vals), ("default", None))
