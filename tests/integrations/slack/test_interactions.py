@@ -295,3 +295,35 @@ def test_an_ack_from_a_slack_dm_stops_the_page(slack: SlackEnv, tmp_path: Path) 
     acked = [e for e in events if e["type"] == "page.acked"]
     assert [e["detail"].get("by") for e in acked] == ["alice"]
     assert slack.workspace.history("U0BOB") == []  # escalation stopped at level 0
+
+
+def test_slack_gets_its_answer_before_the_work_is_done(live_run: LiveRun) -> None:
+    """The 3-second rule: the HTTP answer does not wait for the directory, the run or Slack replies."""
+    import integrations.slack.replies as real
+
+    release = threading.Event()
+
+    class SlowReplies:  # an injected delay in front of the real Slack calls
+        tell = staticmethod(real.tell)
+        open_reject_modal = staticmethod(real.open_reject_modal)
+
+        @staticmethod
+        def person_for(settings: Any, directory: Any, user: str) -> str | None:
+            release.wait(30)
+            return real.person_for(settings, directory, user)
+
+    endpoint = SlackInteractions(live_run.endpoint.settings, replies=SlowReplies)
+    value = live_run.root_button("fireline.approve")
+    body = interaction_body(button_payload("U0ALICE", "fireline.ack", value.replace('"approve"', "null")))
+    try:
+        assert post(endpoint, body, signed_headers(body)).status_code == 200
+        assert not (live_run.run_dir / "acks").exists()  # answered while the work still waits
+        release.set()
+        assert endpoint.wait_idle()
+        assert len(list((live_run.run_dir / "acks").glob("*.json"))) == 1
+    finally:
+        release.set()
+        endpoint.close()
+    live_run.click("U0ALICE", "fireline.approve")
+    live_run.click("U0BOB", "fireline.approve")
+    assert live_run.finish().outcome == "succeeded"
