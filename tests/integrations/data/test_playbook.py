@@ -120,3 +120,23 @@ def test_live_run_rolls_back_past_the_tainted_version_and_reprocesses(aws: AwsEn
     s3.delete_bucket_policy(Bucket=DATA_BUCKET)  # moto applies the Deny to every caller; lift it to read tags
     marked = {k for k, tags in all_tags(s3, DATA_BUCKET).items() if KEY_QUARANTINED in tags}
     assert {k.split("?")[0] for k in marked} == {f"{POISONED_PREFIX}part-0.csv", f"{POISONED_PREFIX}part-1.csv"}
+
+
+def test_sandbox_demo_step_shows_the_rollback_skipping_the_tainted_version(
+    aws: AwsEnv, tmp_path: Path, repo_root: Path
+) -> None:
+    from flows.sandbox import demo_settings, demo_steps, run_demo
+
+    world = aws.seed(seed_buckets, seed_training_data)
+    settings = demo_settings(aws.endpoint, tmp_path, tmp_path / "runs", repo_root / "playbooks")
+    step = next(s for s in demo_steps() if s.playbook == "training-data-poisoning")
+
+    [result] = run_demo(world, settings, [step])
+
+    assert result["outcome"] == "succeeded", result["steps"]
+    assert result["endpoint_weights"]["after"] == {"stable": 1.0, "canary": 0.0}
+    lines = "\n".join(result["lines"])
+    assert "rolled back to credit-risk-models v2" in lines
+    assert f"refused credit-risk-models v3: trained on s3://{DATA_BUCKET}/datasets/fraud/shards/ (attestation)" in lines
+    assert "trained on the poisoned shard: v3" in lines
+    assert "trained on the poisoned shard: v4" in lines
