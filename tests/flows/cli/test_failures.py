@@ -88,10 +88,10 @@ def test_an_input_whose_default_reads_a_missing_alert_label_says_how_to_give_it(
 @pytest.mark.moto_server
 def test_a_server_error_page_reaches_the_user_as_one_line(aws: Any) -> None:  # noqa: F811
     """moto answers CloudTrail LookupEvents, which it lacks, with an HTML error page."""
-    from flows.errors import IntegrationError
+    from flows.errors import ActionError
     from integrations.aws.cloudtrail import CollectEvents, CollectEventsParams
 
-    with pytest.raises(IntegrationError) as caught:
+    with pytest.raises(ActionError) as caught:
         CollectEvents().apply(CollectEventsParams(lookup={"ResourceName": "b"}), aws.context())
     message = str(caught.value)
     assert "\n" not in message
