@@ -296,12 +296,23 @@ def _step_actions(book: Playbook, registry: Registry) -> dict[str, dict[str, Any
     return out
 
 
-def _keep_first_times(first: dict[str, Any], steps: dict[str, StepOutcome]) -> dict[str, dict[str, Any]]:
+def _first_starts(run_dir: Path) -> dict[str, str]:
+    """When each step first started, from the event log (run.json lists a step only once it ended)."""
+    from flows.record.store import read_events
+
+    first: dict[str, str] = {}
+    for event in read_events(run_dir / "events.jsonl"):
+        if event.get("type") == "step.started" and event.get("item") is None and event.get("step"):
+            first.setdefault(str(event["step"]), str(event["at"]))
+    return first
+
+
+def _keep_first_times(first: dict[str, str], steps: dict[str, StepOutcome]) -> dict[str, dict[str, Any]]:
     """Step records whose start is the first attempt's; a step the resume ran again says when."""
     out: dict[str, dict[str, Any]] = {}
     for sid, outcome in steps.items():
         doc = outcome.as_dict()
-        earlier = (first.get(sid) or {}).get("started_at")
+        earlier = first.get(sid)
         if earlier and doc.get("started_at") and earlier < doc["started_at"]:
             doc["resumed_at"] = doc["started_at"]
             doc["started_at"] = earlier
@@ -320,7 +331,7 @@ def _outcome(book: Playbook, steps: dict[str, StepOutcome]) -> str:
 
 def _drive(launch: _Launch) -> RunSummary:
     run_dir, run_id, book, incident, state = launch.run_dir, launch.run_id, launch.book, launch.incident, launch.state
-    first_attempt = dict(launch.doc.get("steps") or {}) if launch.resumed else {}
+    first_attempt = _first_starts(run_dir) if launch.resumed else {}
     settings, trigger, executor = launch.settings, launch.trigger, launch.executor
     state.acquire()
     services = RunServices()
