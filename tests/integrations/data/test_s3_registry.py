@@ -145,3 +145,20 @@ def test_model_quarantine_takes_the_blast_radius_directly(s3: Any, history: dict
     for name in ("clean", "poisoned"):
         tags = {t["Key"] for t in s3.get_object_tagging(Bucket=MODELS, Key=KEY, VersionId=history[name])["TagSet"]}
         assert (KEY_QUARANTINED in tags) == (name == "poisoned")
+
+
+def test_dry_run_of_the_model_quarantine_names_the_versions_and_tags_nothing(
+    s3: Any, history: dict[str, Any], tmp_path: Path
+) -> None:
+    found = radius(tmp_path).model_dump(mode="json")
+    params = QuarantineParams.model_validate({**TARGET, "reason": "trained on poisoned data", "blast_radius": found})
+    before = {
+        name: s3.get_object_tagging(Bucket=MODELS, Key=KEY, VersionId=history[name])["TagSet"]
+        for name in ("clean", "malformed", "poisoned")
+    }
+
+    plan = ModelQuarantine().plan(params, context(tmp_path, "plan", mode="dry-run", step="quarantine-models"))
+
+    assert plan.summary == f"quarantine {history['poisoned']} of s3://{MODELS}/{KEY}"
+    after = {name: s3.get_object_tagging(Bucket=MODELS, Key=KEY, VersionId=history[name])["TagSet"] for name in before}
+    assert after == before

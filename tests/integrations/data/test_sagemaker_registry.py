@@ -140,3 +140,24 @@ def test_dry_run_plan_previews_the_clean_choice_and_changes_nothing(
         KEY_QUARANTINED
         not in sm.describe_model_package(ModelPackageName=history["poisoned"])["CustomerMetadataProperties"]
     )
+
+
+def test_a_version_whose_training_job_is_gone_is_rejected_alone(
+    aws_clients: tuple[Any, Any], history: dict[str, str], tmp_path: Path
+) -> None:
+    s3, sm = aws_clients
+    gone = register(sm, s3, "v4", generated_by="arn:aws:sagemaker:us-east-1:123456789012:training-job/deleted-job")
+    attest(
+        context(tmp_path, "attest", step="attest"),
+        TargetParams(registry="sagemaker", model_package_group=GROUP),
+        gone,
+        by="ci:train",
+    )
+    params = RollbackParams.model_validate({**TARGET, "known_good": {"exclude_training_data": [POISONED]}})
+
+    result = ModelRollback().apply(params, context(tmp_path, "rollback", step="rollback"))
+
+    assert result.chosen["id"] == history["clean"]
+    rejected = {r.version: (r.reason, r.message) for r in result.rejections}
+    assert rejected[gone][0] == "training_data_unreadable"
+    assert "training job deleted-job" in rejected[gone][1]
