@@ -10,15 +10,16 @@ core schema (``yes``/``on``/``no`` stay strings; mapping keys are always strings
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
 from flows.errors import Diagnostic, SourcePosition, YamlSyntaxError
-
-DocPath = tuple[str | int, ...]
+from flows.language.positions import DocPath as DocPath  # re-exported: readers of YAML import them from here
+from flows.language.positions import PositionMap as PositionMap
+from flows.language.positions import format_path as format_path
 
 MAX_DEPTH = 64
 MAX_NODES = 200_000  # after alias expansion; a large real playbook has a few thousand
@@ -34,33 +35,6 @@ _INT_HEX = re.compile(r"^0x[0-9a-fA-F]+$")
 _FLOAT = re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$")
 _INF = re.compile(r"^[-+]?\.(?:inf|Inf|INF)$")
 _NAN = re.compile(r"^\.(?:nan|NaN|NAN)$")
-
-
-@dataclass
-class PositionMap:
-    """Where each value (and each mapping key) of a document starts, by document path."""
-
-    file: str
-    values: dict[DocPath, tuple[int, int]] = field(default_factory=dict)
-    keys: dict[DocPath, tuple[int, int]] = field(default_factory=dict)
-
-    def value(self, path: DocPath) -> SourcePosition:
-        """The position of the value at ``path``, or of its nearest known ancestor."""
-        return self._best(self.values, path)
-
-    def key(self, path: DocPath) -> SourcePosition:
-        """The position of the mapping key that ends ``path``, else of the value."""
-        if path in self.keys:
-            line, col = self.keys[path]
-            return SourcePosition(self.file, line, col)
-        return self.value(path)
-
-    def _best(self, table: dict[DocPath, tuple[int, int]], path: DocPath) -> SourcePosition:
-        for end in range(len(path), -1, -1):
-            found = table.get(path[:end])
-            if found is not None:
-                return SourcePosition(self.file, *found)
-        return SourcePosition(self.file, 1, 1)
 
 
 def resolve_plain(value: str) -> Any:
@@ -287,24 +261,6 @@ class _Composer:
             handler = handlers.get(type(event))
             if handler is not None:
                 handler(event)
-
-
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
-
-
-def format_path(path: Iterable[str | int]) -> str:
-    """Render a document path as ``steps[2].with.instance_id``."""
-    out = ""
-    for part in path:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part == "...":  # a path cut short
-            out += "[...]"
-        elif _IDENT.match(part):
-            out += f".{part}" if out else part
-        else:
-            out += f"[{part!r}]"
-    return out
 
 
 def _syntax_error(file: str, text: str, error: Exception) -> YamlSyntaxError:
