@@ -99,9 +99,10 @@ class Dispatcher:
     def drain(self, limit: int = 100) -> bool:
         """Handle up to ``limit`` pending batches; True when there were any."""
         batches = self.spool.pending(limit)
-        for batch_id, source, doc in batches:
-            self.handle(batch_id, source, doc)
-            self.spool.mark_done(batch_id)
+        with self.spool.transaction():  # one commit per drain, and one before each run's start
+            for batch_id, source, doc in batches:
+                self.handle(batch_id, source, doc)
+                self.spool.mark_done(batch_id)
         self.metrics.spool_depth.set(self.spool.depth())
         return bool(batches)
 
@@ -155,7 +156,8 @@ class Dispatcher:
             seq=(incident.seq + 1) if incident is not None else 1, state="starting", started_at=now, last_at=now,
             fingerprints={a.fingerprint: now for a in alerts},
         )  # fmt: skip
-        self.spool.save_incident(incident)  # committed before the start: a crash here is repaired on restart
+        self.spool.save_incident(incident)
+        self.spool.checkpoint()  # committed before the start: a crash after it is repaired on restart
         self._ensure_started(incident, found, alerts, doc)
 
     def _ensure_started(self, incident: Incident, found: Route, alerts: list[Alert], doc: dict[str, Any]) -> None:

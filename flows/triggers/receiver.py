@@ -59,7 +59,7 @@ class Receiver:
         with self._lock:
             if key in self._known:
                 return True
-        return self.spool.incident(key) is not None
+        return self.spool.known_incident(key)
 
     def accept(self, source: str, headers: Any, body: bytes) -> tuple[int, dict[str, Any]]:
         """Everything after the body is read; returns (status, answer). Runs in a worker thread."""

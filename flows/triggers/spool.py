@@ -18,7 +18,9 @@ import queue
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,7 +69,9 @@ class Spool:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._conn = connect(path)
-        self._lock = threading.Lock()  # the dispatcher's statements
+        self._lock = threading.RLock()  # the dispatcher's connection (a transaction spans many calls)
+        self._peek = connect(path)  # the receiver's reads, never behind the dispatcher's transaction
+        self._peek_lock = threading.Lock()
         self._queue: queue.Queue[tuple[str, str, Future[int]] | None] = queue.Queue()
         self._writer = threading.Thread(target=self._write_loop, name="fireline-spool", daemon=True)
         self._writer.start()
@@ -120,6 +124,32 @@ class Spool:
         self._writer.join(timeout=10)
         with self._lock:
             self._conn.close()
+        with self._peek_lock:
+            self._peek.close()
+
+    def known_incident(self, key: str) -> bool:
+        """Whether an incident with this key exists (for the receiver; its own connection)."""
+        with self._peek_lock:
+            return self._peek.execute("SELECT 1 FROM incidents WHERE key = ?", (key,)).fetchone() is not None
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One transaction (one fsync) for many dispatcher statements; :meth:`checkpoint` commits mid-way."""
+        with self._lock:
+            self._conn.execute("BEGIN")
+            try:
+                yield
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def checkpoint(self) -> None:
+        """Commit what the dispatcher did so far (before it starts a run) and go on in a new transaction."""
+        with self._lock:
+            if self._conn.in_transaction:
+                self._conn.execute("COMMIT")
+                self._conn.execute("BEGIN")
 
     # -- the dispatcher side -----------------------------------------------------------------
     def pending(self, limit: int = 100) -> list[tuple[int, str, dict[str, Any]]]:
