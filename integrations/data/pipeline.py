@@ -2,7 +2,7 @@
 
 Two engines:
 
-- ``prefect``: a flow run of a deployment (``flow-name/deployment-name``) created with Prefect's
+- ``prefect`` (:mod:`integrations.data.pipeline_prefect`): a flow run of a deployment created with Prefect's
   idempotency key set to the step's (incident, step, item): Prefect returns the existing flow run
   for a key it has seen, so a retried or resumed step never starts a second run. The API is
   ``api_url`` when given, else ``prefect.api_url`` in the settings, else Prefect's own settings.
@@ -32,8 +32,6 @@ from integrations.aws.common import plan_read
 from integrations.aws.session import aws_errors, client, known, tag_dict
 
 SAGEMAKER_TERMINAL = {"Succeeded": True, "Failed": False, "Stopped": False}
-PREFECT_OK = {"COMPLETED"}
-PREFECT_FAILED = {"FAILED", "CRASHED", "CANCELLED"}
 PERMISSIONS = (
     "sagemaker:DescribePipeline",
     "sagemaker:ListTags",
@@ -178,85 +176,6 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
 
 
-def _prefect_client(params: TriggerParams, ctx: ActionContext) -> Any:
-    try:
-        from prefect.client.orchestration import SyncPrefectClient, get_client
-    except ImportError as e:  # prefect is a core dependency, but say so plainly if it is missing
-        raise ActionError("pipeline.trigger with engine prefect needs Prefect installed") from e
-    url = params.api_url or ctx.settings.prefect.api_url
-    return SyncPrefectClient(url.rstrip("/")) if url else get_client(sync_client=True)
-
-
-def _prefect(params: TriggerParams, ctx: ActionContext) -> TriggerResult:
-    from prefect.exceptions import ObjectNotFound
-
-    with _prefect_client(params, ctx) as prefect:
-        try:
-            deployment = prefect.read_deployment_by_name(str(params.deployment))
-        except ObjectNotFound as e:
-            raise ActionError(f"prefect deployment {params.deployment} does not exist") from e
-        except Exception as e:  # httpx and Prefect errors: the server cannot be reached
-            raise IntegrationError(f"prefect: read deployment {params.deployment}: {e}", retryable=True) from e
-        reused = _prefect_existing(prefect, deployment.id, ctx.idempotency_key)
-        # Prefect also answers a known idempotency key with the existing run (a race between two attempts).
-        run = reused or prefect.create_flow_run_from_deployment(
-            deployment.id, parameters=params.parameters, idempotency_key=ctx.idempotency_key
-        )
-
-        def read() -> tuple[str, str]:
-            flow_run = prefect.read_flow_run(run.id)
-            state = flow_run.state
-            return (str(state.type.value) if state else "UNKNOWN"), (str(state.message or "") if state else "")
-
-        state = read()[0]
-        if params.wait:
-            state = wait_terminal(
-                ctx,
-                read,
-                lambda s: True if s in PREFECT_OK else (False if s in PREFECT_FAILED else None),
-                params.poll_interval,
-            )
-    return TriggerResult(
-        engine="prefect",
-        target=params.label,
-        run_id=str(run.id),
-        state=state,
-        reused=reused is not None,
-        changed=reused is None,
-        parameters=params.parameters,
-        summary=f"flow run {run.name} ({run.id}) of {params.deployment}: {state}",
-    )
-
-
-def _prefect_tags(params: TriggerParams, ctx: ActionContext, warnings: list[str]) -> dict[str, str] | None:
-    """A deployment's tags as guard tags (``key=value`` tags; a bare tag maps to ``"true"``); None if unreadable."""
-    try:
-        with _prefect_client(params, ctx) as prefect:
-            deployment = prefect.read_deployment_by_name(str(params.deployment))
-    except Exception as e:  # a plan works without the server; the guard then treats the tags as unknown
-        warnings.append(f"could not read prefect deployment {params.deployment} ({type(e).__name__}: {e})")
-        return None
-    pairs = [str(t).partition("=") for t in deployment.tags or []]
-    return {k: (v if sep else "true") for k, sep, v in pairs}
-
-
-def _prefect_existing(prefect: Any, deployment_id: Any, key: str) -> Any:
-    from prefect.client.schemas.filters import (
-        FlowRunFilter,
-        FlowRunFilterDeploymentId,
-        FlowRunFilterIdempotencyKey,
-    )
-
-    found = prefect.read_flow_runs(
-        flow_run_filter=FlowRunFilter(
-            idempotency_key=FlowRunFilterIdempotencyKey(any_=[key]),
-            deployment_id=FlowRunFilterDeploymentId(any_=[deployment_id]),
-        ),
-        limit=1,
-    )
-    return found[0] if found else None
-
-
 @action(
     "pipeline.trigger",
     kind=ActionKind.RECOVERY,
@@ -284,8 +203,10 @@ class PipelineTrigger(Action[TriggerParams, TriggerResult]):
                 if tags is not None:
                     target = target.model_copy(update={"arn": arn, "tags": tag_dict(tags.get("Tags"))})
         else:
+            from integrations.data.pipeline_prefect import prefect_tags
+
             target = Target(
-                type="prefect:deployment", id=str(params.deployment), tags=_prefect_tags(params, ctx, warnings)
+                type="prefect:deployment", id=str(params.deployment), tags=prefect_tags(params, ctx, warnings)
             )
         shown = json.dumps(params.parameters, sort_keys=True, default=str)
         changes = [f"start a run of {params.label} with parameters {shown} (idempotency key {ctx.idempotency_key})"]
@@ -302,7 +223,12 @@ class PipelineTrigger(Action[TriggerParams, TriggerResult]):
 
     def apply(self, params: TriggerParams, ctx: ActionContext) -> TriggerResult:
         ctx.require_live("pipeline.trigger")
-        result = _sagemaker(params, ctx) if params.engine == "sagemaker" else _prefect(params, ctx)
+        if params.engine == "sagemaker":
+            result = _sagemaker(params, ctx)
+        else:
+            from integrations.data.pipeline_prefect import prefect_run
+
+            result = prefect_run(params, ctx)
         ctx.emit(
             "pipeline.triggered",
             {"engine": result.engine, "target": result.target, "run_id": result.run_id, "state": result.state},
