@@ -1,4 +1,11 @@
-"""CloudTrail evidence: the management events of a time window, filtered by user, resource or key."""
+"""CloudTrail evidence: the management events of a time window, filtered by user, resource or key.
+
+LookupEvents returns events newest first, two requests a second at most. A page that fails (a
+throttle that outlasts botocore's retries), a repeated token or an endless run of empty pages ends
+the reading: the events read are kept as evidence and the gap is recorded precisely (the part of the
+window not covered: from the window's start to the oldest event read), then the step fails or warns
+as ``on_gap`` says (:mod:`integrations.aws.pages`).
+"""
 
 from __future__ import annotations
 
@@ -11,8 +18,10 @@ from pydantic import Field, model_validator
 from flows.actions.context import ActionContext
 from flows.actions.registry import Action, ActionKind, ActionParams, ActionResult, Plan, action
 from flows.language.durations import Duration
-from integrations.aws.common import live_read, time_window
+from flows.record.store import iso
+from integrations.aws.common import time_window
 from integrations.aws.logs import span
+from integrations.aws.pages import Gap, OnGap, partial_name, read_pages, settle_gap
 from integrations.aws.session import client
 
 LookupKey = Literal[
@@ -26,6 +35,7 @@ class CollectEventsParams(ActionParams):
     lookback: Duration = Field(default=3600.0, description="Window length when start is not given.")
     lookup: dict[LookupKey, str] = Field(default_factory=dict, description="At most one attribute (an API limit).")
     max_events: int = Field(default=5000, ge=1, le=100_000)
+    on_gap: OnGap = Field(default="fail", description="When a page cannot be read: fail the step, or warn.")
     region: str | None = None
 
     def window(self) -> tuple[datetime, datetime]:
@@ -47,6 +57,8 @@ class CollectEventsResult(ActionResult):
     truncated: bool = False
     evidence_id: str
     sha256: str
+    gap: Gap | None = Field(default=None, description="Where the reading stopped short (the events read are kept).")
+    warnings: list[str] = Field(default_factory=list)
 
 
 @action(
@@ -74,32 +86,37 @@ class CollectEvents(Action[CollectEventsParams, CollectEventsResult]):
         kwargs: dict[str, Any] = {"StartTime": start, "EndTime": end}
         if params.lookup:
             kwargs["LookupAttributes"] = [{"AttributeKey": k, "AttributeValue": v} for k, v in params.lookup.items()]
-        lines: list[bytes] = []
-        truncated = False
-
-        def read() -> None:
-            nonlocal truncated
-            for page in trail.get_paginator("lookup_events").paginate(**kwargs):
-                ctx.check_cancelled()
-                for event in page.get("Events", []):
-                    # CloudTrailEvent is the original record; keep it verbatim next to the summary fields.
-                    lines.append(json.dumps(event, sort_keys=True, default=str).encode())
-                    if len(lines) >= params.max_events:
-                        truncated = True
-                        return
-
-        live_read("look up CloudTrail events", read)
+        read = read_pages(
+            ctx,
+            trail.lookup_events,
+            kwargs,
+            what="look up CloudTrail events",
+            items_key="Events",
+            token_in="NextToken",
+            max_items=params.max_events,
+        )
+        # CloudTrailEvent is the original record; keep it verbatim next to the summary fields.
+        lines = [json.dumps(event, sort_keys=True, default=str).encode() for event in read.items]
+        truncated = read.truncated
+        if read.gap is not None:
+            # Newest first: what is missing is the start of the window, up to the oldest event read.
+            oldest = min((e["EventTime"] for e in read.items if "EventTime" in e), default=end)
+            read.gap.missing = {"from": iso(start), "to": iso(oldest)}
         item = ctx.store_evidence_bytes(
-            "cloudtrail-events.jsonl",
+            partial_name("cloudtrail-events.jsonl", read.gap, ctx),
             b"\n".join(lines) + (b"\n" if lines else b""),
             description=f"CloudTrail events {kwargs.get('LookupAttributes', 'all')}",
             content_type="application/x-ndjson",
         )
+        warnings = settle_gap(ctx, read.gap, params.on_gap, what="CloudTrail events", evidence_id=item.id)
         note = " (truncated at max_events)" if truncated else ""
+        note += f" (INCOMPLETE: {read.gap.describe()})" if read.gap else ""
         return CollectEventsResult(
             events=len(lines),
             truncated=truncated,
             evidence_id=item.id,
             sha256=item.sha256,
+            gap=read.gap,
+            warnings=warnings,
             summary=f"collected {len(lines)} CloudTrail event(s){note}",
         )

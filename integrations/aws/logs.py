@@ -1,9 +1,15 @@
-"""CloudWatch Logs evidence: the events of a log group in a window, optionally filtered."""
+"""CloudWatch Logs evidence: the events of a log group in a window, optionally filtered.
+
+FilterLogEvents may return empty pages with a token (it searches the window in chunks). A page that
+fails, a repeated token or an endless run of empty pages ends the reading: the events read are kept
+and the gap recorded (the part of the window after the newest event read), then the step fails or
+warns as ``on_gap`` says (:mod:`integrations.aws.pages`).
+"""
 
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import Field, model_validator
@@ -11,7 +17,9 @@ from pydantic import Field, model_validator
 from flows.actions.context import ActionContext
 from flows.actions.registry import Action, ActionKind, ActionParams, ActionResult, Plan, action
 from flows.language.durations import Duration
-from integrations.aws.common import arn, live_read, plan_read, time_window
+from flows.record.store import iso
+from integrations.aws.common import arn, plan_read, time_window
+from integrations.aws.pages import Gap, OnGap, partial_name, read_pages, settle_gap
 from integrations.aws.session import client, known
 
 LOG_GROUP = r"^[\.\-_/#A-Za-z0-9]{1,512}$"
@@ -25,6 +33,7 @@ class CollectLogsParams(ActionParams):
     filter_pattern: str = ""
     log_stream_prefix: str | None = None
     max_events: int = Field(default=100_000, ge=1, le=10_000_000)
+    on_gap: OnGap = Field(default="fail", description="When a page cannot be read: fail the step, or warn.")
     region: str | None = None
 
     def window(self) -> tuple[datetime, datetime]:
@@ -45,6 +54,8 @@ class CollectLogsResult(ActionResult):
     truncated: bool = False
     evidence_id: str
     sha256: str
+    gap: Gap | None = Field(default=None, description="Where the reading stopped short (the events read are kept).")
+    warnings: list[str] = Field(default_factory=list)
 
 
 def span(start: datetime | None, end: datetime | None, lookback: float) -> str:
@@ -100,44 +111,49 @@ class CollectLogs(Action[CollectLogsParams, CollectLogsResult]):
             kwargs["filterPattern"] = params.filter_pattern
         if params.log_stream_prefix:
             kwargs["logStreamNamePrefix"] = params.log_stream_prefix
-        lines: list[bytes] = []
-        truncated = False
-
-        def read() -> None:
-            nonlocal truncated
-            for page in logs.get_paginator("filter_log_events").paginate(**kwargs):
-                ctx.check_cancelled()
-                for event in page.get("events", []):
-                    lines.append(
-                        json.dumps(
-                            {
-                                "timestamp": event["timestamp"],
-                                "stream": event.get("logStreamName"),
-                                "id": event.get("eventId"),
-                                "message": event["message"],
-                            }
-                        ).encode()
-                    )
-                    if len(lines) >= params.max_events:
-                        truncated = True
-                        return
-
-        live_read(f"read log group {params.log_group}", read)
+        read = read_pages(
+            ctx,
+            logs.filter_log_events,
+            kwargs,
+            what=f"read log group {params.log_group}",
+            items_key="events",
+            token_in="nextToken",
+            max_items=params.max_events,
+        )
+        lines = [
+            json.dumps(
+                {
+                    "timestamp": event["timestamp"],
+                    "stream": event.get("logStreamName"),
+                    "id": event.get("eventId"),
+                    "message": event["message"],
+                }
+            ).encode()
+            for event in read.items
+        ]
+        if read.gap is not None:
+            newest = max((int(e["timestamp"]) for e in read.items), default=None)
+            after = iso(datetime.fromtimestamp(newest / 1000, tz=UTC)) if newest is not None else iso(start)
+            read.gap.missing = {"from": after, "to": iso(end)}
         name = params.log_group.strip("/").replace("/", "_") or "log-group"
         item = ctx.store_evidence_bytes(
-            f"{name}.jsonl",
+            partial_name(f"{name}.jsonl", read.gap, ctx),
             b"\n".join(lines) + (b"\n" if lines else b""),
             source_arn=arn("logs", f"log-group:{params.log_group}", region=params.region or ""),
             description=f"CloudWatch Logs {params.log_group}",
             content_type="application/x-ndjson",
         )
+        warnings = settle_gap(ctx, read.gap, params.on_gap, what=f"log group {params.log_group}", evidence_id=item.id)
+        note = f" (INCOMPLETE: {read.gap.describe()})" if read.gap else ""
         return CollectLogsResult(
             log_group=params.log_group,
             events=len(lines),
-            truncated=truncated,
+            truncated=read.truncated,
             evidence_id=item.id,
             sha256=item.sha256,
-            summary=f"collected {len(lines)} event(s) of {params.log_group}",
+            gap=read.gap,
+            warnings=warnings,
+            summary=f"collected {len(lines)} event(s) of {params.log_group}{note}",
         )
 
     def policy_statements(self, params: CollectLogsParams | None) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ from flows.actions.registry import Action, ActionKind, ActionParams, ActionResul
 from flows.errors import ActionError
 from flows.record.store import iso, utcnow
 from integrations.aws.common import live_read, plan_read
+from integrations.aws.pages import Gap, OnGap, settle_gap
 from integrations.aws.s3_preserve import PreservedObject, object_lock_enabled, preserve_one, versions_to_copy
 from integrations.aws.session import aws_errors, client, error_code, known, tag_dict
 
@@ -155,6 +156,7 @@ class PreserveParams(ActionParams):
     retention_days: int = Field(default=365, ge=1, le=36500)
     legal_hold: bool = True
     max_versions: int = Field(default=1000, ge=1, le=100_000)
+    on_gap: OnGap = Field(default="fail", description="When a listing page cannot be read: fail the step, or warn.")
     region: str | None = None
 
 
@@ -163,6 +165,8 @@ class PreserveResult(ActionResult):
     evidence_bucket: str
     objects: list[PreservedObject] = Field(default_factory=list)
     retention: dict[str, Any] | None = None
+    gap: Gap | None = Field(default=None, description="Where the listing stopped short (what was listed is kept).")
+    warnings: list[str] = Field(default_factory=list)
 
 
 SOURCE_READS = ("s3:ListBucketVersions", "s3:GetObject", "s3:GetObjectVersion", "s3:GetBucketTagging")
@@ -223,7 +227,7 @@ class PreserveObjects(Action[PreserveParams, PreserveResult]):
                 f"evidence bucket {params.evidence_bucket} has no Object Lock "
                 "(create it with Object Lock, or set require_object_lock: false)"
             )
-        versions = versions_to_copy(s3, params)
+        versions, gap = versions_to_copy(ctx, s3, params)
         if len(versions) > params.max_versions:
             raise ActionError(f"{len(versions)} object versions match, more than max_versions={params.max_versions}")
         until = utcnow() + timedelta(days=params.retention_days)
@@ -238,6 +242,12 @@ class PreserveObjects(Action[PreserveParams, PreserveResult]):
             result.changed |= not copied.reused
         total = sum(o.size for o in result.objects)
         result.summary = f"preserved {len(result.objects)} version(s), {total} bytes, in {params.evidence_bucket}"
+        if gap is not None:
+            result.gap = gap
+            result.summary += f" (INCOMPLETE: {gap.describe()})"
+            where = f"s3://{params.bucket}/{params.prefix}"
+            # The versions listed before the gap are preserved already; then fail or warn.
+            result.warnings = settle_gap(ctx, gap, params.on_gap, what=f"versions of {where}", evidence_id="")
         return result
 
     def policy_statements(self, params: PreserveParams | None) -> list[dict[str, Any]]:

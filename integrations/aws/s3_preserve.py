@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any
 from flows.actions.context import ActionContext
 from flows.actions.registry import ActionResult
 from flows.record.store import EvidenceItem, iso, utcnow
-from integrations.aws.common import live_read
+from integrations.aws.pages import Gap, read_pages
 from integrations.aws.s3_stream import stream_copy
-from integrations.aws.session import aws_errors, error_code, paginate, tag_dict
+from integrations.aws.session import aws_errors, error_code, tag_dict
 
 if TYPE_CHECKING:
     from integrations.aws.s3 import PreserveParams
@@ -40,21 +40,44 @@ def object_lock_enabled(s3: Any, bucket: str) -> bool:
     return bool(conf.get("ObjectLockEnabled") == "Enabled")
 
 
-def versions_to_copy(s3: Any, params: PreserveParams) -> list[dict[str, Any]]:
-    """Every object version to preserve (delete markers have no bytes and are skipped)."""
+def versions_to_copy(ctx: ActionContext, s3: Any, params: PreserveParams) -> tuple[list[dict[str, Any]], Gap | None]:
+    """Every object version to preserve (delete markers have no bytes and are skipped), and the gap
+    when a listing page could not be read (the versions listed before it are still preserved)."""
     prefixes = params.keys or [params.prefix]
     found: list[dict[str, Any]] = []
     for prefix in prefixes:
-        versions = live_read(
-            f"list versions in {params.bucket}",
-            partial(_list_versions, s3, params.bucket, prefix),
+        read = read_pages(
+            ctx,
+            partial(_list_page, s3),
+            {"Bucket": params.bucket, "Prefix": prefix},
+            what=f"list versions in {params.bucket}",
+            items_key="Versions",
+            token_in="Token",
         )
-        found += [v for v in versions if params.keys is None or v["Key"] == prefix]
-    return found
+        found += [v for v in read.items if params.keys is None or v["Key"] == prefix]
+        if read.gap is not None:
+            last = read.items[-1] if read.items else {}
+            read.gap.missing = {
+                "bucket": params.bucket,
+                "prefix": prefix,
+                "after_key": last.get("Key"),
+                "after_version": last.get("VersionId"),
+                "keys_not_listed": list(prefixes[prefixes.index(prefix) + 1 :]),
+            }
+            return found, read.gap
+    return found, None
 
 
-def _list_versions(s3: Any, bucket: str, prefix: str) -> list[dict[str, Any]]:
-    return list(paginate(s3, "list_object_versions", "Versions", Bucket=bucket, Prefix=prefix))
+def _list_page(s3: Any, **kwargs: Any) -> dict[str, Any]:
+    """One ListObjectVersions page; its two continuation markers travel as one token."""
+    token = kwargs.pop("Token", None)
+    if token:
+        key, _, version = str(token).partition("\0")
+        kwargs.update(KeyMarker=key, VersionIdMarker=version)
+    page: dict[str, Any] = s3.list_object_versions(**kwargs)
+    if page.get("IsTruncated"):
+        page["Token"] = f"{page.get('NextKeyMarker', '')}\0{page.get('NextVersionIdMarker', '')}"
+    return page
 
 
 def preserve_one(

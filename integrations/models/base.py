@@ -234,14 +234,29 @@ class RegistryAdapter(ABC):
         raise ActionError(f"smoke inputs need a serving runtime; the {self.registry} registry has none here")
 
     def capture(self, limit: int) -> dict[str, Any]:
-        """Evidence of the target and the newest ``limit`` versions with their metadata."""
+        """Evidence of the target and the newest ``limit`` versions with their metadata.
+
+        The listing is read page by page; a page that fails ends it, and the versions read so far
+        are kept with a ``gap`` entry saying after which version the listing stopped and why.
+        """
+        from flows.errors import IntegrationError
+
         versions: list[dict[str, Any]] = []
-        for listed in self.versions():
-            if len(versions) >= limit:
-                break
-            self.ctx.check_cancelled()
-            versions.append(self.load(listed).as_json())
-        return {"registry": self.registry, **self.describe(), "newest_versions": versions}
+        gap: dict[str, Any] | None = None
+        try:
+            for listed in self.versions():
+                if len(versions) >= limit:
+                    break
+                self.ctx.check_cancelled()
+                versions.append(self.load(listed).as_json())
+        except IntegrationError as e:
+            after = versions[-1]["id"] if versions else None
+            gap = {"reason": "page_failed", "items_read": len(versions), "after_version": after, "error": str(e)}
+            gap["code"] = str(e.details.get("code", ""))
+        doc = {"registry": self.registry, **self.describe(), "newest_versions": versions}
+        if gap is not None:
+            doc["gap"] = gap
+        return doc
 
     def describe(self) -> dict[str, Any]:
         """The target's configuration as evidence (registry-specific)."""

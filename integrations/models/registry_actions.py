@@ -11,6 +11,7 @@ from pydantic import Field
 
 from flows.actions.context import ActionContext
 from flows.actions.registry import Action, ActionKind, ActionResult, Plan, UndoResult, action
+from integrations.aws.pages import Gap, OnGap, partial_name, settle_gap
 from integrations.models.base import KEY_QUARANTINED, TargetParams, load_adapter
 from integrations.models.permissions import S3_READ, S3_TAG_WRITE, SAGEMAKER_READ, statements
 from integrations.models.targets import read_target
@@ -111,6 +112,7 @@ class CaptureParams(TargetParams):
     max_versions: int = Field(
         default=50, ge=1, le=1000, description="The newest versions to record with their metadata."
     )
+    on_gap: OnGap = Field(default="fail", description="When a listing page cannot be read: fail the step, or warn.")
 
 
 class CaptureResult(ActionResult):
@@ -118,6 +120,10 @@ class CaptureResult(ActionResult):
     evidence_id: str
     versions: int
     serving: list[str] = Field(default_factory=list)
+    gap: Gap | None = Field(
+        default=None, description="Where the version listing stopped short (what was read is kept)."
+    )
+    warnings: list[str] = Field(default_factory=list)
 
 
 @action(
@@ -147,13 +153,25 @@ class ModelCaptureRegistry(Action[CaptureParams, CaptureResult]):
     def apply(self, params: CaptureParams, ctx: ActionContext) -> CaptureResult:
         adapter = load_adapter(params, ctx)
         doc = adapter.capture(params.max_versions)
+        gap = (
+            Gap(
+                pages_read=0,
+                missing={"after_version": doc["gap"]["after_version"]},
+                **{k: v for k, v in doc["gap"].items() if k in ("reason", "items_read", "error", "code")},
+            )
+            if "gap" in doc
+            else None
+        )
         item = ctx.store_evidence_bytes(
-            f"registry-{params.registry}.json",
+            partial_name(f"registry-{params.registry}.json", gap, ctx),
             json.dumps(doc, indent=2, sort_keys=True, default=str).encode(),
             description=f"{params.label}: serving state and registry versions",
         )
         serving = list(doc.get("serving", {}).get("versions", []))
+        warnings = settle_gap(ctx, gap, params.on_gap, what=f"versions of {params.label}", evidence_id=item.id)
         return CaptureResult(
+            gap=gap,
+            warnings=warnings,
             changed=False,
             summary=f"preserved {params.label} and {len(doc['newest_versions'])} version(s)",
             target=params.label,

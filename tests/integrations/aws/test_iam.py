@@ -15,7 +15,7 @@ from integrations.aws.iam import (
     DisableKeysParams,
     QuarantinePrincipal,
 )
-from integrations.aws.iam_capture import CapturePrincipal
+from integrations.aws.iam_capture import CaptureParams, CapturePrincipal
 from integrations.aws.iam_principal import PrincipalParams
 from integrations.aws.sandbox import seed_iam
 from tests.fixtures.moto import AwsEnv
@@ -104,7 +104,7 @@ def test_capture_user_preserves_keys_policies_and_groups(aws: AwsEnv) -> None:
     arn = iam.create_policy(PolicyName="read-models", PolicyDocument=json.dumps(DENY_ALL))["Policy"]["Arn"]
     iam.attach_user_policy(UserName="ml-pipeline", PolicyArn=arn)
     ctx = aws.context()
-    result = CapturePrincipal().apply(PrincipalParams(user_name="ml-pipeline"), ctx)
+    result = CapturePrincipal().apply(CaptureParams(user_name="ml-pipeline"), ctx)
     assert sorted(result.access_keys) == sorted(world.data["access_keys"]["ml-pipeline"])
     item = next(i for i in ctx.record.evidence.items if i.id == result.evidence_id)
     doc = json.loads((ctx.record.dir / item.location).read_text())
@@ -116,7 +116,7 @@ def test_capture_user_preserves_keys_policies_and_groups(aws: AwsEnv) -> None:
 
 def test_capture_plan_declares_the_principal_but_does_not_mutate(aws: AwsEnv) -> None:
     aws.seed(seed_iam)
-    plan = CapturePrincipal().plan(PrincipalParams(role_name="inference-role"), aws.context(mode="dry-run"))
+    plan = CapturePrincipal().plan(CaptureParams(role_name="inference-role"), aws.context(mode="dry-run"))
     assert not plan.mutating
     assert plan.targets[0].type == "aws:iam:role"
     assert plan.targets[0].tags == {"env": "ml-prod", "team": "ml-platform"}

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from botocore.stub import Stubber
 
-from flows.errors import ActionError, IntegrationError
+from flows.errors import ActionError
 from integrations.aws.cloudtrail import CollectEvents, CollectEventsParams
 from integrations.aws.lambda_ import Throttle, ThrottleParams
 from integrations.aws.logs import CollectLogs, CollectLogsParams
@@ -115,7 +115,7 @@ def test_log_window_must_be_forward() -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    raises=IntegrationError,
+    raises=ActionError,
     reason="moto 5.2.5 does not implement cloudtrail LookupEvents (the server answers 500)",
 )
 def test_collect_cloudtrail_events_on_moto(aws: AwsEnv) -> None:
