@@ -8,7 +8,7 @@ Loaded by name through ``flows.people.notify.NOTIFIER_MODULES``; :func:`notifier
   a DM by passing a user ID"). A person without ``slack_user_id`` is looked up by e-mail
   (``users.lookupByEmail``) once per process.
 - ``slack_channel``: the channel itself; the id ``incident`` is the run's incident channel (from
-  ``<run dir>/slack.json``, written by ``slack.open_incident_channel``).
+  ``<run dir>/slack.json``, written by ``slack.open_incident_channel``), else ``[slack] channel``.
 - ``slack_usergroup``: ``<!subteam^ID>`` mentioned in the incident channel (else ``[slack] channel``),
   which notifies every member of the group.
 
@@ -71,9 +71,9 @@ class SlackNotifier:
         if recipient.kind == "slack_channel":
             if recipient.id != INCIDENT_CHANNEL:
                 return recipient.address or recipient.id, None
-            found = _incident_channel(self.settings, message.run_id)
+            found = _incident_channel(self.settings, message.run_id) or self.settings.slack.channel
             if found is None:
-                raise FirelineError("the run has opened no incident channel (slack.open_incident_channel)")
+                raise FirelineError("the run opened no incident channel and no [slack] channel is set")
             return found, None
         target = _incident_channel(self.settings, message.run_id) or self.settings.slack.channel
         if target is None:

@@ -83,3 +83,13 @@ def test_dry_run_sends_nothing_and_drill_goes_only_to_the_drill_channel(slack: S
     [message] = slack.workspace.history(drill)
     assert message.text.startswith("[DRILL] [CRITICAL]")
     assert "(would page person Alice)" in message.text
+
+
+def test_the_incident_channel_falls_back_to_the_configured_channel(slack: SlackEnv, tmp_path: Path) -> None:
+    incident = Recipient("slack_channel", INCIDENT_CHANNEL)
+    failed = SlackNotifier(slack.settings(tmp_path)).send(incident, _page(text="@here nobody acked"))
+    assert not failed.ok
+    assert "no [slack] channel" in (failed.error or "")
+    cid = slack.workspace.add_channel("incidents")
+    assert SlackNotifier(slack.settings(tmp_path, channel=cid)).send(incident, _page(text="@here nobody acked")).ok
+    assert "<!here> nobody acked" in slack.workspace.history(cid)[0].text
