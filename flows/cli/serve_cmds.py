@@ -5,12 +5,14 @@ Prefect, uvicorn and starlette are imported inside the commands only.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from flows.cli import app
 from flows.cli.output import JSON_OPTION_HELP, err_console, print_json
+from flows.errors import UsageError
 
 JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_OPTION_HELP)]
 
@@ -18,8 +20,16 @@ JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_OPTION_HELP)]
 @app.command("serve")
 def serve_command(
     port: Annotated[
-        int | None, typer.Option("--port", help="Port on 127.0.0.1 (default: prefect.serve_port; 0 picks a free one).")
+        int | None, typer.Option("--port", help="Port (default: prefect.serve_port; 0 picks a free one).")
     ] = None,
+    host: Annotated[
+        str, typer.Option("--host", help="Address to listen on; other than loopback needs auth on every source.")
+    ] = "127.0.0.1",
+    tls_cert: Annotated[Path | None, typer.Option("--tls-cert", help="PEM certificate: serve HTTPS.")] = None,
+    tls_key: Annotated[Path | None, typer.Option("--tls-key", help="PEM private key of --tls-cert.")] = None,
+    no_receiver: Annotated[
+        bool, typer.Option("--no-receiver", help="Do not mount the alert receiver (POST /alerts/<source>).")
+    ] = False,
     ui: Annotated[bool, typer.Option("--ui", help="Serve the Prefect UI from the embedded server too.")] = False,
     grace: Annotated[float, typer.Option("--grace", help="Seconds in-flight runs get to finish on SIGTERM.")] = 30.0,
     status: Annotated[bool, typer.Option("--status", help="Say whether a server is running, then exit.")] = False,
@@ -31,12 +41,14 @@ def serve_command(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Keep a warm Prefect runtime and run the playbooks that `fireline run` hands over (Ctrl-C stops it)."""
+    """Keep a warm Prefect runtime, receive alerts, and run the playbooks handed over (Ctrl-C stops it)."""
     from flows.config import load_settings
     from flows.engine.handoff import serve_status
     from flows.engine.serve import serve
 
     settings = load_settings()
+    if (tls_cert is None) != (tls_key is None):
+        raise UsageError("--tls-cert and --tls-key go together")
     if status:
         _print_status(serve_status(settings), as_json)
         return
@@ -47,12 +59,17 @@ def serve_command(
         else:
             where = "embedded" if doc["embedded"] else "external"
             err_console.print(
-                f"fireline serve: listening on 127.0.0.1:{doc['port']} (pid {doc['pid']}), Prefect API "
+                f"fireline serve: listening on {'https' if doc['tls'] else 'http'}://{doc['host']}:{doc['port']} "
+                f"(pid {doc['pid']}), alerts at /alerts/<source>, Prefect API "
                 f"{doc['prefect_api_url']} ({where}); warm-up took {doc['warm_up_seconds']:.1f}s",
                 markup=False,
             )
 
-    result = serve(settings, port=port, ui=ui, grace=grace, on_ready=ready, deployment=deployment)
+    tls = (str(tls_cert), str(tls_key)) if tls_cert is not None and tls_key is not None else None
+    result = serve(
+        settings, port=port, host=host, ui=ui, grace=grace, on_ready=ready, deployment=deployment, tls=tls,
+        receiver=not no_receiver,
+    )  # fmt: skip
     left = result["interrupted_runs"]
     note = f"; {len(left)} run(s) interrupted, resume them with fireline resume: {' '.join(left)}" if left else ""
     err_console.print(f"fireline serve: stopped{note}", markup=False)

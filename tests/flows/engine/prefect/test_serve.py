@@ -19,6 +19,16 @@ from flows.engine.prefect_server import process_alive
 from flows.engine.runs import detect_crash
 from tests.flows.engine.prefect.conftest import PARALLEL, wait_for
 
+ALERTED = """\
+apiVersion: fireline/v1
+kind: Playbook
+metadata: {name: alert-check, version: 1, title: Started by an alert}
+triggers:
+  - {source: generic, match: {alertname: ServeCheck}}
+steps:
+  - {id: note, action: log, with: {message: "host {{ alert.labels.host }}"}}
+"""
+
 SLOW = """\
 apiVersion: fireline/v1
 kind: Playbook
@@ -63,6 +73,7 @@ def test_serve_runs_a_handed_over_playbook_and_stops_cleanly(tmp_path: Path) -> 
     settings.playbooks_dir.mkdir(parents=True)
     (settings.playbooks_dir / "prefect-check.yaml").write_text(PARALLEL, encoding="utf-8")
     (settings.playbooks_dir / "slow-one.yaml").write_text(SLOW, encoding="utf-8")
+    (settings.playbooks_dir / "alert-check.yaml").write_text(ALERTED, encoding="utf-8")
     prepare_database(prefect_home(settings), template=default_template_dir())
     env = {
         **os.environ,
@@ -99,6 +110,26 @@ def test_serve_runs_a_handed_over_playbook_and_stops_cleanly(tmp_path: Path) -> 
             try_handoff({"playbook": "no-such-playbook"}, settings)
         with pytest.raises(Exception, match=r"refused the run: .*nope"):
             try_handoff({"playbook": "prefect-check", "inputs": {"nope": "1"}}, settings)
+
+        # The alert receiver is mounted on the same server: an alert starts a respond flow run.
+        base = f"http://127.0.0.1:{state['port']}"
+        posted = httpx.post(f"{base}/alerts/generic", json={"labels": {"alertname": "ServeCheck", "host": "h1"}})
+        assert posted.status_code == 202, posted.text
+        assert httpx.post(f"{base}/alerts/nagios", json={}).status_code == 404
+
+        def alert_run() -> dict[str, object] | None:
+            for found in settings.runs_dir.glob("*-alert-check-*/run.json"):
+                doc = json.loads(found.read_text())
+                return doc if doc.get("status") == "finished" else None
+            return None
+
+        alerted = wait_for(alert_run, 60, "the alert's run")
+        assert alerted["outcome"] == "succeeded"
+        assert alerted["trigger"]["how"] == "alert"
+        assert alerted["trigger"]["flow_run_id"]  # a Prefect flow run
+        metrics = httpx.get(f"{base}/metrics").text
+        assert 'fireline_alerts_total{outcome="started",source="generic"} 1.0' in metrics
+        assert httpx.get(f"{base}/healthz").json()["status"] == "ok"
 
         slow = try_handoff({"playbook": "slow-one"}, settings)
         assert slow is not None
