@@ -89,4 +89,6 @@ def detail(action: Action[Any, Any]) -> dict[str, Any]:
         "result": describe_fields(action.Result),
         "permissions": sorted(set(action.permissions)),
         "undo_permissions": sorted(set(action.undo_permissions)),
+        "guidance": list(getattr(action, "guidance", ())),
+        "caveats": list(getattr(action, "caveats", ())),
     }

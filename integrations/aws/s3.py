@@ -83,6 +83,16 @@ BLOCK_PERMISSIONS = ("s3:GetBucketTagging", "s3:GetBucketPublicAccessBlock", "s3
 class BlockPublicAccess(Action[BlockParams, BlockResult]):
     """Turn on all four S3 Block Public Access settings of a bucket."""
 
+    guidance = (
+        "Amazon S3 User Guide, Blocking public access to your Amazon S3 storage (all four settings on the bucket)",
+        "AWS Security Incident Response Guide, S3 data exposure",
+    )
+    caveats = (
+        "Not covered: access granted to named AWS accounts or principals by the bucket policy or ACLs "
+        "(Block Public Access only stops public grants); presigned URLs signed by credentials that are still "
+        "valid; copies of the objects already taken; access points and the account-level setting.",
+    )
+
     def plan(self, params: BlockParams, ctx: ActionContext) -> Plan:
         warnings: list[str] = []
         target = bucket_target(ctx, params.bucket, params.region, warnings)

@@ -117,6 +117,16 @@ def _snapshot(ctx: ActionContext, state: ServingState) -> ServingState:
 class ModelRollback(Action[RollbackParams, RollbackResult]):
     """Put a model back to the newest version proven known-good; quarantine what it replaces."""
 
+    guidance = (
+        "MLflow Model Registry: aliases (models:/NAME@ALIAS) and the deprecated stages (models:/NAME/STAGE); "
+        "both are moved when both serve",
+        "Amazon SageMaker API Reference, UpdateEndpoint and UpdateEndpointWeightsAndCapacities (waits for InService)",
+    )
+    caveats = (
+        "Consumers that load a pinned version (models:/NAME/3, an S3 version id) are not redirected.",
+        "Copies of the model already loaded in memory keep serving until their process reloads.",
+    )
+
     def policy_statements(self, params: RollbackParams | None) -> list[dict[str, Any]]:
         sagemaker = (*SAGEMAKER_READ, *SAGEMAKER_WRITE, *SAGEMAKER_WRITE_READS)
         return statements({"sagemaker": sagemaker, "s3": S3_PERMISSIONS}, params)

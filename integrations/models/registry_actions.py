@@ -48,6 +48,13 @@ class QuarantineResult(ActionResult):
 class ModelQuarantine(Action[QuarantineParams, QuarantineResult]):
     """Mark model versions quarantined so that no rollback or promotion picks them again."""
 
+    guidance = ("fireline's known-good contract: fireline.quarantined on the registry version (never qualifies)",)
+    caveats = (
+        "It marks versions; it does not stop them serving: drain the endpoint (aws.sagemaker.isolate_endpoint) "
+        "or roll back (model.rollback) for that.",
+        "Automation outside fireline that ignores fireline.quarantined can still promote the version.",
+    )
+
     def policy_statements(self, params: QuarantineParams | None) -> list[dict[str, Any]]:
         sagemaker = (*SAGEMAKER_READ, "sagemaker:UpdateModelPackage")
         return statements({"sagemaker": sagemaker, "s3": (*S3_READ, *S3_TAG_WRITE)}, params)
