@@ -220,6 +220,11 @@ def actions_show(
     console.print("  " + (", ".join(info["permissions"]) or "none"), markup=False)
     if info["undo_permissions"]:
         console.print("  undo: " + ", ".join(info["undo_permissions"]), markup=False)
+    for title, lines in (("follows", info.get("guidance", [])), ("caveats", info.get("caveats", []))):
+        if lines:
+            console.print(f"\n[bold]{title}[/bold]")
+            for line in lines:
+                console.print(f"  - {line}", markup=False)
 
 
 def _resolve_playbook(ref: str) -> Path:
