@@ -34,6 +34,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "flows.cli.serve_cmds",
     "flows.cli.trigger_cmds",
     "flows.cli.config_cmds",
+    "flows.cli.people_cmds",
 )
 
 

@@ -227,9 +227,7 @@ def resume_cmd(
     _finish(summary, as_json)
 
 
-def _answer(run: str, step: str, user: str, decision: Decision, reason: str, as_json: bool) -> None:
-    from flows.actions.control import ApprovalParams
-    from flows.engine.approvals import Answer, ApproverDirectory, refusal_reason, write_answer
+def _answer(run: str, step: str, user: str | None, decision: Decision, reason: str, as_json: bool) -> None:
     from flows.engine.runs import CRASHED, RUNNING, detect_crash, find_run, read_run_json
     from flows.engine.state import RunState
 
@@ -240,24 +238,16 @@ def _answer(run: str, step: str, user: str, decision: Decision, reason: str, as_
     request = RunState(run_dir).read_request(step)
     if data.get("status") not in (RUNNING, CRASHED) or step not in data.get("waiting", []) or request is None:
         raise ApprovalError(f"step {step!r} of run {run_dir.name} is not waiting for approval")
-    answer = Answer(by=f"user:{user.removeprefix('user:')}", decision=decision, reason=reason, how="cli")
-    params = ApprovalParams.model_validate(request)
-    refused = refusal_reason(answer, params, ApproverDirectory.load(settings.approvers_file), data["trigger"].get("by"))
-    if refused is not None:
-        write_answer(run_dir, step, answer, refused=refused)  # the waiting run records the refusal
-        raise ApprovalError(f"refused: {refused}")
-    path = write_answer(run_dir, step, answer)
-    if as_json:
-        print_json({"run_id": run_dir.name, "step": step, "decision": decision, "by": answer.user, "answer": str(path)})
-    else:
-        console.print(f"{decision} from {answer.user} recorded for {run_dir.name} step {step}", markup=False)
+    from flows.cli.people_cmds import give_answer  # identity, the run's own checks, exit 1 when refused
+
+    give_answer(run_dir, step, user, decision, reason, as_json, settings)
 
 
 @app.command("approve")
 def approve_cmd(
     run: RunArg,
     step: StepArg,
-    as_user: Annotated[str, typer.Option("--as", help="Who approves.")],
+    as_user: Annotated[str | None, typer.Option("--as", help="Approve for this person (default: your login).")] = None,
     reason: Annotated[str, typer.Option("--reason", help="Why.")] = "",
     as_json: JsonOpt = False,
 ) -> None:
@@ -269,8 +259,8 @@ def approve_cmd(
 def reject_cmd(
     run: RunArg,
     step: StepArg,
-    as_user: Annotated[str, typer.Option("--as", help="Who rejects.")],
     reason: Annotated[str, typer.Option("--reason", help="Why (required).")],
+    as_user: Annotated[str | None, typer.Option("--as", help="Reject for this person (default: your login's).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Reject a waiting approval step: the run's dependent steps are skipped and the run is rejected."""

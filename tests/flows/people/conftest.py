@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.flows.people.helpers import Receiver, receiver
+
+
+@pytest.fixture
+def hooks(monkeypatch: pytest.MonkeyPatch) -> Iterator[Receiver]:
+    """A loopback webhook receiver; secrets HOOK_L0..HOOK_L4 and HOOK_FALLBACK point at its paths."""
+    for rec in receiver():
+        for name in ("l0", "l1", "l2", "l3", "l4", "fallback"):
+            monkeypatch.setenv(f"HOOK_{name.upper()}", rec.url(name))
+        yield rec
