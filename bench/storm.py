@@ -192,6 +192,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--wait", type=float, default=300.0, help="Seconds to wait for every run's containment.")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # run the clean-up of the server processes
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     bare_floor(args)
     with tempfile.TemporaryDirectory(prefix="fireline-storm-") as tmp:

@@ -157,10 +157,16 @@ class Dispatcher:
             fingerprints={a.fingerprint: now for a in alerts},
         )  # fmt: skip
         self.spool.save_incident(incident)
-        self.spool.checkpoint()  # committed before the start: a crash after it is repaired on restart
         self._ensure_started(incident, found, alerts, doc)
 
     def _ensure_started(self, incident: Incident, found: Route, alerts: list[Alert], doc: dict[str, Any]) -> None:
+        # The incident row is committed before the start: a crash after it is repaired on restart.
+        with self.spool.committed():
+            self._start(incident, found, alerts, doc)
+        incident.state = "running"
+        self.spool.save_incident(incident)
+
+    def _start(self, incident: Incident, found: Route, alerts: list[Alert], doc: dict[str, Any]) -> None:
         if not self.starter.exists(incident.run_id, f"{incident.key}#{incident.seq}"):
             trigger = {
                 "how": "alert",
@@ -176,8 +182,6 @@ class Dispatcher:
             received = doc.get("received_at")
             if isinstance(received, int | float):
                 self.metrics.dispatch_latency.observe(max(0.0, time.time() - received))
-        incident.state = "running"
-        self.spool.save_incident(incident)
 
     def _note(self, run_id: str, kind: str, batch_id: int, alert: Alert) -> bool:
         detail = {"alert": alert.brief(), "batch": batch_id}

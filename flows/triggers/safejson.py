@@ -103,6 +103,8 @@ def loads(data: bytes | str, *, what: str = "payload", max_depth: int = MAX_DEPT
         text = data.decode("utf-8") if isinstance(data, bytes) else data
     except UnicodeDecodeError as e:
         raise AlertError(f"{what}: not UTF-8 text: {e.reason} at byte {e.start}") from e
+    if not text.strip():
+        raise AlertError(f"{what}: empty, expected a JSON document")
     if _depth(text) > max_depth:
         raise AlertError(f"{what}: JSON nested deeper than {max_depth} levels")
     try:

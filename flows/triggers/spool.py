@@ -134,22 +134,37 @@ class Spool:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """One transaction (one fsync) for many dispatcher statements; :meth:`checkpoint` commits mid-way."""
+        """One write transaction (one fsync) for many dispatcher statements.
+
+        ``BEGIN IMMEDIATE`` takes the write lock at once (waiting up to the busy timeout): a deferred
+        transaction that reads first cannot upgrade after the receiver's writer committed
+        (``SQLITE_BUSY_SNAPSHOT``, which no busy timeout retries).
+        """
         with self._lock:
-            self._conn.execute("BEGIN")
+            self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
                 raise
-            self._conn.execute("COMMIT")
+            if self._conn.in_transaction:
+                self._conn.execute("COMMIT")
 
-    def checkpoint(self) -> None:
-        """Commit what the dispatcher did so far (before it starts a run) and go on in a new transaction."""
+    @contextmanager
+    def committed(self) -> Iterator[None]:
+        """Commit what the dispatcher did so far, run the body outside the transaction, then go on.
+
+        Used around starting a run: the incident row is durable first, and the receiver's writer is
+        not held up while the run starts.
+        """
         with self._lock:
             if self._conn.in_transaction:
                 self._conn.execute("COMMIT")
-                self._conn.execute("BEGIN")
+            try:
+                yield
+            finally:
+                self._conn.execute("BEGIN IMMEDIATE")
 
     # -- the dispatcher side -----------------------------------------------------------------
     def pending(self, limit: int = 100) -> list[tuple[int, str, dict[str, Any]]]:
