@@ -27,7 +27,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from flows.errors import ActionError
-from integrations.models.base import KEY_TRAINING_DATA, ModelVersion, RegistryAdapter
+from integrations.models.base import KEY_TRAINING_DATA
 
 PIECE = 180  # JSON characters per key: base64 of 180 bytes plus "base64:" stays under 256
 MAX_PIECES = 4
@@ -163,20 +163,6 @@ def tainted_list(value: Any) -> list[TaintedDataset]:
         else:
             found.append(TaintedDataset.model_validate(entry))
     return found
-
-
-def lineage(adapter: RegistryAdapter, version: ModelVersion) -> list[DatasetRef]:
-    """Every dataset ``version`` (metadata loaded) was trained on, from all sources the registry has."""
-    refs = decode_training_data(version.metadata or {})
-    if adapter.registry == "mlflow":
-        from integrations.data.lineage_registries import mlflow_dataset_inputs
-
-        refs += mlflow_dataset_inputs(adapter, version)
-    elif adapter.registry == "sagemaker" and version.id.startswith("arn:"):
-        from integrations.data.lineage_registries import sagemaker_training_inputs
-
-        refs += sagemaker_training_inputs(adapter, version)
-    return refs
 
 
 def taint_of(

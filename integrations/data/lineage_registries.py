@@ -19,7 +19,7 @@ from flows.actions.context import ActionContext
 from flows.errors import ActionError, IntegrationError
 from flows.record.store import sha256_bytes
 from integrations.aws.session import aws_errors, client
-from integrations.data.lineage import DatasetRef, LineageError, TaintedDataset
+from integrations.data.lineage import DatasetRef, LineageError, TaintedDataset, decode_training_data
 from integrations.models.base import ModelVersion, RegistryAdapter
 
 TRAINING_JOB = ":training-job/"
@@ -80,6 +80,16 @@ def resolve_since(ctx: ActionContext, dataset: TaintedDataset, region: str | Non
     earliest = earliest if earliest.tzinfo else earliest.replace(tzinfo=UTC)
     since = earliest if dataset.since is None else min(earliest, dataset.since)
     return dataset.model_copy(update={"since": since})
+
+
+def lineage(adapter: RegistryAdapter, version: ModelVersion) -> list[DatasetRef]:
+    """Every dataset ``version`` (metadata loaded) was trained on, from all sources the registry has."""
+    refs = decode_training_data(version.metadata or {})
+    if adapter.registry == "mlflow":
+        refs += mlflow_dataset_inputs(adapter, version)
+    elif adapter.registry == "sagemaker" and version.id.startswith("arn:"):
+        refs += sagemaker_training_inputs(adapter, version)
+    return refs
 
 
 def mlflow_dataset_inputs(adapter: RegistryAdapter, version: ModelVersion) -> list[DatasetRef]:

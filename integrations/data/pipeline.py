@@ -18,18 +18,15 @@ failed, crashed or was stopped; the step's timeout ends the wait. Dry-run and dr
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, Literal
-
-from pydantic import Field, model_validator
+from typing import Any
 
 from flows.actions.context import ActionContext
-from flows.actions.registry import Action, ActionKind, ActionParams, ActionResult, Plan, Target, action
+from flows.actions.registry import Action, ActionKind, Plan, Target, action
 from flows.errors import ActionError, IntegrationError
-from flows.language.durations import Duration
 from integrations.aws.common import plan_read
 from integrations.aws.session import aws_errors, client, known, tag_dict
+from integrations.data.pipeline_params import TriggerParams, TriggerResult, wait_terminal
 
 SAGEMAKER_TERMINAL = {"Succeeded": True, "Failed": False, "Stopped": False}
 PERMISSIONS = (
@@ -39,60 +36,6 @@ PERMISSIONS = (
     "sagemaker:ListPipelineExecutions",
     "sagemaker:DescribePipelineExecution",
 )
-
-
-class TriggerParams(ActionParams):
-    engine: Literal["prefect", "sagemaker"]
-    deployment: str | None = Field(default=None, description="prefect: flow-name/deployment-name.")
-    pipeline: str | None = Field(default=None, description="sagemaker: the pipeline name.")
-    parameters: dict[str, Any] = Field(default_factory=dict, description="Flow or pipeline parameters.")
-    wait: bool = Field(default=False, description="Wait for a terminal state (within the step's timeout).")
-    poll_interval: Duration = Field(default=15.0, description="Seconds between status reads while waiting.")
-    api_url: str | None = Field(default=None, description="prefect: the API; default: settings.prefect.api_url.")
-    region: str | None = None
-
-    @model_validator(mode="after")
-    def _named(self) -> TriggerParams:
-        if self.engine == "prefect" and not (self.deployment and "/" in self.deployment):
-            raise ValueError("engine 'prefect' needs deployment: flow-name/deployment-name")
-        if self.engine == "sagemaker" and not self.pipeline:
-            raise ValueError("engine 'sagemaker' needs pipeline")
-        return self
-
-    @property
-    def label(self) -> str:
-        return (
-            f"prefect deployment {self.deployment}"
-            if self.engine == "prefect"
-            else f"sagemaker pipeline {self.pipeline}"
-        )
-
-
-class TriggerResult(ActionResult):
-    engine: str
-    target: str
-    run_id: str = Field(description="Prefect flow run id, or SageMaker pipeline execution ARN.")
-    state: str
-    reused: bool = Field(default=False, description="The run existed already under this idempotency key.")
-    parameters: dict[str, Any] = Field(default_factory=dict)
-
-
-def wait_terminal(
-    ctx: ActionContext, read: Callable[[], tuple[str, str]], done: Callable[[str], bool | None], poll: float
-) -> str:
-    """Poll ``read`` (state, reason) until ``done(state)`` is True or False; fail on False.
-
-    The step's timeout ends the wait (``ctx.sleep`` wakes on cancellation).
-    """
-    while True:
-        ctx.check_cancelled()
-        state, reason = read()
-        verdict = done(state)
-        if verdict is True:
-            return state
-        if verdict is False:
-            raise ActionError(f"the run ended {state}: {reason or 'no reason given'}", details={"state": state})
-        ctx.sleep(poll)
 
 
 def _display_name(ctx: ActionContext) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 
 from flows.actions.context import ActionContext
 from flows.errors import ActionError, IntegrationError
-from integrations.data.pipeline import TriggerParams, TriggerResult, wait_terminal
+from integrations.data.pipeline_params import TriggerParams, TriggerResult, wait_terminal
 
 PREFECT_OK = {"COMPLETED"}
 PREFECT_FAILED = {"FAILED", "CRASHED", "CANCELLED"}

@@ -23,7 +23,8 @@ from flows.actions.registry import Action, ActionKind, ActionParams, ActionResul
 from flows.errors import ActionError, IntegrationError
 from flows.record.store import iso
 from integrations.aws.session import is_template
-from integrations.data.lineage import TAINTED_SCHEMA, LineageError, TaintedDataset, lineage, taint_of, tainted_list
+from integrations.data.lineage import TAINTED_SCHEMA, LineageError, TaintedDataset, taint_of, tainted_list
+from integrations.data.lineage_registries import lineage, mlflow_serving, resolve_since
 from integrations.models.base import ModelVersion, RegistryAdapter, ServingState, TargetParams, load_adapter
 from integrations.models.permissions import target_of
 
@@ -99,8 +100,6 @@ def _serving(adapter: RegistryAdapter) -> tuple[dict[str, list[str]], str | None
     try:
         extra: dict[str, list[str]] = {}
         if adapter.registry == "mlflow":
-            from integrations.data.lineage_registries import mlflow_serving
-
             return mlflow_serving(adapter), None
         if adapter.registry == "sagemaker" and not adapter.target.endpoint:
             return extra, f"{adapter.target.label}: no endpoint named, serving status unknown"
@@ -194,8 +193,6 @@ class DataBlastRadius(Action[BlastRadiusParams, BlastRadiusResult]):
         )
 
     def apply(self, params: BlastRadiusParams, ctx: ActionContext) -> BlastRadiusResult:
-        from integrations.data.lineage_registries import resolve_since
-
         datasets = [resolve_since(ctx, d) for d in params.datasets]
         result, warnings = search(params, ctx, datasets)
         doc = {**result.model_dump(mode="json"), "warnings": warnings, "searched": [t.label for t in params.registries]}

@@ -18,7 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validat
 from flows.actions.context import ActionContext
 from flows.errors import ActionError
 from flows.record.store import iso
-from integrations.data.lineage import TAINTED_SCHEMA, LineageError, TaintedDataset, lineage, taint_of, tainted_list
+from integrations.data.lineage import TAINTED_SCHEMA, LineageError, TaintedDataset, taint_of, tainted_list
+from integrations.data.lineage_registries import lineage
 from integrations.models.base import (
     KEY_ATTESTED_AT,
     KEY_ATTESTED_BY,
