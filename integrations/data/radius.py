@@ -1,7 +1,7 @@
 """``data.blast_radius``: every model version trained on tainted data, and whether it serves now.
 
 For each configured registry target it lists the versions (newest first, at most ``max_versions``),
-reads each one's training data (:func:`integrations.data.lineage.lineage`: the attestation and the
+reads each one's training data (:func:`integrations.data.lineage_registries.lineage`: the attestation and the
 registry's own lineage; no artifact is ever read or hashed) and keeps the versions whose datasets
 overlap a tainted one. The result is stored as evidence (``blast-radius.json``) and is the step's
 output, so later steps use it: ``steps.radius.output.models`` (every reached version),
