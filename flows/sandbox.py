@@ -122,7 +122,8 @@ def run_demo(
         responders = Responders(
             approvals={
                 s: [Answer(by=f"user:{RESPONDER}", decision="approve", reason="sandbox demo")] for s in step.approvals
-            }
+            },
+            acks={"page-on-call": [("alice", 0.0)]},  # the on-call (playbooks/people.yaml) acknowledges the page
         )
         summary = run_playbook(
             step.playbook,

@@ -36,6 +36,7 @@ ENTRY_POINT_GROUP = "fireline.actions"
 # Modules that define the built-in catalogue. Explicit on purpose: packages are never walked.
 BUILTIN_MODULES: tuple[str, ...] = (
     "flows.actions.control",
+    "flows.people.page",
     "integrations.aws.ec2",
     "integrations.aws.ec2_snapshot",
     "integrations.aws.iam",

@@ -16,6 +16,8 @@ from flows.errors import BadInputError, Diagnostic
 
 # Subfolders of a playbook library that hold other YAML documents.
 NOT_PLAYBOOKS = frozenset({"contact-trees", "scenarios", "alerts"})
+# Files of a playbook library that are other YAML documents (the people directory).
+NOT_PLAYBOOK_FILES = frozenset({"people.yaml", "people.yml"})
 
 JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_OPTION_HELP)]
 StrictOpt = Annotated[bool, typer.Option("--strict", help="Treat warnings as errors.")]
@@ -32,6 +34,7 @@ def collect_playbooks(paths: list[Path]) -> list[Path]:
                 for f in path.rglob("*")
                 if f.suffix in (".yaml", ".yml")
                 and f.is_file()
+                and f.name not in NOT_PLAYBOOK_FILES
                 and not any(p in NOT_PLAYBOOKS or p.startswith(".") for p in f.relative_to(path).parts[:-1])
             ]
             files.extend(sorted(found))
@@ -75,12 +78,13 @@ def _library_names(results: list[tuple[Path, Any, list[Diagnostic]]]) -> None:
 def _check(paths: list[Path], strict: bool, as_json: bool, command: str) -> None:
     import sys
 
-    from flows.language.lint import validate_path
+    from flows.people.lint import people_files, validate_file  # directories and contact trees too
 
     files = collect_playbooks(paths)
     if not files:
         raise BadInputError("no playbook files (*.yaml, *.yml) found in " + ", ".join(map(str, paths)))
-    results = [(f, *validate_path(f, strict=strict)) for f in files]
+    files += people_files(paths)
+    results = [(f, *validate_file(f, strict=strict)) for f in files]
     _library_names(results)
     from flows.triggers.overlap import lint_library
 

@@ -1,11 +1,25 @@
 """Approvals: answers, where they come from, who may give them, and the wait for a decision.
 
 Answers arrive through :class:`AnswerSource` objects polled in turn: the run directory's inbox
-(written by ``fireline approve``/``reject``), :class:`Responders` (scripted, for drills and demos),
-and whatever the Prefect layer or Slack adds. Every answer goes through the same authorisation:
-the answerer must be listed in the step's ``approvers`` (``user:x`` or a member of ``group:y`` in
-``settings.approvers_file``), may not approve a run they triggered, counts once towards
-``min_approvals``, and a single authorised rejection rejects.
+(written by ``fireline approve``/``reject`` and by Slack through
+:func:`flows.people.answers.submit_answer`), :class:`Responders` (scripted, for drills and demos),
+and the Prefect source. Every answer goes through the same checks (:func:`refusal_reason`):
+
+- the decision is exactly ``approve`` or ``reject`` after normalisation (surrounding blanks removed,
+  case folded): ``REJECT`` is a rejection, ``approved``, ``yes`` or ``ok`` are refused and recorded
+  as ``approval.refused``; nothing unknown ever counts as an approval;
+- the person is compared in canonical form (``Alice``, ``alice``, ``user:alice``, her e-mail and
+  her Slack user id are one person, through the run's directory snapshot) and must be listed in
+  the step's ``approvers`` (``user:x``, or a member of ``group:y`` in the directory or the legacy
+  ``approvers_file``);
+- whoever triggered the run cannot approve it;
+- ``min_approvals`` distinct people must approve, and one authenticated account counts for one
+  person only (``--as bob`` then ``--as carol`` from one login is refused the second time);
+- a single authorised rejection rejects.
+
+The wait is an :class:`ApprovalWait`, a :class:`~flows.engine.waits.WaitCondition` polled by the
+run's waiter thread; its deadline is persisted in ``state/waits/<step>.json`` so a resumed run keeps
+the original deadline.
 """
 
 from __future__ import annotations
@@ -18,26 +32,42 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from flows.actions.control import ApprovalParams
 from flows.errors import ApprovalError, ConfigError
 from flows.record.store import iso, utcnow, write_atomic
 
+if TYPE_CHECKING:
+    from flows.people.directory import Directory
+
 Decision = Literal["approve", "reject"]
+DECISIONS: tuple[Decision, ...] = ("approve", "reject")
 POLL_INTERVAL = 0.2
+
+
+def parse_decision(text: object) -> Decision | None:
+    """``approve`` or ``reject`` after removing blanks and folding case; None for anything else."""
+    if not isinstance(text, str):
+        return None
+    folded = text.strip().casefold()
+    if folded == "approve":
+        return "approve"
+    return "reject" if folded == "reject" else None
 
 
 @dataclass(frozen=True)
 class Answer:
-    """One person's answer to an approval step."""
+    """One person's answer to an approval step, as it arrived (the decision text is checked later)."""
 
     by: str
-    decision: Decision
+    decision: str
     reason: str = ""
     how: str = "cli"  # cli | scripted | prefect | slack
     at: str = ""
     after: float = 0.0  # scripted answers only: seconds after the request before it is given
+    authenticated_as: str = ""
+    claim: str | None = None
 
     @property
     def user(self) -> str:
@@ -45,7 +75,10 @@ class Answer:
 
 
 def normalise_user(who: str) -> str:
-    return who.removeprefix("user:").strip()
+    """The canonical form of a name without a directory (lower-case, one ``user:`` prefix removed)."""
+    from flows.people.identity import try_canonical
+
+    return try_canonical(who) or who.strip()
 
 
 class AnswerSource(Protocol):
@@ -68,6 +101,22 @@ def write_answer(run_dir: Path, step_id: str, answer: Answer, *, refused: str | 
     return path
 
 
+def read_inbox(run_dir: Path, step_id: str) -> list[tuple[str, Answer, str | None]]:
+    """Every answer file of a step in arrival order: (file name, answer, refusal or None)."""
+    folder = inbox_dir(run_dir, step_id)
+    out: list[tuple[str, Answer, str | None]] = []
+    if not folder.is_dir():
+        return out
+    for path in sorted(folder.glob("*.json")):
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            refused = doc.pop("refused", None)
+            out.append((path.name, Answer(**doc), refused))
+        except (OSError, json.JSONDecodeError, TypeError):
+            continue
+    return out
+
+
 class InboxSource:
     """Polls ``<run dir>/approvals/<step>/`` for answer files."""
 
@@ -78,25 +127,18 @@ class InboxSource:
         self.refusals: list[dict[str, Any]] = []
 
     def poll(self, run_id: str, step_id: str) -> list[Answer]:
-        folder = inbox_dir(self.run_dir, step_id)
-        if not folder.is_dir():
-            return []
         answers: list[Answer] = []
         with self._lock:
-            for path in sorted(folder.glob("*.json")):
-                if path.name in self._seen:
+            for name, answer, refused in read_inbox(self.run_dir, step_id):
+                if name in self._seen:
                     continue
-                self._seen.add(path.name)
-                try:
-                    doc = json.loads(path.read_text(encoding="utf-8"))
-                    refused = doc.pop("refused", None)
-                    answer = Answer(**doc)
-                except (OSError, json.JSONDecodeError, TypeError):
-                    continue
+                self._seen.add(name)
                 if refused:
                     self.refusals.append(
-                        {"step": step_id, "by": answer.user, "how": answer.how, "refused_because": refused}
-                    )
+                        {"step": step_id, "by": answer.user, "how": answer.how, "decision": answer.decision,
+                         "authenticated_as": answer.authenticated_as, "claim": answer.claim,
+                         "refused_because": refused}
+                    )  # fmt: skip
                     continue
                 answers.append(answer)
         return answers
@@ -109,9 +151,13 @@ class InboxSource:
 
 @dataclass
 class Responders:
-    """Scripted answers per approval step id; they go through the same checks as CLI answers."""
+    """Scripted answers per approval step id, and scripted acks per paging step id (drills, demos).
+
+    They go through the same checks as CLI answers; ``after`` is seconds after the request.
+    """
 
     approvals: dict[str, list[Answer]] = field(default_factory=dict)
+    acks: dict[str, list[tuple[str, float]]] = field(default_factory=dict)  # step -> [(person, after seconds)]
     _started: dict[str, float] = field(default_factory=dict, repr=False)
     _given: dict[str, int] = field(default_factory=dict, repr=False)
 
@@ -123,7 +169,7 @@ class Responders:
         for answer in pending:
             if now - start < answer.after:
                 break
-            due.append(replace(answer, how="scripted", at=answer.at or iso(utcnow())))
+            due.append(replace(answer, how="scripted", at=answer.at or iso(utcnow()), authenticated_as="script"))
         self._given[step_id] = self._given.get(step_id, 0) + len(due)
         return due
 
@@ -131,9 +177,10 @@ class Responders:
 # -- who may answer -------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ApproverDirectory:
-    """Groups of people, from ``settings.approvers_file`` (YAML ``groups: {name: [user, ...]}``)."""
+    """Legacy groups from ``settings.approvers_file`` (YAML ``groups: {name: [user, ...]}``)."""
 
     groups: dict[str, list[str]] = field(default_factory=dict)
+    path: Path | None = None
 
     @classmethod
     def load(cls, path: Path | None) -> ApproverDirectory:
@@ -152,34 +199,81 @@ class ApproverDirectory:
             raise ConfigError(f"{path}: expected 'groups: {{name: [user, ...]}}'")
         if set(data) - {"groups"}:
             raise ConfigError(f"{path}: unknown keys {sorted(set(data) - {'groups'})}")
-        return cls(groups={k: [normalise_user(u) for u in v] for k, v in groups.items()})
+        return cls(groups={k: [normalise_user(u) for u in v] for k, v in groups.items()}, path=path)
 
     def allowed(self, user: str, approvers: Sequence[str]) -> bool:
+        return Approvers(legacy=self).allowed(user, approvers)
+
+
+@dataclass
+class Approvers:
+    """Who may answer: the run's directory snapshot plus the legacy approvers-file groups."""
+
+    legacy: ApproverDirectory = field(default_factory=ApproverDirectory)
+    directory: Directory | None = None
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.legacy.groups) or bool(self.directory is not None and self.directory.people)
+
+    def canonical(self, raw: str | None) -> str | None:
+        """The canonical person id of ``raw`` (through the directory when it knows the person)."""
+        from flows.people.identity import try_canonical
+
+        if raw is None:
+            return None
+        if self.directory is not None:
+            return self.directory.canonical(raw)
+        return try_canonical(raw)
+
+    def allowed(self, person: str, approvers: Sequence[str]) -> bool:
         for entry in approvers:
             kind, _, name = entry.partition(":")
-            if kind == "user" and name == user:
+            if kind == "user" and self.canonical(name) == person:
                 return True
-            if kind == "group" and user in self.groups.get(name, []):
-                return True
+            if kind == "group":
+                legacy = {self.canonical(u) for u in self.legacy.groups.get(name, [])}
+                if person in legacy or (self.directory is not None and self.directory.in_group(person, name)):
+                    return True
         return False
 
 
 def refusal_reason(
-    answer: Answer, params: ApprovalParams, directory: ApproverDirectory, triggered_by: str | None
+    answer: Answer,
+    params: ApprovalParams,
+    directory: ApproverDirectory | Approvers,
+    triggered_by: str | None,
+    accounts: dict[str, str] | None = None,
 ) -> str | None:
-    """Why an answer does not count (None when it does)."""
-    user = answer.user
-    if not user:
-        return "the answer names nobody"
-    if not directory.allowed(user, params.approvers):
-        return f"{user} is not an approver of this step (approvers: {', '.join(params.approvers)})"
-    if answer.decision == "approve" and triggered_by and normalise_user(triggered_by) == user:
-        return f"{user} triggered this run and cannot approve it"
+    """Why an answer does not count (None when it does).
+
+    ``accounts`` maps an authenticated account to the person it already answered as for this step.
+    """
+    approvers = directory if isinstance(directory, Approvers) else Approvers(legacy=directory)
+    decision = parse_decision(answer.decision)
+    if decision is None:
+        return f"{answer.decision!r} is not a decision (expected approve or reject)"
+    person = approvers.canonical(answer.by)
+    if not person:
+        return f"{answer.by!r} is not a person name"
+    if not approvers.allowed(person, params.approvers):
+        if not approvers.configured:
+            return (
+                f"{person} is not an approver of this step, and no approvers are configured: list people and "
+                "groups in the directory (playbooks/people.yaml, or [people] directory in fireline.toml) or "
+                "set approvers_file in fireline.toml"
+            )
+        return f"{person} is not an approver of this step (approvers: {', '.join(params.approvers)})"
+    if decision == "approve" and triggered_by and approvers.canonical(triggered_by) == person:
+        return f"{person} triggered this run and cannot approve it"
+    account = answer.authenticated_as
+    if accounts and account and account not in ("script", "prefect") and accounts.get(account, person) != person:
+        return f"account {account!r} already answered as {accounts[account]}; one account counts for one person"
     return None
 
 
 def check_answer(
-    answer: Answer, params: ApprovalParams, directory: ApproverDirectory, triggered_by: str | None
+    answer: Answer, params: ApprovalParams, directory: ApproverDirectory | Approvers, triggered_by: str | None
 ) -> None:
     """Raise :class:`ApprovalError` when the answer would be refused."""
     reason = refusal_reason(answer, params, directory, triggered_by)
@@ -187,122 +281,11 @@ def check_answer(
         raise ApprovalError(f"refused: {reason}")
 
 
-# -- the wait -------------------------------------------------------------------------------
 Emit = Callable[[str, dict[str, Any]], None]
+from flows.engine.approval_wait import ApprovalWait, dry_run_grant  # noqa: E402  # re-exported
 
-
-@dataclass
-class ApprovalWait:
-    """Waits for one approval step's decision, polling every source."""
-
-    params: ApprovalParams
-    run_id: str
-    step_id: str
-    sources: Sequence[AnswerSource]
-    directory: ApproverDirectory
-    triggered_by: str | None
-    emit: Emit
-    cancel: threading.Event = field(default_factory=threading.Event)
-    poll_interval: float = POLL_INTERVAL
-
-    def run(self) -> dict[str, Any]:
-        """Block until approved, rejected or timed out; return the ApprovalResult fields."""
-        p = self.params
-        self.emit(
-            "approval.requested",
-            {
-                "approvers": p.approvers,
-                "min_approvals": p.min_approvals,
-                "timeout": p.timeout,
-                "on_timeout": p.on_timeout,
-                "reason": p.reason,
-            },
-        )
-        granted: dict[str, Answer] = {}
-        deadline = time.monotonic() + p.timeout
-        escalated = False
-        while True:
-            for answer in self._poll():
-                result = self._consider(answer, granted)
-                if result is not None:
-                    return result
-            if time.monotonic() >= deadline:
-                if p.on_timeout == "escalate" and not escalated:
-                    escalated = True
-                    deadline = time.monotonic() + p.timeout
-                    self.emit(
-                        "approval.escalated",
-                        {
-                            "after": p.timeout,
-                            "waiting_for": p.approvers,
-                            "note": "paging the escalation is done by the contacts layer",
-                        },
-                    )
-                    continue
-                reason = f"no decision within {p.timeout:g}s" + (" after escalation" if escalated else "")
-                self.emit("approval.rejected", {"by": None, "how": "timeout", "reason": reason})
-                return {"decision": "timed_out", "answers": [_public(a) for a in granted.values()], "summary": reason}
-            if self.cancel.wait(self.poll_interval):
-                raise ApprovalError(f"approval {self.step_id!r} was cancelled")
-
-    def _poll(self) -> list[Answer]:
-        answers: list[Answer] = []
-        for source in self.sources:
-            answers.extend(source.poll(self.run_id, self.step_id))
-            take = getattr(source, "take_refusals", None)
-            if take is not None:
-                for refusal in take():
-                    self.emit("approval.refused", {k: v for k, v in refusal.items() if k != "step"})
-        return answers
-
-    def _consider(self, answer: Answer, granted: dict[str, Answer]) -> dict[str, Any] | None:
-        answer = answer if answer.at else replace(answer, at=iso(utcnow()))
-        reason = refusal_reason(answer, self.params, self.directory, self.triggered_by)
-        if reason is not None:
-            self.emit("approval.refused", {**_public(answer), "refused_because": reason})
-            return None
-        if answer.decision == "reject":
-            self.emit("approval.rejected", _public(answer))
-            return {
-                "decision": "rejected",
-                "answers": [_public(a) for a in (*granted.values(), answer)],
-                "summary": f"rejected by {answer.user}: {answer.reason}",
-            }
-        if answer.user in granted:
-            return None  # the same person twice counts once
-        granted[answer.user] = answer
-        self.emit("approval.answered", {**_public(answer), "count": len(granted), "needed": self.params.min_approvals})
-        if len(granted) >= self.params.min_approvals:
-            people = sorted(granted)
-            self.emit("approval.granted", {"by": people, "answers": [_public(a) for a in granted.values()]})
-            return {
-                "decision": "approved",
-                "answers": [_public(a) for a in granted.values()],
-                "summary": f"approved by {', '.join(people)}",
-            }
-        return None
-
-
-def _public(answer: Answer) -> dict[str, str]:
-    return {"by": answer.user, "decision": answer.decision, "how": answer.how, "at": answer.at, "reason": answer.reason}
-
-
-def dry_run_grant(params: ApprovalParams, emit: Emit, mode: str) -> dict[str, Any]:
-    """Dry-run: record the request and grant it as 'dry-run' so the plan goes on; nobody is asked."""
-    emit(
-        "approval.requested",
-        {
-            "approvers": params.approvers,
-            "min_approvals": params.min_approvals,
-            "timeout": params.timeout,
-            "on_timeout": params.on_timeout,
-            "reason": params.reason,
-        },
-    )
-    note = f"auto-granted in {mode} mode: nobody was asked"
-    emit("approval.granted", {"by": ["dry-run"], "how": "dry-run", "note": note})
-    return {
-        "decision": "approved",
-        "answers": [{"by": "dry-run", "decision": "approve", "how": "dry-run", "at": iso(utcnow()), "reason": note}],
-        "summary": note,
-    }
+__all__ = [
+    "Answer", "AnswerSource", "ApprovalWait", "ApproverDirectory", "Approvers", "Decision", "InboxSource",
+    "Responders", "check_answer", "dry_run_grant", "normalise_user", "parse_decision", "read_inbox",
+    "refusal_reason", "write_answer",
+]  # fmt: skip

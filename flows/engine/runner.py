@@ -21,7 +21,7 @@ from flows.actions.context import ActionContext, Incident, RunServices
 from flows.actions.registry import Registry, default_registry
 from flows.config import Settings, load_settings
 from flows.engine.alerts import Alert, normalise
-from flows.engine.approvals import AnswerSource, ApproverDirectory, InboxSource, Responders
+from flows.engine.approvals import AnswerSource, InboxSource, Responders
 from flows.engine.executor import StepExecutor, ThreadExecutor
 from flows.engine.inputs import redact_inputs, resolve_inputs
 from flows.engine.outcomes import FAILURES, REJECTED, SUCCEEDED, SUCCEEDED_WITH_ERRORS, RunSummary, StepOutcome
@@ -65,6 +65,7 @@ class _Launch:
     trigger: dict[str, Any]
     progress: Progress | None
     resumed: bool
+    clock: Any = None  # flows.engine.waits.Clock for approval and page waits (None: the wall clock)
 
 
 def resolve_playbook(ref: str | Path, settings: Settings) -> ResolvedPlaybook:
@@ -147,6 +148,7 @@ def run_playbook(
     answer_sources: Sequence[AnswerSource] = (),
     progress: Progress | None = None,
     alerts: list[dict[str, Any]] | None = None,
+    clock: Any = None,
 ) -> RunSummary:
     """Validate the request, then run the playbook to its end and return the summary.
 
@@ -189,6 +191,9 @@ def run_playbook(
         "incident": {"id": incident.id, "started_at": iso(started)},
     }
     sealer_for(settings)  # a bad record key refuses the run before anything is written
+    from flows.people.snapshot import prepare_snapshot
+
+    people = prepare_snapshot(settings, book.contacts, resolved.path.parent)  # a bad directory or tree refuses the run
     state = RunState(run_dir)
     state.create(meta)
     doc_data: dict[str, Any] = {
@@ -215,12 +220,13 @@ def run_playbook(
         "actions": _step_actions(book, registry),
         "report": {"formats": list(book.report.formats)},
         "waiting": [],
+        "people": people.write(run_dir),
     }
     return _drive(
         _Launch(
             run_dir, run_id, book, incident,
             scope | {"inputs": resolved_inputs, "alerts": list(meta["alerts"])}, doc_data, state, settings, registry,
-            executor, _sources(run_dir, responders, answer_sources), trigger, progress, resumed=False,
+            executor, _sources(run_dir, responders, answer_sources), trigger, progress, resumed=False, clock=clock,
         )
     )  # fmt: skip
 
@@ -235,6 +241,7 @@ def resume_run(
     answer_sources: Sequence[AnswerSource] = (),
     progress: Progress | None = None,
     force_reason: str | None = None,
+    clock: Any = None,
 ) -> RunSummary:
     """Finish a crashed or interrupted run: completed step-items are reused, never applied again.
 
@@ -280,7 +287,7 @@ def resume_run(
     return _drive(
         _Launch(
             run_dir, data["run_id"], book, incident, scope, data, state, settings, registry, executor,
-            _sources(run_dir, responders, answer_sources), meta["trigger"], progress, resumed=True,
+            _sources(run_dir, responders, answer_sources), meta["trigger"], progress, resumed=True, clock=clock,
         )
     )  # fmt: skip
 
@@ -335,6 +342,12 @@ def _drive(launch: _Launch) -> RunSummary:
     settings, trigger, executor = launch.settings, launch.trigger, launch.executor
     state.acquire()
     services = RunServices()
+    from flows.engine.waits import SystemClock
+
+    labels = (launch.doc.get("alert") or {}).get("labels") or {}
+    library = Path(str((launch.doc.get("playbook") or {}).get("path") or ".")).parent
+    services.cache.update({"clock": launch.clock or SystemClock(), "people.contacts": book.contacts,
+                           "people.labels": labels, "people.library": library})  # fmt: skip
     sealing = {"sealer": sealer_for(settings), "anchor": anchor_sink(settings)}
     record = RedactingRecord(run_dir, run_id, services.secret_values, incident.mode, **sealing)
     doc = RunDoc(record, launch.doc)
@@ -363,6 +376,7 @@ def _drive(launch: _Launch) -> RunSummary:
         )
     doc.update()
     from flows.people.sinks import attach_timeline_sinks, close_sinks  # the Slack timeline, loaded by module name
+    from flows.people.snapshot import run_approvers
 
     sinks = attach_timeline_sinks(record, settings=settings, run_id=run_id, mode=incident.mode)
     env = RunEnv(
@@ -372,7 +386,7 @@ def _drive(launch: _Launch) -> RunSummary:
         state=state,
         doc=doc,
         sources=launch.sources,
-        directory=ApproverDirectory.load(settings.approvers_file),
+        directory=run_approvers(run_dir, settings),
         triggered_by=trigger.get("by"),
         progress=launch.progress,
     )

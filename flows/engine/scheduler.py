@@ -25,7 +25,9 @@ from flows.engine.executor import PLAN_SUFFIX, StepExecutor
 from flows.engine.outcomes import FAILED, FAILURES, REJECTED, SKIPPED, SUCCEEDED, TERMINAL, TIMED_OUT, StepOutcome
 from flows.engine.templates import Placeholder, condition, render_value
 from flows.engine.units import ItemResult, PlannedItem, Unit, plan_items, planned_targets
-from flows.engine.work import RunEnv, apply_item, await_approval, record_interruption, run_handlers
+from flows.engine.wait_units import approval_unit, page_unit, waits
+from flows.engine.waits import Waiter
+from flows.engine.work import RunEnv, apply_item, record_interruption, run_handlers
 from flows.language.dag import dependencies
 from flows.language.spec import Step
 from flows.record.store import iso, utcnow
@@ -72,6 +74,8 @@ class Scheduler:
         self.outcomes: dict[str, StepOutcome] = {}
         self.runs: dict[str, _StepRun] = {}
         self.futures: dict[concurrent.futures.Future[Any], tuple[str, str, PlannedItem | None]] = {}
+        # Approvals and pages wait on this one thread, never on an executor thread (see waits.py).
+        self.waiter = Waiter(env.ctx.services.cache.get("clock"))
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self) -> dict[str, StepOutcome]:
@@ -90,6 +94,8 @@ class Scheduler:
                 record_interruption(self.env, sorted({step for _, step, _ in self.futures.values()}))
             self.env.stop.set()  # wake approvals and back-off sleeps so worker threads end
             raise
+        finally:
+            self.waiter.shutdown()
         for step_id in waiting:  # only reachable if the graph was never validated
             self._finish(step_id, StepOutcome(SKIPPED, reason="never became ready"))
         return {s.id: self.outcomes[s.id] for s in self.env.playbook.steps}
@@ -107,6 +113,15 @@ class Scheduler:
 
     def _submit(self, kind: str, step_id: str, name: str, fn: Any, planned: PlannedItem | None = None) -> None:
         self.futures[self.executor.submit(name, fn)] = (kind, step_id, planned)
+
+    def _wait(self, kind: str, step_id: str, name: str, work: Any, planned: PlannedItem | None = None) -> None:
+        """Hand a wait for people to the waiter thread (an already decided ItemResult completes at once)."""
+        if isinstance(work, ItemResult):
+            future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+            future.set_result(work)
+        else:
+            future = self.waiter.submit(name, work)
+        self.futures[future] = (kind, step_id, planned)
 
     # -- scope --------------------------------------------------------------------------------
     def scope(self, **extra: Any) -> dict[str, Any]:
@@ -218,7 +233,7 @@ class Scheduler:
             return
         self.env.notify(step.id, "running", {})
         run.in_flight += 1
-        self._submit("item", step.id, step.id, lambda: await_approval(self.env, step, rendered))
+        self._wait("item", step.id, step.id, approval_unit(self.env, step, rendered, scope))
 
     # -- completions ------------------------------------------------------------------------------
     def _on_done(
@@ -264,6 +279,9 @@ class Scheduler:
             run.in_flight += 1
             name = f"{run.step.id}[{planned.key}]" if run.fan_out else run.step.id
             step = run.step
+            if waits(self.env, run.unit):
+                self._wait("item", step.id, name, page_unit(self.env, run.unit, planned), planned)
+                continue
             self._submit(
                 "item",
                 step.id,

@@ -21,7 +21,7 @@ from flows.actions.context import ActionContext
 from flows.actions.control import ApprovalParams
 from flows.actions.registry import Action, ActionResult, Registry
 from flows.engine import fence
-from flows.engine.approvals import AnswerSource, ApprovalWait, ApproverDirectory, dry_run_grant
+from flows.engine.approvals import AnswerSource, ApprovalWait, ApproverDirectory, Approvers, dry_run_grant
 from flows.engine.executor import is_retryable
 from flows.engine.fence import AbandonedAttempt, Attempt, AttemptRecord
 from flows.engine.guards import Refusal
@@ -76,7 +76,7 @@ class RunEnv:
     state: RunState
     doc: RunDoc
     sources: list[AnswerSource] = field(default_factory=list)
-    directory: ApproverDirectory = field(default_factory=ApproverDirectory)
+    directory: ApproverDirectory | Approvers = field(default_factory=ApproverDirectory)
     triggered_by: str | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     progress: Progress | None = None

@@ -96,7 +96,9 @@ def submit_answer(
     params = ApprovalParams.model_validate(request)
     approvers = run_approvers(run_dir, settings)
     earlier = [(a, r) for _, a, r in read_inbox(run_dir, step)]
-    accounts = {a.authenticated_as: approvers.canonical(a.by) or a.by for a, r in earlier if not r and a.authenticated_as}
+    accounts = {
+        a.authenticated_as: approvers.canonical(a.by) or a.by for a, r in earlier if not r and a.authenticated_as
+    }
     refused = refusal_reason(answer, params, approvers, (data.get("trigger") or {}).get("by"), accounts)
     person = approvers.canonical(identity.person_id) or identity.person_id
     parsed = parse_decision(decision) or decision

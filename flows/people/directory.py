@@ -50,29 +50,7 @@ class Directory:
             if person.id in people:
                 problems.append(diag("E802", f"person {person.id!r} is listed twice", loaded, ("people", index, "id")))
             people[person.id] = person
-        direct: dict[str, set[str]] = {}
-        for person in doc.people:
-            for group in person.groups:
-                direct.setdefault(group, set()).add(person.id)
-        nested: dict[str, list[str]] = {}
-        for group, members in doc.groups.items():
-            direct.setdefault(group, set())
-            for index, member in enumerate(members):
-                kind, _, rest = member.partition(":")
-                if kind == "group" and rest:
-                    nested.setdefault(group, []).append(rest)
-                elif member in people:
-                    direct[group].add(member)
-                else:
-                    hint = suggest(member, people)
-                    message = f"unknown person {member!r} in group {group!r}"
-                    problems.append(diag("E803", message, loaded, ("groups", group, index), hint))
-        for group, subs in nested.items():
-            for sub in subs:
-                if sub not in direct:
-                    hint = suggest(sub, direct)
-                    path = ("groups", group, doc.groups[group].index(f"group:{sub}"))
-                    problems.append(diag("E804", f"unknown group {sub!r} in group {group!r}", loaded, path, hint))
+        direct, nested = _group_members(loaded, people, problems)
         cycle = _find_cycle(nested)
         if cycle:
             message = "groups form a cycle: " + " -> ".join(cycle)
@@ -150,6 +128,36 @@ class Directory:
                 self.people[pid] = person.model_copy(update={"slack_user_id": found})
 
 
+def _group_members(
+    loaded: LoadedDoc[DirectoryDoc], people: dict[str, Person], problems: list[Diagnostic]
+) -> tuple[dict[str, set[str]], dict[str, list[str]]]:
+    """Direct members and nested groups of every group; unknown people and groups are problems."""
+    doc = loaded.doc
+    direct: dict[str, set[str]] = {}
+    for person in doc.people:
+        for group in person.groups:
+            direct.setdefault(group, set()).add(person.id)
+    nested: dict[str, list[str]] = {}
+    for group, members in doc.groups.items():
+        direct.setdefault(group, set())
+        for index, member in enumerate(members):
+            kind, _, rest = member.partition(":")
+            if kind == "group" and rest:
+                nested.setdefault(group, []).append(rest)
+            elif member in people:
+                direct[group].add(member)
+            else:
+                message = f"unknown person {member!r} in group {group!r}"
+                problems.append(diag("E803", message, loaded, ("groups", group, index), suggest(member, people)))
+    for group, subs in nested.items():
+        for sub in subs:
+            if sub not in direct:
+                path = ("groups", group, doc.groups[group].index(f"group:{sub}"))
+                message = f"unknown group {sub!r} in group {group!r}"
+                problems.append(diag("E804", message, loaded, path, suggest(sub, direct)))
+    return direct, nested
+
+
 def _read_cache(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -195,7 +203,7 @@ def _find_cycle(nested: dict[str, list[str]]) -> list[str]:
     return []
 
 
-def load_directory(settings: Any) -> Directory:
+def load_directory(settings: Any, library: Path | None = None) -> Directory:
     """The configured directory; an empty one when the file does not exist.
 
     Raises:
@@ -204,7 +212,7 @@ def load_directory(settings: Any) -> Directory:
     """
     from flows.people.settings import directory_path, people_settings
 
-    path = directory_path(settings)
+    path = directory_path(settings, library)
     cache = Path(settings.home) / "people" / "slack-ids.json"
     if not path.is_file():
         if people_settings(settings).directory is not None:

@@ -22,7 +22,8 @@ TARGET_PATTERN = (
     r"^(person:[a-z0-9][a-z0-9._-]*|group:[a-z0-9][a-z0-9._-]*|slack_channel:[A-Z0-9]{2,30}"
     r"|slack_usergroup:[A-Z0-9]{2,30}|email:[^@\s]+@[^@\s]+|webhook:secret:[A-Za-z_][A-Za-z0-9_]*)$"
 )
-DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _CLOCK = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
 
 
@@ -88,7 +89,7 @@ class ActiveHours(SpecModel):
     """When a level may be paged: days and a daily window in a time zone (end after start)."""
 
     timezone: str = "UTC"
-    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(default_factory=lambda: list(DAYS))
+    days: list[Day] = Field(default_factory=lambda: list[Day](DAYS))
     start: str = "00:00"
     end: str = "24:00"
 

@@ -122,7 +122,10 @@ class Notifier(Protocol):
 def message_text(message: PageMessage) -> str:
     """The plain-text body of a page, marked for drills and dry-runs."""
     mark = {"drill": "[DRILL] ", "dry-run": "[DRY-RUN] "}.get(message.mode, "")
-    lines = [f"{mark}[{message.severity.upper()}] {message.text}", f"incident {message.incident_id}, run {message.run_id}"]
+    lines = [
+        f"{mark}[{message.severity.upper()}] {message.text}",
+        f"incident {message.incident_id}, run {message.run_id}",
+    ]
     if message.plan_summary:
         lines.append(message.plan_summary)
     if message.ack_url_or_token:

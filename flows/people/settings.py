@@ -26,7 +26,9 @@ class PeopleSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    directory: Path | None = Field(default=None, description="The people directory (default <playbooks_dir>/people.yaml).")
+    directory: Path | None = Field(
+        default=None, description="The people directory (default <playbooks_dir>/people.yaml)."
+    )
     trees_dir: Path | None = Field(default=None, description="Contact trees (default <playbooks_dir>/contact-trees).")
     smtp_host: str | None = Field(default=None, description="SMTP relay for e-mail pages; None: e-mail pages fail.")
     smtp_port: int = 25
@@ -48,13 +50,25 @@ def people_settings(settings: Any) -> PeopleSettings:
     return PeopleSettings()
 
 
-def directory_path(settings: Any) -> Path:
-    """The directory file the settings name (it may not exist)."""
+def directory_path(settings: Any, library: Path | None = None) -> Path:
+    """The directory file: ``[people] directory``, else the playbook library's ``people.yaml``.
+
+    ``library`` is the folder of the playbook being run or checked: a library carries its own
+    people and trees, so a playbook finds them wherever the library sits.
+    """
     configured = people_settings(settings).directory
-    return configured if configured is not None else Path(settings.playbooks_dir) / "people.yaml"
+    if configured is not None:
+        return configured
+    if library is not None and (library / "people.yaml").is_file():
+        return library / "people.yaml"
+    return Path(settings.playbooks_dir) / "people.yaml"
 
 
-def trees_dir(settings: Any) -> Path:
-    """The contact tree folder the settings name (it may not exist)."""
+def trees_dir(settings: Any, library: Path | None = None) -> Path:
+    """The contact tree folder: ``[people] trees_dir``, else the library's ``contact-trees/``."""
     configured = people_settings(settings).trees_dir
-    return configured if configured is not None else Path(settings.playbooks_dir) / "contact-trees"
+    if configured is not None:
+        return configured
+    if library is not None and (library / "contact-trees").is_dir():
+        return library / "contact-trees"
+    return Path(settings.playbooks_dir) / "contact-trees"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import getpass
 import hashlib
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,8 +27,24 @@ def _folder(run_dir: Path) -> Path:
     return run_dir / "state" / "people"
 
 
-def take_snapshot(run_dir: Path, settings: Any, tree: str | None) -> dict[str, Any]:
-    """Copy the people documents into the run's state; the run.json ``people`` entry.
+@dataclass
+class Snapshot:
+    """The people documents a run starts with, read and checked before the run directory exists."""
+
+    files: dict[str, bytes] = field(default_factory=dict)
+    entry: dict[str, Any] = field(default_factory=dict)
+
+    def write(self, run_dir: Path) -> dict[str, Any]:
+        """Copy the documents into ``state/people/``; returns the run.json ``people`` entry."""
+        folder = _folder(run_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, raw in self.files.items():
+            write_atomic(folder / name, raw)
+        return self.entry
+
+
+def prepare_snapshot(settings: Any, tree: str | None, library: Path | None = None) -> Snapshot:
+    """Read and check the directory, the approvers file and the playbook's contact tree.
 
     Raises:
         SpecError, ConfigError: the directory or the tree is malformed or missing.
@@ -35,26 +52,25 @@ def take_snapshot(run_dir: Path, settings: Any, tree: str | None) -> dict[str, A
     from flows.people.directory import load_directory
     from flows.people.trees import load_tree
 
-    directory = load_directory(settings)
-    out: dict[str, Any] = {"directory": None, "contact_tree": None, "approvers_file": None}
-    folder = _folder(run_dir)
+    directory = load_directory(settings, library)
+    snap = Snapshot(entry={"directory": None, "contact_tree": None, "approvers_file": None})
     if directory.path is not None:
         raw = directory.path.read_bytes()
-        write_atomic(folder / "directory.yaml", raw)
-        out["directory"] = {**directory.snapshot(), "sha256": hashlib.sha256(raw).hexdigest()}
+        snap.files["directory.yaml"] = raw
+        snap.entry["directory"] = {**directory.snapshot(), "sha256": hashlib.sha256(raw).hexdigest()}
     approvers = getattr(settings, "approvers_file", None)
     if approvers is not None and Path(approvers).is_file():
         raw = Path(approvers).read_bytes()
-        write_atomic(folder / "approvers.yaml", raw)
-        out["approvers_file"] = {"path": str(approvers), "sha256": hashlib.sha256(raw).hexdigest()}
+        snap.files["approvers.yaml"] = raw
+        snap.entry["approvers_file"] = {"path": str(approvers), "sha256": hashlib.sha256(raw).hexdigest()}
     if tree:
-        loaded = load_tree(tree, settings, directory)
+        loaded = load_tree(tree, settings, directory, library)
         raw = loaded.path.read_bytes()
-        write_atomic(folder / "contact-tree.yaml", raw)
+        snap.files["contact-tree.yaml"] = raw
         meta = loaded.doc.metadata
-        out["contact_tree"] = {"name": meta.name, "version": meta.version, "sha256": loaded.sha256,
-                               "path": str(loaded.path)}  # fmt: skip
-    return out
+        snap.entry["contact_tree"] = {"name": meta.name, "version": meta.version, "sha256": loaded.sha256,
+                                      "path": str(loaded.path)}  # fmt: skip
+    return snap
 
 
 def run_directory(run_dir: Path, settings: Any) -> Directory:
@@ -71,7 +87,7 @@ def run_directory(run_dir: Path, settings: Any) -> Directory:
 
 def run_approvers(run_dir: Path, settings: Any) -> Approvers:
     """Who may answer the run's approvals, from its snapshot."""
-    from flows.engine.approvals import Approvers, ApproverDirectory
+    from flows.engine.approvals import ApproverDirectory, Approvers
 
     copy = _folder(run_dir) / "approvers.yaml"
     if copy.is_file():

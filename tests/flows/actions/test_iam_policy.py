@@ -90,7 +90,7 @@ def test_statements_of_one_action_merge_with_unique_sids() -> None:
     ]
 
 
-@pytest.mark.parametrize("playbook", sorted(p.name for p in PLAYBOOKS.glob("*.yaml")))
+@pytest.mark.parametrize("playbook", sorted(p.name for p in PLAYBOOKS.glob("*.yaml") if p.name != "people.yaml"))
 def test_every_shipped_playbook_has_a_valid_policy(playbook: str) -> None:
     policy = playbook_policy(load_playbook(PLAYBOOKS / playbook).playbook, default_registry())
     assert policy["Version"] == "2012-10-17"

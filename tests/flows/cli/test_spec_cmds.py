@@ -36,6 +36,14 @@ steps:
 """
 
 
+TREE = """apiVersion: fireline/v1
+kind: ContactTree
+metadata: {name: tree, version: 1}
+levels:
+  - {targets: ["webhook:secret:PAGER_URL"], ack_timeout: 5m}
+"""
+
+
 def _library(tmp_path: Path) -> Path:
     lib = tmp_path / "playbooks"
     (lib / "contact-trees").mkdir(parents=True)
@@ -43,8 +51,8 @@ def _library(tmp_path: Path) -> Path:
     (lib / "nested").mkdir()
     (lib / "one.yaml").write_text(PLAYBOOK.replace("NAME", "one"))
     (lib / "nested" / "two.yml").write_text(PLAYBOOK.replace("NAME", "two"))
-    # Other documents live beside playbooks and are not playbooks.
-    (lib / "contact-trees" / "tree.yaml").write_text("levels: []\n")
+    # Other documents live beside playbooks and are not playbooks (contact trees are checked as trees).
+    (lib / "contact-trees" / "tree.yaml").write_text(TREE)
     (lib / "scenarios" / "drill.yaml").write_text("responders: {}\n")
     return lib
 
@@ -60,8 +68,8 @@ def test_validate_a_library_skips_other_documents(tmp_path: Path, capsys: pytest
     assert code == 0, err
     doc = json.loads(out)
     assert doc["ok"] is True
-    assert [Path(f["path"]).name for f in doc["files"]] == ["two.yml", "one.yaml"]
-    assert {f["playbook"] for f in doc["files"]} == {"one@1", "two@1"}
+    assert [Path(f["path"]).name for f in doc["files"]] == ["two.yml", "one.yaml", "tree.yaml"]
+    assert {f["playbook"] for f in doc["files"]} == {"one@1", "two@1", None}
 
 
 def test_validate_reports_errors_as_lines_and_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

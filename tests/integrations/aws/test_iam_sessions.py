@@ -83,7 +83,8 @@ def test_case_07_shipped_playbook_revokes_the_sessions_minted_before_containment
         mode="live",
         settings=settings,
         responders=Responders(
-            approvals={"approve-key-disable": [Answer(by="user:responder", decision="approve", reason="case 07")]}
+            approvals={"approve-key-disable": [Answer(by="user:responder", decision="approve", reason="case 07")]},
+            acks={"page-on-call": [("alice", 0.0)]},
         ),
     )
     assert summary.steps["disable-actor-keys"].status == "succeeded", summary.steps["disable-actor-keys"].error

@@ -27,7 +27,10 @@ def _run(
     groups = ("ml-security", "ml-platform-oncall", "security-oncall")
     approvers.write_text("groups:\n" + "".join(f"  {g}: [oncall-alice]\n" for g in groups))
     settings = aws.settings.model_copy(update={"approvers_file": approvers})
-    responders = Responders(approvals={s: [Answer(by=APPROVER, decision="approve", reason="test")] for s in approve})
+    responders = Responders(
+        approvals={s: [Answer(by=APPROVER, decision="approve", reason="test")] for s in approve},
+        acks={"page-on-call": [("alice", 0.0)]},  # the on-call acknowledges the page (playbooks/people.yaml)
+    )
     alert = {"source": "alertmanager", "status": "firing", "labels": labels}
     return run_playbook(
         PLAYBOOKS / f"{name}.yaml",
@@ -127,7 +130,7 @@ def _alert_labels(name: str, world: World) -> dict[str, str]:
     return labels
 
 
-@pytest.mark.parametrize("playbook", sorted(p.stem for p in PLAYBOOKS.glob("*.yaml")))
+@pytest.mark.parametrize("playbook", sorted(p.stem for p in PLAYBOOKS.glob("*.yaml") if p.name != "people.yaml"))
 def test_dry_run_of_every_shipped_playbook_sends_no_mutating_call(aws: AwsEnv, playbook: str) -> None:
     world = aws.seed()
     aws.server.start_recording()
@@ -148,7 +151,9 @@ def test_guards_refuse_protected_and_untagged_hosts_and_too_many_targets(aws: Aw
     for host in (protected, staging):
         before = _groups(world, host)
         summary = _run(aws, "compromised-inference-host", {"instance_ids": host}, approve=("approve-isolation",))
-        assert summary.steps["isolate-hosts"].status == "failed"
+        # The guards are checked before anyone is asked: the approval fails, nobody approves a refusal.
+        assert summary.steps["approve-isolation"].status == "failed"
+        assert summary.steps["isolate-hosts"].status == "skipped"
         assert summary.steps["snapshot-disks"].status == "succeeded"  # evidence is not guarded
         assert _groups(world, host) == before
         refused = [e for e in _events(summary) if e["type"] == "guard.refused"]
@@ -156,6 +161,6 @@ def test_guards_refuse_protected_and_untagged_hosts_and_too_many_targets(aws: Aw
         assert host in json.dumps(refused)
     many = [run_instance(world, f"extra-{i}", {"env": "ml-prod"}) for i in range(11)]
     summary = _run(aws, "compromised-inference-host", {"instance_ids": ",".join(many)}, approve=("approve-isolation",))
-    assert summary.steps["isolate-hosts"].status == "failed"
+    assert summary.steps["isolate-hosts"].status == "skipped"  # the approval failed on the guard, unasked
     assert "max_targets" in json.dumps([e for e in _events(summary) if e["type"] == "guard.refused"])
     assert all(_groups(world, h) == ["bastion-ssh", "inference-https"] for h in many)

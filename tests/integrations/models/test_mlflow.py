@@ -200,7 +200,10 @@ def test_drift_playbook_measures_then_rolls_the_alias_back(mlflow_server: Mlflow
         repo / "playbooks" / "model-drift-rollback.yaml",
         alert=alert,
         settings=settings,
-        responders=Responders(approvals={"approve-rollback": [Answer(by="bob", decision="approve")]}),
+        responders=Responders(
+            approvals={"approve-rollback": [Answer(by="bob", decision="approve")]},
+            acks={"page-on-call": [("alice", 0.0)]},
+        ),
     )
 
     status = {k: v.status for k, v in summary.steps.items()}

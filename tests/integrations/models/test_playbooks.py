@@ -73,7 +73,8 @@ def test_artifact_tampering_playbook_restores_attested_bytes(aws: dict[str, Any]
         inputs={"compromised_since": since},
         settings=settings(tmp_path),
         responders=Responders(
-            approvals={"approve-restore": [Answer(by="alice", decision="approve", reason="confirmed")]}
+            approvals={"approve-restore": [Answer(by="alice", decision="approve", reason="confirmed")]},
+            acks={"page-on-call": [("bob", 0.0)]},
         ),
     )
 
@@ -146,7 +147,10 @@ def test_poisoning_playbook_shifts_endpoint_to_known_good(aws: dict[str, Any], t
         REPO / "playbooks" / "model-poisoning-rollback.yaml",
         alert=alert("model-poisoning-rollback"),
         settings=settings(tmp_path),
-        responders=Responders(approvals={"approve-rollback": [Answer(by="bob", decision="approve")]}),
+        responders=Responders(
+            approvals={"approve-rollback": [Answer(by="bob", decision="approve")]},
+            acks={"page-on-call": [("alice", 0.0)]},
+        ),
     )
 
     assert summary.outcome == "succeeded", step_events(summary.run_dir)

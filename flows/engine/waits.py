@@ -1,0 +1,183 @@
+"""Waiting without a worker: one waiter thread polls every approval and ack wait of a run.
+
+A step that waits for people (an ``approval``, a ``contacts.page`` escalation) does not hold an
+executor thread for hours: the scheduler hands its :class:`WaitCondition` to the run's
+:class:`Waiter`, a single thread that polls every condition in turn and completes each one's
+future when it is decided. A thousand waiting steps cost one thread and a thousand small polls, so
+the executor's threads stay free for the other steps.
+
+Time comes from a :class:`Clock`: wall-clock epoch seconds, so deadlines written to the run's state
+hold across a kill and a resume. :class:`VirtualClock` lets drills, tests and benchmarks run a
+15-minute escalation in a fraction of a second (``advance`` by hand, or ``auto`` to jump to the
+next deadline whenever nothing else is due).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+REAL_POLL = 0.05  # seconds of real time between polls, whatever the clock says, so inbox answers are seen
+
+
+class Clock(Protocol):
+    """Epoch seconds and a sleep that a stop event interrupts."""
+
+    def now(self) -> float: ...
+
+    def sleep(self, seconds: float, stop: threading.Event) -> bool:
+        """Sleep up to ``seconds`` of this clock's time; True when ``stop`` was set."""
+        ...
+
+
+class SystemClock:
+    """The wall clock (``time.time``)."""
+
+    def now(self) -> float:
+        return time.time()
+
+    def sleep(self, seconds: float, stop: threading.Event) -> bool:
+        return stop.wait(max(0.0, seconds))
+
+
+@dataclass
+class VirtualClock:
+    """A clock that moves only when told to (``advance``), or by itself with ``auto``.
+
+    With ``auto`` a sleep jumps the clock forward by the whole sleep at once: a waiter whose next
+    deadline is 15 minutes away gets there in one step. Each sleep still yields a little real time
+    (``REAL_POLL`` at most) so answers written by other threads are noticed.
+    """
+
+    start: float = field(default_factory=time.time)
+    auto: bool = False
+    _offset: float = 0.0
+    _cond: threading.Condition = field(default_factory=threading.Condition)
+
+    def now(self) -> float:
+        with self._cond:
+            return self.start + self._offset
+
+    def advance(self, seconds: float) -> None:
+        with self._cond:
+            self._offset += seconds
+            self._cond.notify_all()
+
+    def sleep(self, seconds: float, stop: threading.Event) -> bool:
+        if stop.is_set():
+            return True
+        if self.auto:
+            self.advance(max(0.0, seconds))
+            return stop.wait(0.0005)
+        with self._cond:
+            target = self.start + self._offset + max(0.0, seconds)
+            self._cond.wait_for(lambda: self.start + self._offset >= target or stop.is_set(), timeout=REAL_POLL)
+        return stop.is_set()
+
+
+class WaitCondition(Protocol):
+    """Something a step waits for, decided by polling."""
+
+    def start(self, now: float) -> None:
+        """Called once by the waiter before the first poll (record the request, load deadlines)."""
+        ...
+
+    def poll(self, now: float) -> Any | None:
+        """The step's result when decided, else None. Exceptions fail the step."""
+        ...
+
+    def next_due(self) -> float | None:
+        """Epoch seconds of the next deadline (None: none), so a virtual clock can jump to it."""
+        ...
+
+
+@dataclass
+class _Entry:
+    name: str
+    condition: WaitCondition
+    future: concurrent.futures.Future[Any]
+    started: bool = False
+
+
+class Waiter:
+    """One thread that polls every wait condition of a run."""
+
+    def __init__(self, clock: Clock | None = None, poll_interval: float = 0.2) -> None:
+        self.clock: Clock = clock or SystemClock()
+        self.poll_interval = poll_interval
+        self._entries: list[_Entry] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def submit(self, name: str, condition: WaitCondition) -> concurrent.futures.Future[Any]:
+        """Start waiting on ``condition``; the future completes with its result or error."""
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        future.set_running_or_notify_cancel()
+        with self._lock:
+            self._entries.append(_Entry(name, condition, future))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="fireline-waiter", daemon=True)
+                self._thread.start()
+        self._wake.set()
+        return future
+
+    @property
+    def waiting(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
+    def shutdown(self) -> None:
+        """Stop polling; conditions still waiting get a cancellation error."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join()
+        with self._lock:
+            entries, self._entries = self._entries, []
+        for entry in entries:
+            if not entry.future.done():
+                entry.future.set_exception(RuntimeError(f"wait {entry.name!r} was cancelled"))
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()
+            with self._lock:
+                entries = list(self._entries)
+            for entry in entries:
+                self._poll(entry)
+            with self._lock:
+                self._entries = [e for e in self._entries if not e.future.done()]
+                dues = [d for e in self._entries if (d := e.condition.next_due()) is not None]
+            if self._wake.is_set():
+                continue
+            if entries:
+                self.clock.sleep(self._pause(dues), self._stop)
+            else:
+                self._wake.wait(self.poll_interval)
+
+    def _pause(self, dues: list[float]) -> float:
+        """How long to sleep: the poll interval, cut short by the next deadline (an auto clock jumps to it)."""
+        if not dues:
+            return self.poll_interval
+        ahead = max(0.0, min(dues) - self.clock.now())
+        if isinstance(self.clock, VirtualClock) and self.clock.auto:
+            return max(ahead, 0.001)
+        return max(0.01, min(self.poll_interval, ahead))
+
+    def _poll(self, entry: _Entry) -> None:
+        try:
+            now = self.clock.now()
+            if not entry.started:
+                entry.started = True
+                entry.condition.start(now)
+            result = entry.condition.poll(now)
+        except BaseException as e:  # a failing condition fails its step, never the waiter
+            entry.future.set_exception(e)
+            return
+        if result is not None:
+            entry.future.set_result(result)
