@@ -102,6 +102,9 @@ def _check(code: int, out: str, err: str, as_json: bool) -> None:
     assert code in (1, 2), (code, out, err)
     assert "Traceback" not in err
     assert "internal error" not in err + out
+    # Raw library text is not an answer: OSError's "[Errno 21] Is a directory", json's "Expecting value".
+    assert "[Errno" not in err
+    assert "Expecting value" not in err
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1, err
     if as_json:
