@@ -1,7 +1,11 @@
 """Fan-out benchmark: isolate N instances through a playbook (for_each, concurrency C) against a local
 threaded moto server, next to a plain sequential boto3 loop making the same calls.
 
-Two conditions, each on a freshly reset moto server with 2 x N new instances:
+Two conditions, each on a freshly reset moto server with 3 x N new instances: the sequential loop
+(the old one-step swap), and the playbook on the old path (``untrack_first: false``, a swap onto the
+rule-less group) and on the new one (the two-step isolation: an all-traffic group first, so that
+tracked connections are cut, then the rule-less group). The new path makes two more calls per
+interface and one group more per VPC; both paths are printed, with their ratio.
 
 - **raw**: both talk to moto directly. moto answers every request in one Python process under the
   GIL, a few ms of CPU per call, so on a 2-core machine that one process, not the client, bounds
@@ -57,7 +61,7 @@ steps:
     action: aws.ec2.isolate_instance
     for_each: "{{{{ inputs.ids }}}}"
     concurrency: {c}
-    with: {{instance_id: "{{{{ item }}}}"}}
+    with: {{instance_id: "{{{{ item }}}}", untrack_first: {u}}}
 """
 
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"}
@@ -225,13 +229,14 @@ def sequential(world: Any, ids: list[str]) -> None:
         ec2.modify_instance_attribute(InstanceId=instance_id, DisableApiTermination={"Value": True})
 
 
-def through_playbook(endpoint: str, ids: list[str], concurrency: int, workdir: Path) -> Any:
+def through_playbook(endpoint: str, ids: list[str], concurrency: int, workdir: Path, *, untrack: bool = True) -> Any:
+    """Isolate ``ids`` through a playbook: the two-step path (``untrack``) or the old one-step swap."""
     from flows.config import AwsSettings, Settings
     from flows.engine import run_playbook
 
     workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / "fanout-bench.yaml"
-    path.write_text(PLAYBOOK.format(n=len(ids), c=concurrency), encoding="utf-8")
+    path.write_text(PLAYBOOK.format(n=len(ids), c=concurrency, u="true" if untrack else "false"), encoding="utf-8")
     settings = Settings(runs_dir=workdir / "runs", home=workdir / "home", aws=AwsSettings(endpoint_url=endpoint))
     return run_playbook(path, inputs={"ids": ids}, settings=settings)
 
@@ -265,34 +270,63 @@ def timed(server: Any, proxy: Proxy | None, work: Any) -> tuple[Leg, Any]:
     return Leg(wall, requests(server) - log0, cpu1[0] - cpu0[0], own_cpu() - own0, proxy_cpu), result
 
 
-def condition(
-    server: Any, proxy: Proxy | None, args: argparse.Namespace, workdir: Path
-) -> tuple[Leg, Leg, str, tuple[float, float]]:
-    """Reset moto, launch 2 x N instances, then time the sequential loop and the playbook on them."""
+@dataclass
+class Outcome:
+    """The legs of one condition: the sequential loop, and the playbook on the old and the new path."""
+
+    seq: Leg
+    old: Leg
+    new: Leg
+    outcome_old: str
+    outcome_new: str
+    split: tuple[float, float]
+
+
+def _isolated(summary: Any, ids: list[str]) -> str:
+    done = sum(1 for r in summary.steps["isolate"].output or [] if r and r.get("changed"))
+    return f"outcome={summary.outcome}, isolated={done}/{len(ids)}"
+
+
+def condition(server: Any, proxy: Proxy | None, args: argparse.Namespace, workdir: Path) -> Outcome:
+    """Reset moto, launch 3 x N instances, then time the sequential loop and the playbook's two paths on them.
+
+    old: the one-step swap onto the rule-less group (``untrack_first: false``), which leaves tracked
+    connections open; new: the two-step isolation (all-traffic group, then the rule-less one).
+    """
     from integrations.aws import sandbox
 
     server.reset()
     world = sandbox.seed(server.endpoint, seeders=[sandbox.seed_network])
-    first, second = launch(world, args.instances), launch(world, args.instances)
+    first, second, third = (launch(world, args.instances) for _ in range(3))
     endpoint = proxy.endpoint if proxy else server.endpoint
     client_world = sandbox.World(endpoint_url=endpoint, data=dict(world.data))
     seq, _ = timed(server, proxy, lambda: sequential(client_world, first))
-    pb, summary = timed(server, proxy, lambda: through_playbook(endpoint, second, args.concurrency, workdir))
-    isolated = sum(1 for r in summary.steps["isolate"].output or [] if r and r.get("changed"))
-    return seq, pb, f"outcome={summary.outcome}, isolated={isolated}/{args.instances}", phases(summary)
+    old, s_old = timed(
+        server, proxy, lambda: through_playbook(endpoint, second, args.concurrency, workdir / "old", untrack=False)
+    )
+    new, s_new = timed(server, proxy, lambda: through_playbook(endpoint, third, args.concurrency, workdir / "new"))
+    return Outcome(seq, old, new, _isolated(s_old, second), _isolated(s_new, third), phases(s_new))
 
 
-def report(
-    seq: Leg, pb: Leg, outcome: str, split: tuple[float, float], *, items: int, latency_ms: float, concurrency: int
-) -> None:
+def report(result: Outcome, *, items: int, latency_ms: float, concurrency: int) -> None:
+    seq, pb, split = result.seq, result.new, result.split
     print(seq.line("sequential boto3 loop"))
-    print(pb.line("playbook (for_each)"))
-    print(f"    {outcome}")
+    print(result.old.line("playbook, old path"))
+    print(f"    one-step swap (untrack_first: false): {result.outcome_old}")
+    print(pb.line("playbook, new path"))
+    print(f"    two-step isolation (all-traffic group, then rule-less): {result.outcome_new}")
+    print(
+        f"  new path vs old       : {pb.wall / result.old.wall:5.2f}x the wall time, "
+        f"{pb.calls / max(result.old.calls, 1):4.2f}x the calls ({pb.calls - result.old.calls:+d})"
+    )
     print(
         f"    engine phases: plan {split[0]:5.2f} s (each item's plan() reads its instance, {concurrency} items "
         f"at a time), apply {split[1]:5.2f} s ({concurrency} items at a time)"
     )
-    print(f"  speed-up              : {seq.wall / pb.wall:5.2f}x (goal >= 6x)")
+    print(
+        f"  speed-up              : new path {seq.wall / pb.wall:5.2f}x, old path {seq.wall / result.old.wall:5.2f}x"
+        " over the sequential one-step loop (goal >= 6x)"
+    )
     # moto serves every request in one Python process under the GIL: one core is its ceiling.
     per_call = seq.server_cpu / seq.calls
     server_floor = pb.calls * per_call
@@ -359,10 +393,10 @@ def main() -> None:
     print(f"instances: {args.instances}, concurrency: {args.concurrency}, cores: {os.cpu_count()}")
     print("\n[raw] client -> moto server on loopback, no added latency")
     print("  (capped by the moto server: one Python process under the GIL answers every call)")
-    report(*raw, items=args.instances, latency_ms=0, concurrency=args.concurrency)
+    report(raw, items=args.instances, latency_ms=0, concurrency=args.concurrency)
     print(f"\n[latency] client -> proxy holding each answer {args.latency_ms:g} ms -> the same moto server")
     print("  (models AWS's network round trip: waiting costs no CPU on either side)")
-    report(*delayed, items=args.instances, latency_ms=args.latency_ms, concurrency=args.concurrency)
+    report(delayed, items=args.instances, latency_ms=args.latency_ms, concurrency=args.concurrency)
     print(f"\nmachine load (1 min)  : {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 
