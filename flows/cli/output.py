@@ -38,4 +38,4 @@ def write_output(path: Any, text: str) -> None:
         reason = e.strerror or type(e).__name__
         if not target.parent.is_dir():
             reason = f"the folder {target.parent} does not exist"
-        raise BadInputError(f"--output {target}: cannot write: {reason}") from e
+        raise BadInputError(f"--output {target}: cannot write: {reason}", where=str(target)) from e

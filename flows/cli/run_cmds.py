@@ -6,7 +6,6 @@ runs it in this process with the thread executor.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, cast
 
@@ -14,6 +13,7 @@ import typer
 
 from flows.cli import app
 from flows.cli.output import JSON_OPTION_HELP, console, err_console, print_json
+from flows.cli.progress import StepProgress
 from flows.errors import ApprovalError, RecordError, UsageError
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from flows.language.spec import Mode
 
 JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_OPTION_HELP)]
-RunArg = Annotated[str, typer.Argument(help="A run id (under the runs directory) or a run directory.")]
+RunArg = Annotated[str, typer.Argument(help="A run id (under the runs directory), a run directory, or latest.")]
 StepArg = Annotated[str, typer.Argument(help="The approval step's id.")]
 
 runs_app = typer.Typer(help="List and inspect runs.", no_args_is_help=True)
@@ -31,43 +31,11 @@ app.add_typer(runs_app, name="runs")
 audit_app = typer.Typer(help="Check run records.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 
-_MARKS = {
-    "succeeded": "[green]✓[/]",
-    "failed": "[red]✗[/]",
-    "timed_out": "[red]⏱[/]",
-    "rejected": "[red]⊘[/]",
-    "skipped": "[dim]–[/]",
-    "running": "[cyan]…[/]",
-    "waiting": "[yellow]?[/]",
-    "retrying": "[yellow]↻[/]",
-}
-
 
 def _settings() -> Settings:
     from flows.config import load_settings
 
     return load_settings()
-
-
-class _Progress:
-    """Prints one line per step status change to stderr."""
-
-    def __init__(self, run_id: str = "RUN") -> None:
-        self.started = time.monotonic()
-        self.run_id = run_id
-
-    def __call__(self, step: str, status: str, detail: dict[str, Any]) -> None:
-        extra = ""
-        if status == "waiting":
-            who = ", ".join(detail.get("approvers", []))
-            extra = f" for approval ({who}): fireline approve {self.run_id} {step} --as USER"
-        elif detail.get("error"):
-            extra = f": {detail['error']}"
-        elapsed = time.monotonic() - self.started
-        from rich.markup import escape
-
-        line = f"{escape(step)}[/] {status}{escape(extra)}"
-        err_console.print(f"  {_MARKS.get(status, ' ')} [bold]{line} [dim]+{elapsed:.1f}s[/]")
 
 
 def _finish(summary: RunSummary, as_json: bool) -> None:
@@ -98,8 +66,12 @@ def run_cmd(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan only: nothing is changed.")] = False,
     mode: Annotated[str | None, typer.Option("--mode", help="live, dry-run or drill.")] = None,
     as_user: Annotated[str | None, typer.Option("--as", help="Who triggers the run (cannot approve it).")] = None,
-    source: Annotated[str | None, typer.Option("--source", help="The alert file's source (default: recognised).")] = None,
-    local: Annotated[bool, typer.Option("--local", help="Run in this process, never in a warm fireline serve.")] = False,
+    source: Annotated[
+        str | None, typer.Option("--source", help="The alert file's source (default: recognised).")
+    ] = None,
+    local: Annotated[
+        bool, typer.Option("--local", help="Run in this process, never in a warm fireline serve.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Run a playbook; prints the run id and the run directory, exits 1 when the run failed.
@@ -163,7 +135,7 @@ def _run_one(request: dict[str, Any], settings: Settings, local: bool, as_json: 
             settings=settings,
             trigger=request["trigger"],
             run_id=run_id,
-            progress=None if as_json else _Progress(run_id),
+            progress=None if as_json else StepProgress(run_id),
             alerts=request["alerts"],
         )
     except KeyboardInterrupt:
@@ -191,7 +163,7 @@ def _print_handed(handed: dict[str, Any], as_json: bool) -> None:
     run_dir = Path(str(handed["run_dir"]))
     if not as_json:
         err_console.print(f"handed to the warm runtime: run {handed['run_id']}", markup=False)
-    progress = None if as_json else _Progress(str(handed["run_id"]))
+    progress = None if as_json else StepProgress(str(handed["run_id"]))
     for event in follow_run(run_dir, timeout=_FOLLOW_SECONDS, server=handed.get("server")):
         if progress is None or event.get("item") is not None or not event.get("step"):
             continue
@@ -218,7 +190,7 @@ def resume_cmd(
     if force and not reason.strip():
         raise UsageError("--force needs --reason: say why the run's owner is known to be gone")
     settings = _settings()
-    progress = None if as_json else _Progress(str(run))
+    progress = None if as_json else StepProgress(str(run))
     try:
         summary = resume_run(run, settings=settings, progress=progress, force_reason=reason if force else None)
     except KeyboardInterrupt:
@@ -228,6 +200,7 @@ def resume_cmd(
 
 
 def _answer(run: str, step: str, user: str | None, decision: Decision, reason: str, as_json: bool) -> None:
+    from flows.cli.run_lookup import check_step_name, waiting_note
     from flows.engine.runs import CRASHED, RUNNING, detect_crash, find_run, read_run_json
     from flows.engine.state import RunState
 
@@ -236,8 +209,9 @@ def _answer(run: str, step: str, user: str | None, decision: Decision, reason: s
     detect_crash(run_dir)
     data = read_run_json(run_dir)
     request = RunState(run_dir).read_request(step)
+    check_step_name(data, step, run_dir.name)
     if data.get("status") not in (RUNNING, CRASHED) or step not in data.get("waiting", []) or request is None:
-        raise ApprovalError(f"step {step!r} of run {run_dir.name} is not waiting for approval")
+        raise ApprovalError(f"step {step!r} of run {run_dir.name} is not waiting for approval{waiting_note(data)}")
     from flows.cli.people_cmds import give_answer  # identity, the run's own checks, exit 1 when refused
 
     give_answer(run_dir, step, user, decision, reason, as_json, settings)
@@ -286,6 +260,8 @@ def undo_cmd(
 
     by = f"user:{as_user.removeprefix('user:')}" if as_user else _login()
     settings = _settings()
+    if step is not None:
+        _check_undo_step(run, step, settings)
     if not dry_run and not yes and sys.stdin.isatty():
         planned = [o for o in undo_run(run, step, settings=settings, dry_run=True) if o.status == "would_undo"]
         if not planned:
@@ -310,6 +286,14 @@ def undo_cmd(
         raise typer.Exit(1)
 
 
+def _check_undo_step(run: str, step: str, settings: Settings) -> None:
+    from flows.cli.run_lookup import check_step_name
+    from flows.engine.runs import find_run, read_run_json
+
+    run_dir = find_run(run, settings)
+    check_step_name(read_run_json(run_dir), step, run_dir.name)
+
+
 def _login() -> str:
     import getpass
 
@@ -321,26 +305,17 @@ def _login() -> str:
 
 @runs_app.command("list")
 def runs_list(as_json: JsonOpt = False) -> None:
-    """List runs, newest first (runs whose process died are marked crashed)."""
-    from rich.table import Table
+    """List runs, newest first (runs whose process died are marked crashed); ids are printed whole."""
+    import sys
 
+    from flows.cli.run_lookup import runs_table
     from flows.engine.runs import list_runs
 
     rows = list_runs(_settings())
     if as_json:
         print_json(rows)
         return
-    table = Table("run", "playbook", "mode", "status", "outcome", "started")
-    for r in rows:
-        table.add_row(
-            r["run_id"],
-            str(r["playbook"]),
-            str(r["mode"]),
-            str(r["status"]),
-            str(r["outcome"] or ""),
-            str(r["started_at"]),
-        )
-    console.print(table)
+    sys.stdout.write("".join(line + "\n" for line in runs_table(rows)))
 
 
 @runs_app.command("show")
@@ -354,16 +329,10 @@ def runs_show(run: RunArg, as_json: JsonOpt = False) -> None:
     if as_json:
         print_json(data)
         return
-    console.print(
-        f"run {data['run_id']}: {data.get('playbook', {}).get('ref')} [{data.get('mode')}] "
-        f"{data.get('status')} {data.get('outcome') or ''}",
-        markup=False,
-    )
-    for sid, step in (data.get("steps") or {}).items():
-        err = f": {step['error']}" if step.get("error") else ""
-        console.print(f"  {sid}: {step.get('status')}{err}", markup=False)
-    if data.get("waiting"):
-        console.print(f"  waiting for approval: {', '.join(data['waiting'])}", markup=False)
+    from flows.cli.run_lookup import show_lines
+
+    for line in show_lines(data):
+        console.print(line, markup=False)
 
 
 @audit_app.command("verify")

@@ -169,26 +169,12 @@ def actions(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     if as_json:
         print_json({"actions": rows})
         return
-    from flows.cli.output import console
+    import sys
 
-    if not console.is_terminal:  # piped: one line per action, no wrapping
-        import sys
+    from flows.cli.run_lookup import text_table
 
-        for row in rows:
-            sys.stdout.write(
-                f"{row['name']}\t{row['kind']}\t{'yes' if row['undoable'] else 'no'}\t{row['description']}\n"
-            )
-        return
-    from rich.table import Table
-
-    table = Table(box=None, pad_edge=False)
-    table.add_column("name", no_wrap=True)
-    table.add_column("kind", no_wrap=True)
-    table.add_column("undoable", no_wrap=True)
-    table.add_column("description")
-    for row in rows:
-        table.add_row(row["name"], row["kind"], "yes" if row["undoable"] else "no", row["description"])
-    console.print(table)
+    cells = [[r["name"], r["kind"], "yes" if r["undoable"] else "no", r["description"]] for r in rows]
+    sys.stdout.write("".join(line + "\n" for line in text_table(("action", "kind", "undoable", "description"), cells)))
 
 
 @actions_app.command("show")

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from flows.engine.templates import render_value
-from flows.errors import RunError
+from flows.errors import RunError, TemplateError
 from flows.language.durations import parse_duration
 from flows.language.spec import InputSpec, Playbook
 
@@ -163,6 +163,17 @@ def coerce(name: str, spec: InputSpec, value: Any) -> Any:
     return result
 
 
+def _unrendered_default(name: str, default: Any, scope: Mapping[str, Any]) -> InputError:
+    """Say which input has no value, what its default reads, and how to give one."""
+    from flows.language.template_refs import parse_template
+
+    refs = [".".join([r.root, *map(str, r.parts)]) for r in parse_template(str(default)).refs]
+    reads = f"its default reads {', '.join(dict.fromkeys(refs))}" if refs else f"its default {default!r} fails"
+    alert = scope.get("alert") or {}
+    given = "no alert was given" if not (isinstance(alert, Mapping) and alert.get("labels")) else "the alert lacks it"
+    return InputError(f"input {name!r} has no value: {reads}, and {given}; pass --alert FILE or --input {name}=...")
+
+
 def resolve_inputs(playbook: Playbook, given: Mapping[str, Any] | None, scope: Mapping[str, Any]) -> dict[str, Any]:
     """Validate ``given`` against the playbook's inputs; fill defaults rendered with ``scope``."""
     given = dict(given or {})
@@ -177,7 +188,10 @@ def resolve_inputs(playbook: Playbook, given: Mapping[str, Any] | None, scope: M
         elif spec.required:
             raise InputError(f"missing required input {name!r} ({spec.type}); pass --input {name}=...")
         elif spec.default is not None:
-            default = render_value(spec.default, scope, where=f"inputs.{name}.default")
+            try:
+                default = render_value(spec.default, scope, where=f"inputs.{name}.default")
+            except TemplateError as e:
+                raise _unrendered_default(name, spec.default, scope) from e
             resolved[name] = coerce(name, spec, default)
         else:
             resolved[name] = None

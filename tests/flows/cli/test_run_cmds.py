@@ -83,7 +83,7 @@ def test_dry_run_and_drill_modes(cli: Any) -> None:
         (["run", "hello", "-i", "ids=a", "-i", "nope=1"], "unknown input 'nope'"),
         (["run", "hello", "-i", "ids"], "expected NAME=VALUE"),
         (["run", "no-such-book"], "unknown playbook 'no-such-book'"),
-        (["run", "hello", "-i", "ids=a", "--alert", "ALERT"], "not a JSON alert"),
+        (["run", "hello", "-i", "ids=a", "--alert", "ALERT"], "not JSON"),
         (["run", "hello", "-i", "ids=a", "--alert", "BIG"], "over the 1048576 byte cap"),
         (["run", "hello", "-i", "ids=a", "--alert", "MISSING"], "cannot read the alert file"),
     ],
@@ -167,7 +167,7 @@ def test_a_run_handed_to_a_warm_runtime_is_followed(cli: Any, tmp_path: Path, mo
 
     threads: list[threading.Thread] = []
 
-    def fake_handoff(request: dict[str, Any], settings: Any = None) -> dict[str, Any]:
+    def fake_handoff(request: dict[str, Any], settings: Any = None, why: Any = None) -> dict[str, Any]:
         settings = load_settings()
         validate_request(request["playbook"], inputs=request["inputs"], alert=request["alert"], settings=settings)
         run_id = f"handed-{len(threads)}"

@@ -160,6 +160,15 @@ def test_actions_catalogue_and_show(capsys: pytest.CaptureFixture[str]) -> None:
     assert "did you mean 'approval'" in err
 
 
+def test_actions_prints_a_table_with_a_header(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys, "actions")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split() == ["action", "kind", "undoable", "description"]
+    assert any(line.split()[:3] == ["approval", "control", "no"] for line in lines[1:])
+    assert all(len(line.split()) >= 3 for line in lines[1:])
+
+
 def test_schema_is_json(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = _run(capsys, "schema")
     assert code == 0
