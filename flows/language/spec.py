@@ -111,7 +111,9 @@ class Step(SpecModel):
     needs: list[str] | None = Field(
         default=None, description="Steps this one waits for; absent means the step before it, [] means none."
     )
-    when: str | None = Field(default=None, description="A template; the step is skipped when it renders falsy.")
+    when: str | None = Field(
+        default=None, description="One expression; the step is skipped when it renders false (not a boolean: fails)."
+    )
     for_each: str | list[Any] | None = Field(default=None, description="A template or a list to fan out over.")
     concurrency: int | None = Field(default=None, ge=1, le=256)
     retries: RetryPolicy | None = None
