@@ -159,10 +159,10 @@ class ApprovalWait:
         answer = answer if answer.at else replace(answer, at=iso(utcnow()))
         approvers = self.approvers
         reason = refusal_reason(answer, self.params, approvers, self.triggered_by, self._accounts)
-        if reason is not None:
-            self.emit("approval.refused", {**_public(answer), "refused_because": reason})
-            return None
         person = approvers.canonical(answer.by) or answer.user
+        if reason is not None:
+            self.emit("approval.refused", {**_public(replace(answer, by=person)), "refused_because": reason})
+            return None
         answer = replace(answer, by=person, decision=parse_decision(answer.decision) or answer.decision)
         if answer.authenticated_as:
             self._accounts[answer.authenticated_as] = person

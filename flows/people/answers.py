@@ -89,18 +89,18 @@ def submit_answer(
     request = RunState(run_dir).read_request(step)
     if data.get("status") not in (RUNNING, CRASHED) or step not in data.get("waiting", []) or request is None:
         raise ApprovalError(f"step {step!r} of run {run_dir.name} is not waiting for approval")
-    answer = Answer(
-        by=identity.person_id, decision=decision, reason=reason or "", how=identity.via, at=iso(utcnow()),
-        authenticated_as=identity.authenticated_as, claim=identity.claim,
-    )  # fmt: skip
     params = ApprovalParams.model_validate(request)
     approvers = run_approvers(run_dir, settings)
+    person = approvers.canonical(identity.person_id) or identity.person_id
+    answer = Answer(
+        by=person, decision=decision, reason=reason or "", how=identity.via, at=iso(utcnow()),
+        authenticated_as=identity.authenticated_as, claim=identity.claim,
+    )  # fmt: skip
     earlier = [(a, r) for _, a, r in read_inbox(run_dir, step)]
     accounts = {
         a.authenticated_as: approvers.canonical(a.by) or a.by for a, r in earlier if not r and a.authenticated_as
     }
     refused = refusal_reason(answer, params, approvers, (data.get("trigger") or {}).get("by"), accounts)
-    person = approvers.canonical(identity.person_id) or identity.person_id
     parsed = parse_decision(decision) or decision
     duplicate = refused is None and any(
         not r and approvers.canonical(a.by) == person and parse_decision(a.decision) == parsed for a, r in earlier

@@ -129,11 +129,13 @@ def tree(levels: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
 
 
 def write_library(tmp: Path, tree_doc: dict[str, Any], steps: list[dict[str, Any]] | None = None,
-                  people: dict[str, Any] | None = None, **playbook: Any) -> Path:  # fmt: skip
-    """A library in ``<tmp>/playbooks``: people.yaml, contact-trees/t.yaml and book.yaml (returned)."""
+                  people: Any = None, **playbook: Any) -> Path:  # fmt: skip
+    """A library in ``<tmp>/playbooks``: people.yaml (none when ``people`` is False), contact-trees/t.yaml
+    and book.yaml (returned)."""
     lib = tmp / "playbooks"
     (lib / "contact-trees").mkdir(parents=True, exist_ok=True)
-    (lib / "people.yaml").write_text(yaml.safe_dump(people or PEOPLE, sort_keys=False))
+    if people is not False:
+        (lib / "people.yaml").write_text(yaml.safe_dump(people or PEOPLE, sort_keys=False))
     (lib / "contact-trees" / "t.yaml").write_text(yaml.safe_dump(tree_doc, sort_keys=False))
     doc = {
         "apiVersion": "fireline/v1", "kind": "Playbook",
