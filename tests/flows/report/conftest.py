@@ -7,6 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.slack_fake import slack, slack_loopback
+
+__all__ = ["CASES", "NOW", "RUNS", "record", "slack", "slack_loopback"]
+
 RUNS = Path(__file__).resolve().parents[2] / "data" / "runs"
 CASES = sorted(p.name for p in RUNS.iterdir() if (p / "run.json").is_file())
 NOW = "2026-12-01T09:00:00.000000Z"  # the report time of every golden report
