@@ -152,3 +152,16 @@ def test_a_bucket_the_run_cannot_read_is_one_clear_error(
         DataQuarantine().apply(params(uri="s3://other-account-data/x/"), context(tmp_path))
     own_data = DataQuarantine().apply(params(), context(tmp_path, "own"))  # the same identity, its own bucket
     assert own_data.tagged
+
+
+def test_since_selects_only_versions_written_at_or_after_it(s3: Any, tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    later = DataQuarantine().plan(
+        params(since=(datetime.now(UTC) + timedelta(hours=1)).isoformat()), context(tmp_path, mode="dry-run")
+    )
+    assert later.changes[0].startswith(f"tag 0 object version(s) under {POISONED}")
+    earlier = DataQuarantine().plan(
+        params(since=(datetime.now(UTC) - timedelta(hours=1)).isoformat()), context(tmp_path, "b", mode="dry-run")
+    )
+    assert earlier.changes[0].startswith(f"tag 4 object version(s) under {POISONED}")
