@@ -49,7 +49,8 @@ def _bar(out: list[str], scale: _Scale, y: float, h: float, row: dict[str, Any],
     x0 = scale.x(start)
     x1 = scale.x(end) if end is not None else x0
     colour = _COLOURS.get(str(row.get("status")), "#616161")
-    tip = f"{row.get('tip') or row.get('label')}: {row.get('status')} {row.get('started_at') or ''} → {row.get('finished_at') or ''}"
+    when = f"{row.get('started_at') or ''} → {row.get('finished_at') or ''}"
+    tip = f"{row.get('tip') or row.get('label')}: {row.get('status')} {when}"
     out.append(
         f'<rect class="{css}" x="{x0:.1f}" y="{y:.1f}" width="{max(x1 - x0, 2.0):.1f}" height="{h:.1f}" '
         f'fill="{colour}"><title>{escape(tip)}</title></rect>'
