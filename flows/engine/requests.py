@@ -1,0 +1,90 @@
+"""Checking a run request before anything is written: the playbook, its actions, the alert, the inputs.
+
+Everything that can be wrong with a request is found here, so a refused request leaves no run
+directory behind. :func:`validate_request` is what ``fireline run`` and a warm ``fireline serve``
+call before they accept a run.
+"""
+
+from __future__ import annotations
+
+import getpass
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flows.actions.context import Incident
+from flows.actions.registry import Registry, default_registry
+from flows.config import Settings, load_settings
+from flows.engine.alerts import Alert, normalise
+from flows.engine.inputs import resolve_inputs
+from flows.errors import RunError
+from flows.language.dag import check_graph
+from flows.language.spec import Playbook
+from flows.record.store import utcnow
+
+
+@dataclass(frozen=True)
+class ResolvedPlaybook:
+    """A playbook ready to run: the model, its file and the file's sha256."""
+
+    playbook: Playbook
+    path: Path
+    sha256: str
+
+
+def resolve_playbook(ref: str | Path, settings: Settings) -> ResolvedPlaybook:
+    """Load a playbook from a path, or by name from ``settings.playbooks_dir``."""
+    from flows.language.loader import load_playbook
+
+    path = Path(ref)
+    if not path.is_file():
+        folder = settings.playbooks_dir
+        named = [folder / f"{ref}.yaml", folder / f"{ref}.yml"]
+        found = next((p for p in named if p.is_file()), None)
+        if found is None:
+            raise RunError(f"unknown playbook {str(ref)!r}: not a file, and not a playbook name in {folder}/")
+        path = found
+    loaded = load_playbook(path)
+    return ResolvedPlaybook(loaded.playbook, loaded.path, loaded.sha256)
+
+
+def validate_request(
+    playbook: str | Path,
+    *,
+    inputs: dict[str, Any] | None = None,
+    alert: dict[str, Any] | None = None,
+    settings: Settings | None = None,
+    registry: Registry | None = None,
+) -> ResolvedPlaybook:
+    """Check a run request the way :func:`run_playbook` does, without starting anything."""
+    settings = settings or load_settings()
+    resolved = resolve_playbook(playbook, settings)
+    check_runnable(resolved.playbook, registry or default_registry())
+    alert_model = normalise(alert) if alert is not None else Alert()
+    incident = Incident(id="check", started_at=utcnow(), severity=resolved.playbook.metadata.severity)
+    resolve_inputs(resolved.playbook, inputs, {"alert": alert_model.as_template(), "incident": incident.as_template()})
+    return resolved
+
+
+def check_runnable(playbook: Playbook, registry: Registry) -> None:
+    """Refuse a playbook whose graph or actions cannot run (a validated one always can)."""
+    problems = check_graph(playbook.steps)
+    if problems:
+        raise RunError(f"playbook {playbook.ref}: {problems[0].detail}")
+    for step in playbook.steps:
+        registry.get(step.action)
+        for handler in step.on_failure:
+            registry.get(handler.action)
+
+
+def new_run_id(name: str) -> str:
+    return f"{utcnow().strftime('%Y%m%dT%H%M%SZ')}-{name[:40]}-{secrets.token_hex(3)}"
+
+
+def default_trigger() -> dict[str, Any]:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return {"by": f"user:{user}", "how": "api"}
