@@ -43,7 +43,10 @@ def channel_name(raw: str) -> str:
 class OpenChannelParams(ActionParams):
     name: str | None = Field(default=None, max_length=80, description="Channel name; default inc-<incident id>.")
     topic: str | None = Field(default=None, max_length=250, description="Default: severity, title and run id.")
-    invite: list[str] = Field(default_factory=list, description="Slack user ids (U...) or e-mail addresses.")
+    invite: list[str] = Field(
+        default_factory=list,
+        description="Responders: person:ID or group:NAME from the people directory, Slack user ids (U...), e-mails.",
+    )
 
 
 class OpenChannelResult(ActionResult):
@@ -99,6 +102,28 @@ def _create_or_reuse(conn: SlackConnection, base: str, incident_id: str) -> tupl
     raise ActionError(f"slack: {base} and {MAX_SUFFIX - 1} suffixed names are all taken by other channels")
 
 
+def _responders(invite: list[str], ctx: ActionContext) -> list[str]:
+    """``person:`` and ``group:`` entries expanded through the run's directory snapshot (Slack id, else e-mail)."""
+    if not any(w.startswith(("person:", "group:")) for w in invite):
+        return invite
+    from flows.people.snapshot import run_directory
+
+    directory = run_directory(ctx.record.dir, ctx.settings)
+    out: list[str] = []
+    for who in invite:
+        kind, _, name = who.partition(":")
+        ids = sorted(directory.members(name)) if kind == "group" else [name] if kind == "person" else []
+        if kind not in ("person", "group"):
+            out.append(who)
+            continue
+        for pid in ids:
+            person = directory.people.get(pid)
+            if person is None:
+                raise ActionError(f"slack.open_incident_channel: {who} is not in the directory {directory.name!r}")
+            out.append(person.slack_user_id or person.email or f"person:{pid}")
+    return list(dict.fromkeys(out))
+
+
 def _user_ids(conn: SlackConnection, invite: list[str]) -> tuple[list[str], list[str]]:
     found: list[str] = []
     unknown: list[str] = []
@@ -106,6 +131,8 @@ def _user_ids(conn: SlackConnection, invite: list[str]) -> tuple[list[str], list
         if "@" in who:
             uid = conn.user_id_for(who)
             (found if uid else unknown).append(uid or who)
+        elif who.startswith("person:"):  # in the directory, with neither a Slack id nor an e-mail
+            unknown.append(who)
         else:
             found.append(who)
     return found, unknown
@@ -130,6 +157,7 @@ class OpenIncidentChannel(Action[OpenChannelParams, OpenChannelResult]):
         )
 
     def apply(self, params: OpenChannelParams, ctx: ActionContext) -> OpenChannelResult:
+        responders = _responders(params.invite, ctx)  # an unknown person fails before anything is created
         conn = connection(ctx.settings)
         known = read_state(ctx.record.dir).get("incident_channel")
         if known:
@@ -139,7 +167,7 @@ class OpenIncidentChannel(Action[OpenChannelParams, OpenChannelResult]):
         cid = str(channel["id"])
         update_state(ctx.record.dir, incident_channel={"id": cid, "name": channel["name"]})
         ctx.emit("slack.channel_opened", {"channel": cid, "name": channel["name"], "reused": reused})
-        users, unknown = _user_ids(conn, params.invite)
+        users, unknown = _user_ids(conn, responders)
         if users:
             try:
                 conn.call("conversations.invite", channel=cid, users=",".join(users), paced=False)

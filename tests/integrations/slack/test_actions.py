@@ -85,3 +85,23 @@ def test_post_to_the_incident_channel_needs_one(slack: SlackEnv, tmp_path: Path)
     OpenIncidentChannel().apply(OpenChannelParams(name="inc-42"), ctx)
     Post().apply(PostParams(channel="incident", text="x"), ctx.for_step("post-2"))
     assert [m.text for m in slack.workspace.history("inc-42")] == ["x"]
+
+
+def test_responders_from_the_directory_are_invited(slack: SlackEnv, tmp_path: Path) -> None:
+    import yaml
+
+    people = {"apiVersion": "fireline/v1", "kind": "Directory", "metadata": {"name": "p", "version": 1},
+              "people": [{"id": "alice", "name": "A", "slack_user_id": "U0ALICE", "groups": ["sec"]},
+                         {"id": "bob", "name": "B", "email": "bob@example.com", "groups": ["sec"]},
+                         {"id": "carol", "name": "C", "email": "carol@example.com"}]}  # fmt: skip
+    (tmp_path / "playbooks").mkdir()
+    (tmp_path / "playbooks" / "people.yaml").write_text(yaml.safe_dump(people))
+    settings = slack.settings(tmp_path).model_copy(update={"playbooks_dir": tmp_path / "playbooks"})
+    ctx = make_context(settings.runs_dir / "run-1", settings=settings, incident_id="INC-9")
+    result = OpenIncidentChannel().apply(OpenChannelParams(name="inc-9", invite=["group:sec", "person:carol"]), ctx)
+    assert sorted(result.invited) == ["U0ALICE", "U0BOB", "U0CAROL"]
+    channel = slack.workspace.channel_named("inc-9")
+    assert channel is not None
+    assert {"U0ALICE", "U0BOB", "U0CAROL"} <= set(channel["members"])
+    with pytest.raises(ActionError, match="person:zed is not in the directory"):
+        OpenIncidentChannel().apply(OpenChannelParams(name="inc-9", invite=["person:zed"]), ctx)
