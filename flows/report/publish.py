@@ -41,7 +41,7 @@ def finish_run_reports(run_dir: Path, settings: Settings, record: RunRecord) -> 
     """
     from flows.report.render import write_reports_with_context
 
-    paths, ctx = write_reports_with_context(run_dir, settings=settings)
+    paths, ctx = write_reports_with_context(run_dir)  # S3 evidence is left to `fireline report` to re-read
     summary = "; ".join(ctx["summary"]) or ctx["run"]["label"]
     record.emit(
         "report.written",

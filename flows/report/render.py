@@ -105,11 +105,27 @@ def render(ctx: dict[str, Any], fmt: str) -> str:
     return _env().get_template(f"report.{fmt}.j2").render(r=ctx, **extra)
 
 
+def _s3_checks(loaded: LoadedRun, settings: Any) -> dict[str, Any]:
+    """Every S3 item checked once (``fireline evidence verify``'s own code), by item id."""
+    from flows.record.evidence_verify import verify_run
+
+    try:
+        return {c.id: c for c in verify_run(loaded.run_dir, settings) if c.location.startswith("s3://")}
+    except Exception as e:  # the report still renders; each S3 item shows the reason
+        return {"": f"{type(e).__name__}: {e}"}
+
+
 def evidence_checks(loaded: LoadedRun, settings: Any = None) -> dict[str, dict[str, str]]:
-    """``fireline evidence verify`` at report time: local items always; S3 items when settings are given."""
+    """``fireline evidence verify`` at report time: local items always, S3 items when ``settings`` are given.
+
+    The engine passes no settings at the end of a run (the objects were just written, and re-reading
+    gigabytes of preserved objects would delay every report); ``fireline report`` does.
+    """
     from flows.record.evidence_verify import ItemCheck, _check_local
     from flows.record.store import EvidenceItem
 
+    remote = any(str(i.get("location", "")).startswith("s3://") for i in loaded.evidence)
+    s3 = _s3_checks(loaded, settings) if remote and settings is not None else {}
     out: dict[str, dict[str, str]] = {}
     for raw in loaded.evidence:
         try:
@@ -119,16 +135,12 @@ def evidence_checks(loaded: LoadedRun, settings: Any = None) -> dict[str, dict[s
             continue
         check: ItemCheck
         if item.location.startswith("s3://"):
-            if settings is None:
-                out[item.id] = {"status": "not checked", "detail": "in S3; run fireline evidence verify"}
+            found = s3.get(item.id)
+            if not isinstance(found, ItemCheck):
+                detail = s3.get("", "in S3; fireline report RUN (or fireline evidence verify RUN) checks it")
+                out[item.id] = {"status": "not checked" if settings is None else "error", "detail": str(detail)}
                 continue
-            try:
-                from flows.record.evidence_verify import verify_run
-
-                check = next(c for c in verify_run(loaded.run_dir, settings) if c.id == item.id)
-            except Exception as e:  # the report still renders; the reason is shown
-                out[item.id] = {"status": "error", "detail": f"{type(e).__name__}: {e}"}
-                continue
+            check = found
         else:
             check = _check_local(loaded.run_dir, item)
         if check.status == "ok" and check.actual_sha256 not in (None, item.sha256):

@@ -49,7 +49,8 @@ def _bar(out: list[str], scale: _Scale, y: float, h: float, row: dict[str, Any],
     x0 = scale.x(start)
     x1 = scale.x(end) if end is not None else x0
     colour = _COLOURS.get(str(row.get("status")), "#616161")
-    tip = f"{row.get('label')}: {row.get('status')} {row.get('started_at') or ''} → {row.get('finished_at') or ''}"
+    when = f"{row.get('started_at') or ''} → {row.get('finished_at') or ''}"
+    tip = f"{row.get('tip') or row.get('label')}: {row.get('status')} {when}"
     out.append(
         f'<rect class="{css}" x="{x0:.1f}" y="{y:.1f}" width="{max(x1 - x0, 2.0):.1f}" height="{h:.1f}" '
         f'fill="{colour}"><title>{escape(tip)}</title></rect>'
@@ -76,11 +77,12 @@ def render_svg(ctx: dict[str, Any], marks: list[dict[str, Any]]) -> str:
     for step in ctx["actions"]:
         rows.append(("step", {**step, "label": step["id"]}, _STEP_H))
         for item in step["items"][:MAX_ITEM_ROWS]:
-            rows.append(("item", {**item, "label": f"{step['id']}[{item['item']}]"}, _ITEM_H))
+            # Nested under its step, an item row is labelled by the item alone (its tooltip names both).
+            rows.append(("item", {**item, "label": item["item"], "tip": f"{step['id']}[{item['item']}]"}, _ITEM_H))
         if len(step["items"]) > MAX_ITEM_ROWS:
             rows.append(("more", {"label": f"+{len(step['items']) - MAX_ITEM_ROWS} more items"}, _ITEM_H))
     height = _TOP + sum(h + 3 for _, _, h in rows) + _BOTTOM
-    width = _LABEL_W + _CHART_W + 20
+    width = _LABEL_W + _CHART_W + 60  # room for the last tick's label
     out = [f'<svg id="timeline" role="img" width="{width}" height="{height:.0f}" '
            f'viewBox="0 0 {width} {height:.0f}"><title>Run timeline (UTC)</title>']  # fmt: skip
     _ticks(out, scale, height)
@@ -109,7 +111,12 @@ def render_svg(ctx: dict[str, Any], marks: list[dict[str, Any]]) -> str:
         if moment is not None:
             x = scale.x(moment)
             out.append(f'<line class="milestone" x1="{x:.1f}" y1="{_TOP - 22}" x2="{x:.1f}" y2="{height - _BOTTOM}"/>')
-            out.append(f'<text class="milestone-label" x="{x + 3:.1f}" y="{_TOP - 26}">{name}</text>')
+            # Near the right edge the label goes left of its line, so it is never cut off.
+            right = x > _LABEL_W + _CHART_W - 80
+            anchor, lx = ("end", x - 3) if right else ("start", x + 3)
+            out.append(
+                f'<text class="milestone-label" x="{lx:.1f}" y="{_TOP - 26}" text-anchor="{anchor}">{name}</text>'
+            )
     out.append("</svg>")
     return "".join(out)
 

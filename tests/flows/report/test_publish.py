@@ -86,3 +86,24 @@ def test_a_failing_copy_is_recorded_and_the_reports_stay(s3: Any, tmp_path: Path
     assert failed
     assert "NoSuchBucket" in failed[0]["detail"]["error"]
     assert (run / "report.md").is_file()
+
+
+def test_evidence_in_s3_is_re_hashed_by_fireline_report_and_left_alone_at_run_end(s3: Any, tmp_path: Path) -> None:
+    import hashlib
+
+    from flows.report import build
+
+    run = _copy("undone", tmp_path)
+    body = b"preserved object bytes"
+    put = s3.put_object(Bucket=BUCKET, Key="fireline/x/obj", Body=body)
+    manifest = json.loads((run / "evidence" / "manifest.json").read_text())
+    good = {**manifest["items"][0], "id": "s3-good", "name": "obj", "size": len(body),
+            "location": f"s3://{BUCKET}/fireline/x/obj?versionId={put['VersionId']}",
+            "sha256": hashlib.sha256(body).hexdigest()}  # fmt: skip
+    bad = {**good, "id": "s3-bad", "sha256": "0" * 64}
+    manifest["items"] += [good, bad]
+    (run / "evidence" / "manifest.json").write_text(json.dumps(manifest))
+    checked = {e["id"]: e["verify"]["status"] for e in build(run, settings=_settings(tmp_path))["evidence"]}
+    assert (checked["s3-good"], checked["s3-bad"]) == ("ok", "mismatch")
+    unchecked = {e["id"]: e["verify"]["status"] for e in build(run)["evidence"]}
+    assert unchecked["s3-good"] == "not checked"

@@ -169,3 +169,15 @@ def test_undo_asks_on_a_terminal_and_no_leaves_everything(tmp_path: Path) -> Non
     assert b"would undo isolate-hosts[i-0" in out
     assert b"undo 2 effect(s) as user:alice?" in out
     assert (runs / "undone" / "events.jsonl").read_bytes() == before
+
+
+def test_open_hands_the_html_report_to_the_browser(cli: Any, tmp_path: Path) -> None:
+    import webbrowser
+
+    opened = tmp_path / "opened.txt"
+    script = f"import sys, pathlib; pathlib.Path({str(opened)!r}).write_text(sys.argv[1])"
+    webbrowser.register("fireline-test", None, webbrowser.GenericBrowser([sys.executable, "-c", script, "%s"]),
+                        preferred=True)  # fmt: skip
+    code, _, _ = cli("report", "succeeded", "--format", "md", "--format", "html", "--open")
+    assert code == 0  # GenericBrowser waits for its command, so the file is there
+    assert opened.read_text() == (tmp_path / "runs" / "succeeded" / "report.html").as_uri()

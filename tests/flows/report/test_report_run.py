@@ -180,3 +180,16 @@ def test_rejection_and_refused_answer_are_in_the_approvals(tmp_path: Path) -> No
     assert events["rejected"]["who"] == "bob"
     assert events["rejected"]["why"] == "not now"
     assert doc["run"]["outcome"] == "rejected"
+
+
+def test_undoing_one_of_two_undoable_steps_is_partly_undone(tmp_path: Path) -> None:
+    iso = {"action": "reporttest.isolate", "with": {"instance_id": "i-0aaa", "tags": {}}}
+    run_dir = _run(tmp_path, [{"id": "first", **iso}, {"id": "second", **iso}])
+    undo_run(run_dir, "second", settings=make_settings(tmp_path), registry=registry(), by="user:carol", reason="")
+    doc = json.loads((run_dir / "report.json").read_text())
+    assert (doc["run"]["label"], doc["run"]["undone"]["undone"], doc["run"]["undone"]["effects"]) == (
+        "partly undone",
+        1,
+        2,
+    )
+    assert (run_dir / "report.md").read_text().splitlines()[0].endswith("— partly undone")
