@@ -34,6 +34,7 @@ try:
     _HAVE_FLOCK = True
 except ImportError:  # no flock on this platform: the pid check of lock.json decides
     _HAVE_FLOCK = False
+from flows.engine.owner import boot_id, pid_alive, process_start_time, same_kernel
 from flows.record.store import iso, utcnow, write_atomic
 
 LEASE_SECONDS = 90.0
@@ -56,56 +57,6 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 def _dump(data: Any) -> bytes:
     return json.dumps(data, indent=1, ensure_ascii=False, default=str).encode("utf-8")
-
-
-def process_start_time(pid: int) -> str | None:
-    """The kernel's start time of ``pid`` (clock ticks since boot), to tell a reused pid apart."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # The command name may hold spaces and parentheses; fields resume after the last ')'.
-    fields = stat[stat.rfind(")") + 2 :].split()
-    return fields[19] if len(fields) > 19 else None
-
-
-def boot_id() -> str:
-    """This kernel's boot id: a pid and start time only mean something under the kernel that wrote them."""
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        return socket.gethostname()
-
-
-def _same_kernel(lock: dict[str, Any]) -> bool:
-    """Whether a lock was written under this kernel (a container restart keeps the kernel, not the host name)."""
-    if "boot_id" in lock:
-        return bool(lock["boot_id"] == boot_id())
-    return lock.get("host") in (None, socket.gethostname())
-
-
-def pid_alive(pid: int, start_time: str | None) -> bool:
-    """Whether the process that wrote a lock still runs."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    if Path("/proc").is_dir():
-        current = process_start_time(pid)
-        if current is None:
-            return False
-        # A zombie (exited, not yet reaped) no longer drives anything.
-        try:
-            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
-                return False
-        except (OSError, IndexError):
-            return False
-        return start_time is None or current == start_time
-    return True
 
 
 @dataclass
@@ -284,7 +235,7 @@ class RunState:
         Its pid means nothing here, so its lease decides; a lock without a lease cannot be judged and
         counts as live (``fireline resume --force`` takes it over, with a recorded reason).
         """
-        if lock is None or _same_kernel(lock):
+        if lock is None or same_kernel(lock):
             return False
         lease = lock.get("lease_until")
         return not isinstance(lease, int | float) or lease > time.time()
@@ -302,7 +253,7 @@ class RunState:
             self.unclaim()
         if self._foreign_owner_alive(lock):
             return True
-        if not _same_kernel(lock):
+        if not same_kernel(lock):
             return False  # written under another kernel, and its lease has lapsed
         if _HAVE_FLOCK and self.owner_path.exists():
             return False  # same kernel and nobody holds the flock
