@@ -29,6 +29,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -45,6 +46,7 @@ REPLAY_WINDOW = 600.0  # seconds a handled signature is remembered (the verifier
 ACTIONS = {"fireline.ack": "ack", "fireline.approve": "approve", "fireline.reject": "reject"}
 REJECT_CALLBACK = "fireline.reject"
 REASON_BLOCK, REASON_INPUT = "reason", "reason_input"
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # a run or step id, never a path
 
 
 class PayloadError(ValueError):
@@ -70,8 +72,10 @@ def _target(raw: Any) -> tuple[str, str | None]:
         run, step = value["run"], value.get("step")
     except (TypeError, ValueError, KeyError, AttributeError) as e:
         raise PayloadError('the button value is not {"run", "step"}') from e
-    if not isinstance(run, str) or not run or not (step is None or isinstance(step, str)):
+    if not isinstance(run, str) or not _ID.match(run):
         raise PayloadError("the button value names no run")
+    if not (step is None or (isinstance(step, str) and _ID.match(step))):
+        raise PayloadError("the button value names no step")
     return run, step
 
 
@@ -87,7 +91,15 @@ def parse_payload(body: bytes) -> Click:
         raise PayloadError("the body is not payload=<JSON>") from e
     if not isinstance(payload, dict) or not isinstance(payload.get("user"), dict) or not payload["user"].get("id"):
         raise PayloadError("the payload names no user")
-    user = str(payload["user"]["id"])
+    try:
+        return _decode(payload, str(payload["user"]["id"]))
+    except (AttributeError, TypeError, ValueError) as e:  # a field of the wrong shape somewhere inside
+        if isinstance(e, PayloadError):
+            raise
+        raise PayloadError(f"malformed {payload.get('type')} payload ({type(e).__name__})") from e
+
+
+def _decode(payload: dict[str, Any], user: str) -> Click:
     kind = payload.get("type")
     if kind == "block_actions":
         actions = payload.get("actions")
@@ -114,8 +126,8 @@ def parse_payload(body: bytes) -> Click:
 class SlackInteractions:
     """The endpoint and its worker threads. ``app`` is the Starlette app (route ``/interactions``).
 
-    ``submit`` is the function that records an answer (tests pass a spy only to count calls);
-    ``clock`` feeds the signature verifier.
+    ``clock`` (epoch seconds) feeds the signature verifier; ``replies`` replaces the Slack calls
+    module (:data:`REPLY_MODULE`).
     """
 
     def __init__(
