@@ -131,6 +131,27 @@ def _warnings(playbook: Playbook, deps: dict[str, list[str]], registry: Registry
                 warn("W508", message, (*base, "on_failure", h_index, "action"), hint)
 
 
+# What the template sandbox refuses at run time and lint can see in the text (W509).
+_BOMBS = (
+    (re.compile(r"%[-#0 +]*\d{6,}"), "a printf width or precision of six digits or more"),
+    (re.compile(r"\{[^{}]*:[^{}]*\d{6,}[^{}]*\}"), "a format-spec width of six digits or more"),
+    (re.compile(r"\bset\s+(\w+)\s*=\s*\1\s*[*~+]\s*\1\b"), "a value squared or doubled in place"),
+)
+
+
+def _template_bombs(data: Any, path: DocPath, warn: _Warnings) -> None:
+    if isinstance(data, dict):
+        for key, value in data.items():
+            _template_bombs(value, (*path, key), warn)
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            _template_bombs(value, (*path, index), warn)
+    elif isinstance(data, str) and contains_template(data):
+        for pattern, what in _BOMBS:
+            if pattern.search(data):
+                warn("W509", f"template has {what}, which the sandbox bounds at run time", path, "bound the value")
+
+
 def _inline_secret(key: object, value: Any) -> bool:
     return (
         isinstance(value, str)
@@ -257,6 +278,7 @@ def lint_playbook(loaded: LoadedPlaybook, registry: Registry) -> list[Diagnostic
         _warnings(playbook, deps, registry, warn)
     for base, _, with_ in action_sites(raw_steps):
         _secrets(with_, (*base, "with"), warn)
+        _template_bombs(with_, (*base, "with"), warn)
     for name, spec in playbook.inputs.items():
         _secrets({"default": spec.default}, ("inputs", name), warn)
     return sort_diagnostics(out)

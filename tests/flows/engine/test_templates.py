@@ -213,3 +213,15 @@ def test_ordinary_formatting_and_loops_still_render() -> None:
     source += "{% for i in range(3) %}{{ i }}{% endfor %}"
     assert render_string(source, SCOPE) == "    x|    y|ab|012"
     assert render_string("{{ 2 ** 64 * 3 }}", SCOPE) == 3 * 2**64
+
+
+def test_lint_flags_the_bombs_it_can_see(tmp_path: Path) -> None:
+    from flows.language.lint import validate_path
+
+    steps = [
+        {"id": "a", "action": "log", "with": {"message": _BOMBS["printf width filter"]}},
+        {"id": "b", "action": "log", "with": {"message": _BOMBS["repeated squaring"]}},
+        {"id": "c", "action": "log", "with": {"message": "{{ '%5s'|format('x') }} {% set n = m * 2 %}"}},
+    ]
+    _, found = validate_path(write_playbook(tmp_path, steps), make_registry())
+    assert sorted(d.path for d in found if d.code == "W509") == ["steps[0].with.message", "steps[1].with.message"]
