@@ -27,6 +27,7 @@ app = typer.Typer(
 COMMAND_MODULES: tuple[str, ...] = (
     "flows.cli.spec_cmds",
     "flows.cli.run_cmds",
+    "flows.cli.runs_cmds",
     "flows.cli.report_cmds",
     "flows.cli.aws_cmds",
     "flows.cli.sandbox_cmds",

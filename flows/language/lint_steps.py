@@ -201,7 +201,7 @@ def check_condition(when: str | None, path: DocPath, positions: PositionMap, out
         if _ONE_EXPRESSION.match(when) or parse_template(when).error is not None:  # E410 says that one
             return
         message = "a condition must be one expression: text around or between {{ }} renders to a string"
-        hint = "write one expression, e.g. \"{{ a and b }}\" instead of \"{{ a }} and {{ b }}\""
+        hint = 'write one expression, e.g. "{{ a and b }}" instead of "{{ a }} and {{ b }}"'
     elif when.strip().lower() in _BOOLEAN_TEXT:
         return
     else:
