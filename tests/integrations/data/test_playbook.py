@@ -27,6 +27,10 @@ from tests.integrations.data.helpers import all_tags
 pytestmark = pytest.mark.moto_server
 REPO = Path(__file__).resolve().parents[3]
 PLAYBOOK = REPO / "playbooks" / "training-data-poisoning.yaml"
+# The on-call acknowledges the page at once (no Slack here); an approver approves.
+RESPONDERS = Responders(
+    approvals={"approve-containment": [Answer(by="alice", decision="approve")]}, acks={"page-on-call": [("bob", 0.0)]}
+)
 
 
 def settings(aws: AwsEnv, tmp_path: Path) -> Settings:
@@ -140,3 +144,27 @@ def test_sandbox_demo_step_shows_the_rollback_skipping_the_tainted_version(
     assert f"refused credit-risk-models v3: trained on s3://{DATA_BUCKET}/datasets/fraud/shards/ (attestation)" in lines
     assert "trained on the poisoned shard: v3" in lines
     assert "trained on the poisoned shard: v4" in lines
+
+
+def test_taint_reaching_no_serving_version_leaves_the_endpoint_alone(aws: AwsEnv, tmp_path: Path) -> None:
+    world = aws.seed(seed_buckets, seed_training_data)
+    alert = poisoning_alert(world)
+    alert["labels"]["prefix"] = "datasets/fraud/curated/"  # only v1 was trained on it, and v1 serves nowhere
+    del alert["labels"]["reprocess_pipeline"]
+    before = snapshot(world)
+
+    summary = run_playbook(
+        PLAYBOOK,
+        alert=alert,
+        settings=settings(aws, tmp_path),
+        responders=RESPONDERS,
+    )
+
+    statuses = {k: v.status for k, v in summary.steps.items()}
+    errors = {k: str(v.error)[:300] for k, v in summary.steps.items() if v.error}
+    assert summary.outcome == "succeeded", (statuses, errors)
+    assert (statuses["rollback"], statuses["reprocess"]) == ("skipped", "skipped")
+    after = snapshot(world)
+    assert after["weights"] == before["weights"]  # canary (v3) still serves: it was not trained on curated/
+    assert {k for k, v in after["quarantined"].items() if v} == {"v1"}
+    assert after["executions"] == []
