@@ -32,10 +32,11 @@ def test_disable_every_key_then_no_op_then_undo_keeps_them_inactive(aws: AwsEnv)
     world = aws.seed(seed_iam)
     keys = world.data["access_keys"]["ml-pipeline"]
     action, params = DisableAccessKeys(), DisableKeysParams(user_name="ml-pipeline")
-    result = action.apply(params, aws.context())
+    ctx = aws.context()  # one incident: a retry of it keeps the session cutoff it set
+    result = action.apply(params, ctx)
     assert sorted(result.disabled) == sorted(keys)
     assert set(_status(aws, "ml-pipeline").values()) == {"Inactive"}
-    again = action.apply(params, aws.context())
+    again = action.apply(params, ctx)
     assert not again.changed
     assert sorted(again.already_inactive) == sorted(keys)
     undone = action.undo(result, aws.context())
@@ -70,14 +71,15 @@ def test_quarantine_user_attaches_deny_all_once_and_undo_removes_it(aws: AwsEnv)
     aws.seed(seed_iam)
     iam = aws.client("iam")
     action, params = QuarantinePrincipal(), PrincipalParams(user_name="data-scientist")
-    result = action.apply(params, aws.context())
+    ctx = aws.context()
+    result = action.apply(params, ctx)
     assert result.policies_added == [QUARANTINE_POLICY]
     assert result.sessions_revoked_before is not None
     assert iam.get_user_policy(UserName="data-scientist", PolicyName=QUARANTINE_POLICY)["PolicyDocument"] == DENY_ALL
     tags = {t["Key"]: t["Value"] for t in iam.list_user_tags(UserName="data-scientist")["Tags"]}
     assert tags["fireline:quarantined"] == aws.context().incident.id
-    assert not action.apply(params, aws.context()).changed
-    action.undo(result, aws.context())
+    assert not action.apply(params, ctx).changed
+    action.undo(result, ctx)
     # The deny-all is lifted; sessions issued before the quarantine stay denied.
     assert iam.list_user_policies(UserName="data-scientist")["PolicyNames"] == [REVOKE_POLICY]
 
