@@ -48,8 +48,10 @@ def test_playbook_runs_as_flow_run_with_a_task_run_per_step_item(
         artifacts = client.read_artifacts()
         assert any(a.key and summary.run_id.lower().replace("_", "-") in a.key for a in artifacts)
         kinds = {a.key.split("-")[1]: a for a in artifacts if a.key and summary.run_id.lower() in a.key}
-        assert kinds["report"].type == "markdown" and "## Timeline" in str(kinds["report"].data)
-        assert kinds["timeline"].type == "table" and '"step": "left"' in str(kinds["timeline"].data)
+        assert kinds["report"].type == "markdown"
+        assert "## Timeline" in str(kinds["report"].data)
+        assert kinds["timeline"].type == "table"
+        assert '"step": "left"' in str(kinds["timeline"].data)
 
     runs = _task_runs(flow_run_id, expected=4)
     assert all(r.state is not None and r.state.is_completed() for r in runs)
