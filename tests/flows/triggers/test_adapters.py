@@ -142,7 +142,7 @@ SHAPED = st.dictionaries(KEYS, JSON, max_size=8)
 
 
 @pytest.mark.parametrize("source", SOURCES)
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(payload=st.one_of(SHAPED, JSON))
 def test_every_adapter_fails_only_with_a_clean_error(source: str, payload: Any, sns_ca: SnsCA) -> None:
     verifier = SnsVerifier([TOPIC], fetch=lambda url: sns_ca.pem)
