@@ -284,19 +284,21 @@ def attestation(
     return keys
 
 
+# The adapters by module-name string: they import this module, so it must not import them.
+_ADAPTERS: dict[str, tuple[str, str]] = {
+    "sagemaker": ("integrations.models.sagemaker", "SageMakerAdapter"),
+    "mlflow": ("integrations.models.mlflow", "MlflowAdapter"),
+    "s3": ("integrations.models.s3", "S3Adapter"),
+}
+
+
 def load_adapter(target: TargetParams, ctx: ActionContext) -> RegistryAdapter:
     """The adapter for ``target.registry``; the module is imported only when needed."""
-    if target.registry == "sagemaker":
-        from integrations.models.sagemaker import SageMakerAdapter
+    import importlib
 
-        return SageMakerAdapter(target, ctx)
-    if target.registry == "mlflow":
-        from integrations.models.mlflow import MlflowAdapter
-
-        return MlflowAdapter(target, ctx)
-    from integrations.models.s3 import S3Adapter
-
-    return S3Adapter(target, ctx)
+    module, name = _ADAPTERS[target.registry]
+    adapter: RegistryAdapter = getattr(importlib.import_module(module), name)(target, ctx)
+    return adapter
 
 
 def with_metadata(version: ModelVersion, metadata: Mapping[str, str], approved: bool | None = None) -> ModelVersion:
