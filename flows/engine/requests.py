@@ -18,7 +18,7 @@ from flows.actions.registry import Registry, default_registry
 from flows.config import Settings, load_settings
 from flows.engine.alerts import Alert, normalise
 from flows.engine.inputs import resolve_inputs
-from flows.errors import RunError
+from flows.errors import ConfigError, RunError
 from flows.language.dag import check_graph
 from flows.language.spec import Playbook
 from flows.record.store import utcnow
@@ -64,6 +64,7 @@ def validate_request(
     alert_model = normalise(alert) if alert is not None else Alert()
     incident = Incident(id="check", started_at=utcnow(), severity=resolved.playbook.metadata.severity)
     resolve_inputs(resolved.playbook, inputs, {"alert": alert_model.as_template(), "incident": incident.as_template()})
+    check_configuration(settings)
     return resolved
 
 
@@ -88,3 +89,32 @@ def default_trigger() -> dict[str, Any]:
     except (KeyError, OSError):
         user = "unknown"
     return {"by": f"user:{user}", "how": "api"}
+
+
+def check_configuration(settings: Settings) -> None:
+    """Refuse a run whose configuration is broken before anything is written (one line, naming the file).
+
+    The record key must be usable (:func:`flows.record.seal.sealer_for`) and a configured approvers
+    file must exist and hold ``groups: {name: [user, ...]}``.
+    """
+    from flows.record.seal import sealer_for
+
+    sealer_for(settings)
+    path = settings.approvers_file
+    if path is None:
+        return
+    if not Path(path).is_file():
+        raise ConfigError(f"approvers_file {path}: no such file")
+    import yaml
+
+    from flows.engine.approvals import ApproverDirectory
+
+    try:
+        yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        raise ConfigError(f"{where}: the approvers file is not valid YAML: {e.problem}") from e
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        raise ConfigError(f"{path}: cannot read the approvers file: {type(e).__name__}") from e
+    ApproverDirectory.load(Path(path))

@@ -28,6 +28,7 @@ from flows.engine.outcomes import RunSummary
 from flows.engine.redact import RedactingRecord
 from flows.engine.requests import (
     ResolvedPlaybook,
+    check_configuration,
     check_runnable,
     default_trigger,
     new_run_id,
@@ -132,7 +133,7 @@ def run_playbook(
         "mode": mode,
         "incident": {"id": incident.id, "started_at": iso(started)},
     }
-    sealer_for(settings)  # a bad record key refuses the run before anything is written
+    check_configuration(settings)  # a bad record key or approvers file refuses the run before anything is written
     from flows.people.snapshot import prepare_snapshot
 
     people = prepare_snapshot(settings, book.contacts, resolved.path.parent)  # a bad directory or tree refuses the run
@@ -197,6 +198,7 @@ def resume_run(
     settings = settings or load_settings()
     registry = registry or default_registry()
     run_dir = find_run(run_id_or_dir, settings)
+    check_configuration(settings)
     resumable = load_resumable(run_dir, registry, force_reason)
     book, incident, scope, data, state, meta = (
         resumable.book,

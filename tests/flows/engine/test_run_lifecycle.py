@@ -178,3 +178,24 @@ def test_a_playbook_of_aliases_to_long_text_is_refused_before_a_dry_run(tmp_path
     with pytest.raises(SpecError, match="E106"):
         run_playbook(path, settings=settings, registry=make_registry(), mode="dry-run")
     assert not settings.runs_dir.exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(None, "no such file"), ("groups: [unclosed\n", "approvers.yaml:2:1: the approvers file is not valid YAML"),
+     ("groups: {sec: alice}\n", "expected 'groups")],
+    ids=["missing", "malformed", "wrong-shape"],
+)  # fmt: skip
+def test_a_bad_approvers_file_refuses_the_run_before_it_starts(
+    tmp_path: Path, content: str | None, message: str
+) -> None:
+    from flows.errors import ConfigError
+
+    approvers = tmp_path / "approvers.yaml"
+    if content is not None:
+        approvers.write_text(content)
+    settings = make_settings(tmp_path).model_copy(update={"approvers_file": approvers})
+    steps = [{"id": "ok", "action": "approval", "with": {"approvers": ["group:sec"], "timeout": "1s"}}]
+    with pytest.raises(ConfigError, match=message):
+        run_playbook(write_playbook(tmp_path, steps), settings=settings, registry=make_registry())
+    assert not settings.runs_dir.exists() or list(settings.runs_dir.iterdir()) == []
