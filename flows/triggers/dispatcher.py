@@ -20,12 +20,14 @@ A batch is marked done only after all of that is committed.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+from flows.errors import FirelineError
 from flows.triggers.metrics import Metrics
 from flows.triggers.model import Alert
 from flows.triggers.routing import Route, load_library, route
@@ -89,8 +91,6 @@ class Dispatcher:
                 busy = self.drain()
                 self.sweep()
             except Exception as e:  # a dispatcher that dies silently loses every later alert
-                import logging
-
                 logging.getLogger("fireline.triggers").exception("dispatcher: %s", e)
                 busy = False
             if not busy:
@@ -161,9 +161,18 @@ class Dispatcher:
 
     def _ensure_started(self, incident: Incident, found: Route, alerts: list[Alert], doc: dict[str, Any]) -> None:
         # The incident row is committed before the start: a crash after it is repaired on restart.
+        error = None
         with self.spool.committed():
-            self._start(incident, found, alerts, doc)
-        incident.state = "running"
+            try:
+                self._start(incident, found, alerts, doc)
+            except FirelineError as e:  # the request itself is refused: retrying cannot help
+                error = str(e)
+        if error is None:
+            incident.state = "running"
+        else:
+            incident.state, incident.outcome = "finished", f"not started: {error}"[:1000]
+            self.metrics.count(alerts[0].source, "start_refused", len(alerts))
+            logging.getLogger("fireline.triggers").warning("incident %s: run not started: %s", incident.key, error)
         self.spool.save_incident(incident)
 
     def _start(self, incident: Incident, found: Route, alerts: list[Alert], doc: dict[str, Any]) -> None:

@@ -198,3 +198,31 @@ def test_killed_between_spool_and_dispatch_then_restarted_runs_once(tmp_path: Pa
         assert spool.depth() == 0
     finally:
         spool.close()
+
+
+def test_a_refused_start_closes_the_incident_instead_of_retrying_forever(tmp_path: Path, library: Path) -> None:
+    from flows.errors import RunError
+
+    class Refusing:
+        calls = 0
+
+        def start(self, route: Route, run_id: str, alerts: list[Alert], trigger: dict[str, Any]) -> str | None:
+            self.calls += 1
+            raise RunError("input 'instance_id': the alert has no label instance_id")
+
+        def exists(self, run_id: str, key: str) -> bool:
+            return False
+
+    spool = Spool(tmp_path / "spool.db")
+    starter = Refusing()
+    dispatcher = Dispatcher(spool, starter, playbooks_dir=library, runs_dir=tmp_path / "runs")
+    try:
+        spool.append("alertmanager", doc_of(am_payload(am_alert("i-1", "f1"))))
+        dispatcher.drain()
+        dispatcher.drain()
+        assert spool.depth() == 0
+        assert starter.calls == 1
+        assert spool.open_incidents() == []
+        assert dispatcher.metrics.value("fireline_alerts_total", source="alertmanager", outcome="start_refused") == 1
+    finally:
+        spool.close()
