@@ -193,3 +193,37 @@ def test_transitional_refusals_are_retryable_and_bad_input_is_not(code: str, mes
     with pytest.raises(IntegrationError) as raised, aws_errors("change it"):
         raise ClientError({"Error": {"Code": code, "Message": message}}, "UpdateSomething")
     assert is_retryable(raised.value) is retryable
+
+
+def test_isolation_waits_for_a_pending_instance(fast_polls: None, tmp_path: Path) -> None:
+    from moto.ec2 import models as ec2_models
+    from moto.ec2.models.instances import InstanceState
+
+    from integrations.aws.ec2 import IsolateInstance, IsolateParams
+
+    with mock_aws():
+        ec2 = boto3.client("ec2", region_name=REGION)
+        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
+        image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+        made = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, SubnetId=subnet)["Instances"][0]
+        backend = ec2_models.ec2_backends[ACCOUNT][REGION]
+        instance = backend.get_instance(made["InstanceId"])
+        instance._state = InstanceState("pending", 0)
+        reads = {"n": 0}
+        by_ids = backend.get_reservations_by_instance_ids
+
+        def reading(*args: Any, **kwargs: Any) -> Any:
+            reads["n"] += 1
+            if reads["n"] > 3:
+                instance._state = InstanceState("running", 16)
+            return by_ids(*args, **kwargs)
+
+        backend.get_reservations_by_instance_ids = reading
+        ctx = ctx_at(tmp_path, step="isolate")
+        result = IsolateInstance().apply(IsolateParams(instance_id=made["InstanceId"]), ctx)
+        groups = ec2.describe_instances(InstanceIds=[made["InstanceId"]])["Reservations"][0]["Instances"][0]
+        assert [g["GroupId"] for g in groups["SecurityGroups"]] == [result.quarantine_group_id]
+        assert reads["n"] > 3  # it read the state until the instance was running, then acted
+        events = [json.loads(line) for line in (ctx.record.dir / "events.jsonl").read_text().splitlines()]
+        assert [e["detail"]["state"] for e in events if e["type"] == "resource.transitional"] == ["pending"]
