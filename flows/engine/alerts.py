@@ -15,7 +15,7 @@ from typing import Any
 
 from flows.triggers.adapters import detect, parse
 from flows.triggers.model import Alert, AlertBatch, AlertError, label_fingerprint
-from flows.triggers.safejson import loads, read_capped
+from flows.triggers.safejson import ensure_safe, loads, read_capped
 
 MAX_ALERT_BYTES = 1024 * 1024
 AlertFileError = AlertError  # the name callers have always used
@@ -35,6 +35,7 @@ def normalise(payload: Any) -> Alert:
     """One alert from a payload: the first firing one of a group (a run request's ``alert``)."""
     if not isinstance(payload, dict):
         raise AlertError("an alert must be a JSON object")
+    ensure_safe(payload, what="alert")  # NaN, infinities and lone surrogates never reach the run record
     batch = parse_payload(payload)
     if not batch.alerts:
         raise AlertError(f"the {batch.source} payload holds no alert ({batch.notes})")

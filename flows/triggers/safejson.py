@@ -115,3 +115,18 @@ def loads(data: bytes | str, *, what: str = "payload", max_depth: int = MAX_DEPT
     except (ValueError, RecursionError) as e:
         raise AlertError(f"{what}: {e}") from e
     return value
+
+
+def ensure_safe(value: Any, *, what: str = "payload") -> None:
+    """Refuse a value that is not writable as strict JSON: NaN, infinities, lone surrogates, deep nesting.
+
+    For values that did not come through :func:`loads` (a run request's alert, a Prefect parameter).
+    """
+    try:
+        text = json.dumps(value, allow_nan=False, ensure_ascii=False)
+        text.encode("utf-8")
+    except (ValueError, TypeError, RecursionError) as e:  # UnicodeEncodeError is a ValueError
+        reason = "a string holds a lone surrogate" if isinstance(e, UnicodeEncodeError) else str(e)[:200]
+        raise AlertError(f"{what}: not valid JSON data: {reason}") from e
+    if _depth(text) > MAX_DEPTH:
+        raise AlertError(f"{what}: JSON nested deeper than {MAX_DEPTH} levels")

@@ -137,3 +137,33 @@ def test_grouped_grafana_sibling_and_resolved_only(tmp_path: Path, capsys: pytes
     assert "never starts a run" in err
     assert "\n" not in err.strip()
     assert len(list(runs.iterdir())) == before
+
+
+@pytest.mark.parametrize(
+    "alert",
+    ['{"labels": {"a": "b"}, "raw": NaN}', '{"labels": {"a": "b"}, "raw": [1e400]}', '{"labels": {"a": "\\ud800"}}'],
+    ids=["nan", "inf", "surrogate"],
+)
+def test_run_requests_never_carry_nan_or_surrogates_into_the_record(tmp_path: Path, alert: str) -> None:
+    import asyncio
+
+    import httpx
+
+    from flows.config import Settings
+    from flows.engine.serve import RunManager, build_app
+
+    book = tmp_path / "isolate-alerting-host.yaml"
+    book.write_text(LOG_BOOK)
+    manager = RunManager(Settings(runs_dir=tmp_path / "runs", playbooks_dir=tmp_path, home=tmp_path / "home"))
+    app = build_app(manager, "tok")
+    body = '{"playbook": "%s", "mode": "dry-run", "alert": %s}' % (book, alert)  # noqa: UP031  # raw JSON on purpose
+
+    async def go() -> httpx.Response:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+            return await client.post("/runs", content=body, headers={"Authorization": "Bearer tok"})
+
+    answer = asyncio.run(go())
+    assert answer.status_code == 400, answer.text
+    error = answer.json()["error"]
+    assert "alert: not valid JSON data" in error or "Invalid JSON" in error  # pydantic refuses a lone surrogate
+    assert not (tmp_path / "runs").exists()
