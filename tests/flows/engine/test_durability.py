@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from flows.engine import resume_run, run_playbook, undo_run
+from flows.engine.owner import pid_alive, process_start_time
 from flows.engine.runs import detect_crash, list_runs
-from flows.engine.state import RunState, pid_alive, process_start_time
+from flows.engine.state import RunState
 from flows.errors import RunError
 from tests.flows.engine.engine_helpers import events, make_registry, make_settings, run_json, write_playbook
 
