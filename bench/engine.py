@@ -239,8 +239,10 @@ def main() -> None:
                 f"Prefect, parallel:      {per_wide * 1000:7.2f} ms/step, overhead {(per_wide - direct) * 1000:6.2f} "
                 f"ms/step ({per_wide / wide_t:.1f}x ThreadExecutor)"
             )
+        cold_first: float | None = None
         if not args.skip_cold:
             first, total = cold_cli(single, _settings(root / "cold", api_url=None))
+            cold_first = first
             print(
                 f"cold `fireline run` (thread executor, no Prefect): first step after {first or float('nan'):.2f}s, "
                 f"exit after {total:.2f}s"
@@ -258,6 +260,10 @@ def main() -> None:
                     f"`fireline run` handed to warm `fireline serve`: first step after {statistics.median(warm):.2f}s "
                     f"(median of {len(warm)}; min {min(warm):.2f}s)"
                 )
+                if cold_first:
+                    ratio = statistics.median(warm) / cold_first
+                    verdict = "the warm path is the fastest" if ratio < 1 else "the warm path is SLOWER"
+                    print(f"warm hand-off / cold in-process, end to end: {ratio:.2f} ({verdict})")
 
 
 if __name__ == "__main__":

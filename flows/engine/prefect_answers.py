@@ -21,6 +21,7 @@ Prefect API only to the people who may approve.
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
 import re
@@ -91,6 +92,9 @@ class PrefectAnswerSource:
         self._seen: set[str] = set()
         self._last: dict[str, float] = {}
         self._lock = threading.Lock()
+        # Approval waits poll from the engine's waiter thread, which does not carry the flow's context:
+        # without it the client would not know the runtime's API URL.
+        self._context = contextvars.copy_context()
 
     def poll(self, run_id: str, step_id: str) -> list[Answer]:
         with self._lock:
@@ -98,6 +102,9 @@ class PrefectAnswerSource:
             if now - self._last.get(step_id, float("-inf")) < self.min_interval:
                 return []
             self._last[step_id] = now
+        return self._context.copy().run(self._poll, run_id, step_id)
+
+    def _poll(self, run_id: str, step_id: str) -> list[Answer]:
         from prefect.client.orchestration import get_client
 
         answers: list[Answer] = []

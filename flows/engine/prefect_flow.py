@@ -112,12 +112,17 @@ def _progress_logger(executor: PrefectExecutor) -> Callable[[str, str, dict[str,
     if isinstance(base, logging.Logger) and base.getEffectiveLevel() > logging.INFO:
         base.setLevel(logging.INFO)  # a WARNING level set elsewhere would keep every step line from the API
 
-    def progress(step: str, status: str, detail: dict[str, Any]) -> None:
+    context = contextvars.copy_context()  # approval waits report from a thread without the flow's context
+
+    def report(step: str, status: str, detail: dict[str, Any]) -> None:
         extra = f": {detail['error']}" if detail.get("error") else ""
         failed = status in ("failed", "timed_out")
         (logger.warning if failed or status == "rejected" else logger.info)(f"{step} {status}{extra}")
         if failed:
             executor.fail_unit(step, f"{step} {status}{extra}")
+
+    def progress(step: str, status: str, detail: dict[str, Any]) -> None:
+        context.copy().run(report, step, status, detail)
 
     return progress
 

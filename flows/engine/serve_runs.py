@@ -37,6 +37,12 @@ class RunRequest(BaseModel):
     settings: dict[str, Any] | None = Field(default=None, description="The caller's effective settings (hand-off).")
 
 
+# Runs going on at once. A run mostly waits (on the Prefect API, the cloud, approvals), and an alert
+# storm's runs must all reach their first containment step soon: with 8, the 50 runs of bench/storm.py
+# queued behind each other for tens of seconds.
+MAX_RUNS = 64
+
+
 @dataclass
 class RunSlot:
     """One run handed to this server."""
@@ -67,7 +73,7 @@ class RunSlot:
 class RunManager:
     """Runs handed-over playbooks as ``respond`` flow runs, or as flow runs of ``deployment``."""
 
-    def __init__(self, settings: Settings, *, max_runs: int = 8, deployment: str | None = None) -> None:
+    def __init__(self, settings: Settings, *, max_runs: int = MAX_RUNS, deployment: str | None = None) -> None:
         self.settings = settings
         self.deployment = deployment
         self._context = contextvars.copy_context()  # carries the Prefect runtime's settings

@@ -55,6 +55,10 @@ class Receiver:
         self.sns = SnsVerifier(cw.topics, fetch=self.fetch_cert, host=re.compile(self.settings.sns_cert_host))
         self._known.update(i.key for i in self.spool.open_incidents())
 
+    def rate_wait(self, source: str) -> int:
+        """0 when a request of ``source`` may go on, else the seconds for ``Retry-After``."""
+        return self._buckets[source].take()
+
     def knows(self, key: str) -> bool:
         with self._lock:
             if key in self._known:
@@ -132,7 +136,7 @@ def routes(receiver: Receiver, *, ready: Callable[[], bool] = lambda: True) -> l
             receiver.metrics.count("unknown", "unknown_source")
             return JSONResponse({"error": f"unknown alert source {source[:40]!r}"}, status_code=404)
         cfg = receiver.settings.source(source)
-        wait = receiver._buckets[source].take()
+        wait = receiver.rate_wait(source)
         if wait:
             receiver.metrics.count(source, "rate_limited")
             return JSONResponse({"error": "rate limit"}, status_code=429, headers={"Retry-After": str(wait)})

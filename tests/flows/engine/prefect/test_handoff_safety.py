@@ -109,3 +109,64 @@ def test_a_follower_whose_server_died_says_so(tmp_path: Path) -> None:
     with pytest.raises(RunError, match=r"died while run r1 was going on; continue it with: fireline resume r1"):
         for _ in follow_run(run_dir, timeout=3600, server={"pid": gone.pid, "start": "1"}):
             pass
+
+
+def test_hand_off_over_tls_trusts_the_servers_certificate(tmp_path: Path) -> None:
+    import datetime
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fireline-serve")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))  # fmt: skip
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            body = json.dumps({"run_id": "r", "run_dir": "/tmp/r", "mode": "live", "status": "accepted"}).encode()
+            self.send_response(202)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        settings = load_settings()
+        doc = {
+            "pid": os.getpid(),
+            "start": process_start_time(os.getpid()),
+            "port": server.server_address[1],
+            "token": "t",
+            "tls": True,
+            "tls_cert": str(cert_file),
+            "settings": effective_settings(settings),
+        }
+        write_state(state_path(settings), doc)
+        answer = try_handoff({"playbook": "x"}, settings)
+        assert answer is not None
+        assert answer["run_id"] == "r"
+    finally:
+        server.shutdown()
