@@ -87,6 +87,20 @@ class Case:
 
 
 NET = (sandbox.seed_network, sandbox.seed_inference_hosts)
+
+
+def _contained_user(world: World) -> None:
+    """ml-pipeline after containment: quarantined, older sessions revoked, its first key inactive."""
+    from integrations.aws.iam_inline import DENY_ALL, revoke_sessions_policy
+
+    iam = world.client("iam")
+    iam.put_user_policy(UserName="ml-pipeline", PolicyName="fireline-quarantine", PolicyDocument=json.dumps(DENY_ALL))
+    revoke = json.dumps(revoke_sessions_policy("2026-01-01T00:00:00Z"))
+    iam.put_user_policy(UserName="ml-pipeline", PolicyName="fireline-revoke-older-sessions", PolicyDocument=revoke)
+    key = world.data["access_keys"]["ml-pipeline"][0]
+    iam.update_access_key(UserName="ml-pipeline", AccessKeyId=key, Status="Inactive")
+
+
 CASES = [
     Case(
         "aws.ec2.isolate_instance",
@@ -118,6 +132,18 @@ CASES = [
         {"user_name": "{{ inputs.user }}"},
         (sandbox.seed_iam,),
         lambda w: {"user_name": "ml-pipeline"},
+    ),
+    Case(
+        "aws.iam.restore_principal",
+        {"user_name": "{{ inputs.user }}", "reason": "keys rotated, forensics closed"},
+        (sandbox.seed_iam, _contained_user),
+        lambda w: {
+            "user_name": "ml-pipeline",
+            "reason": "keys rotated, forensics closed",
+            "lift_session_revocation": True,
+            "reactivate_access_keys": w.data["access_keys"]["ml-pipeline"][:1],
+        },
+        undo=False,
     ),
     Case(
         "aws.iam.capture_principal",
