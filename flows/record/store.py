@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -31,7 +32,13 @@ ZERO_HASH = "0" * 64
 EVENT_KEYS = ("seq", "at", "type", "step", "item", "detail", "prev_sha256")
 
 
+# A drill pins every record timestamp to its virtual clock (epoch seconds); None: the wall clock.
+VIRTUAL_NOW: list[Any] = []
+
+
 def utcnow() -> datetime:
+    if VIRTUAL_NOW:
+        return datetime.fromtimestamp(VIRTUAL_NOW[-1](), UTC)
     return datetime.now(UTC)
 
 
@@ -62,8 +69,29 @@ def write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def json_safe(value: Any) -> Any:
+    """``value`` with what strict JSON cannot hold made text: NaN and infinities, lone surrogates."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {json_safe(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def dump_json(obj: Any, **options: Any) -> bytes:
+    """Strict JSON as UTF-8 bytes; a value JSON cannot hold (NaN, a lone surrogate) is written as text."""
+    try:
+        return json.dumps(obj, ensure_ascii=False, default=str, allow_nan=False, **options).encode("utf-8")
+    except (ValueError, UnicodeEncodeError):
+        return json.dumps(json_safe(obj), ensure_ascii=False, default=str, allow_nan=False, **options).encode("utf-8")
+
+
 def dumps_line(obj: dict[str, Any]) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=str).encode("utf-8")
+    return dump_json(obj, separators=(",", ":"))
 
 
 class EvidenceItem(BaseModel):
@@ -279,8 +307,8 @@ class RunRecord:
             doc = {**data, "events": {"count": count, "head_sha256": head}}
             if self.anchor_error is not None:
                 doc["anchor_error"] = self.anchor_error
-            doc = (self.sealer or seal.current()).seal(self.run_id, doc)
-            write_atomic(self.run_json, json.dumps(doc, indent=2, ensure_ascii=False, default=str).encode("utf-8"))
+            doc = (self.sealer or seal.current()).seal(self.run_id, json_safe(doc))
+            write_atomic(self.run_json, dump_json(doc, indent=2))
             if self.anchor is not None and self._anchored != (count, head):
                 try:
                     self.anchor.put(self.run_id, {"count": count, "head_sha256": head, "seal": doc["seal"]})

@@ -151,3 +151,17 @@ def test_a_configured_secret_key_seals_and_another_key_fails(tmp_path: Path) -> 
     assert verify_record(run_dir, settings) == []
     other = Settings.model_validate({**settings.model_dump(), "record": {"key": "o" * 32}})
     assert any("configured key" in p for p in verify_record(run_dir, other))
+
+
+def test_values_json_cannot_hold_are_written_as_text_and_still_verify(tmp_path: Path) -> None:
+    run_dir, settings = _run(tmp_path)
+    from flows.record.store import RunRecord
+
+    record = RunRecord(run_dir, sealer=sealer_for(settings))
+    record.emit("log", detail={"message": "bad bytes \udcff from a file name", "ratio": float("nan")})
+    record.update_run(extra={"limit": float("inf")})
+    strict = {"parse_constant": lambda name: pytest.fail(f"{name} in the record")}
+    assert json.loads((run_dir / "run.json").read_text(), **strict)["extra"] == {"limit": "inf"}
+    last = json.loads((run_dir / "events.jsonl").read_text().splitlines()[-1], **strict)
+    assert last["detail"] == {"message": "bad bytes \\udcff from a file name", "ratio": "nan"}
+    assert verify_record(run_dir, settings) == []
