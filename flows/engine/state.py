@@ -35,7 +35,7 @@ try:
 except ImportError:  # no flock on this platform: the pid check of lock.json decides
     _HAVE_FLOCK = False
 from flows.engine.owner import boot_id, pid_alive, process_start_time, same_kernel
-from flows.record.store import iso, utcnow, write_atomic
+from flows.record.store import dump_json, iso, utcnow, write_atomic
 
 LEASE_SECONDS = 90.0
 """How long a run owner's lease lasts without renewal."""
@@ -56,7 +56,7 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 
 def _dump(data: Any) -> bytes:
-    return json.dumps(data, indent=1, ensure_ascii=False, default=str).encode("utf-8")
+    return dump_json(data, indent=1)
 
 
 @dataclass
@@ -145,14 +145,14 @@ class RunState:
                 fh.truncate(data.rfind(b"\n") + 1)
 
     def append_saga(self, entry: dict[str, Any]) -> None:
-        line = json.dumps({**entry, "at": iso(utcnow())}, separators=(",", ":"), ensure_ascii=False, default=str)
+        line = dump_json({**entry, "at": iso(utcnow())}, separators=(",", ":"))
         with self._saga_lock:
             self.dir.mkdir(parents=True, exist_ok=True)
             if not self._saga_checked:
                 self._drop_torn_saga_tail()
                 self._saga_checked = True
             with self.saga_path.open("ab") as fh:
-                fh.write(line.encode("utf-8") + b"\n")
+                fh.write(line + b"\n")
                 fh.flush()
                 os.fsync(fh.fileno())
 
