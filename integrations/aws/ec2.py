@@ -158,6 +158,7 @@ class IsolateInstance(Action[IsolateParams, IsolateResult]):
             for eni in found.get("NetworkInterfaces", []):
                 groups = ", ".join(g["GroupId"] for g in eni.get("Groups", []))
                 changes.append(f"{eni['NetworkInterfaceId']}: [{groups}] -> [{params.quarantine_group_name}]")
+        targets = [instance_target(params.instance_id, params.region, found)]
         if params.network_acl_deny:
             subnet = found.get("SubnetId", "its subnet") if found else "its subnet"
             changes.append(f"deny all traffic in and out of {subnet} in its network ACL (lowest free rule numbers)")
@@ -169,7 +170,10 @@ class IsolateInstance(Action[IsolateParams, IsolateResult]):
                     warnings,
                 )
                 if others:
-                    warnings.append(f"the network ACL deny also cuts off {len(others)} other instance(s): {others}")
+                    ids = [o["InstanceId"] for o in others]
+                    warnings.append(f"the network ACL deny also cuts off {len(ids)} other instance(s): {ids}")
+                    # They are cut off too: guards (max_targets, protected and required tags) see them.
+                    targets += [instance_target(o["InstanceId"], params.region, o) for o in others]
         changes.append(f"tag {params.instance_id} {ISOLATED_TAG}={ctx.incident.id}")
         if params.termination_protection:
             changes.append(f"enable termination protection on {params.instance_id}")
@@ -182,7 +186,7 @@ class IsolateInstance(Action[IsolateParams, IsolateResult]):
             summary=f"isolate {params.instance_id}",
             changes=changes,
             warnings=warnings,
-            targets=[instance_target(params.instance_id, params.region, found)],
+            targets=targets,
         )
 
     def apply(self, params: IsolateParams, ctx: ActionContext) -> IsolateResult:

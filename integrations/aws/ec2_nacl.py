@@ -6,7 +6,8 @@ User Guide ("Security group connection tracking") names them as the way to inter
 immediately. A network ACL cannot name one instance as the destination of inbound traffic: its
 entries match the source (inbound) or destination (outbound) range only, so the deny covers the
 whole subnet, and every other instance in it. Use it when the blast radius allows (a subnet that
-holds only the compromised hosts); the plan lists the other instances it would cut off.
+holds only the compromised hosts): the plan declares the other instances it would cut off as
+targets, so ``max_targets``, ``protected_tags`` and ``require_tags`` apply to them too.
 
 The deny entries take the lowest free rule numbers (entries are evaluated lowest first, so they
 come before the subnet's allows) and are remembered in a tag on the ACL before they are created,
@@ -39,7 +40,7 @@ def subnet_acl(ec2: Any, subnet_id: str) -> dict[str, Any]:
     return found
 
 
-def neighbours(ec2: Any, subnet_id: str, instance_id: str) -> list[str]:
+def neighbours(ec2: Any, subnet_id: str, instance_id: str) -> list[dict[str, Any]]:
     """Other running or pending instances in the subnet (a subnet-wide deny cuts them off too)."""
     with aws_errors(f"list the instances of {subnet_id}"):
         reservations = ec2.describe_instances(
@@ -48,7 +49,8 @@ def neighbours(ec2: Any, subnet_id: str, instance_id: str) -> list[str]:
                 {"Name": "instance-state-name", "Values": ["pending", "running"]},
             ]
         )["Reservations"]
-    return sorted(i["InstanceId"] for r in reservations for i in r["Instances"] if i["InstanceId"] != instance_id)
+    found = [i for r in reservations for i in r["Instances"] if i["InstanceId"] != instance_id]
+    return sorted(found, key=lambda i: str(i["InstanceId"]))
 
 
 def _remembered(acl: dict[str, Any]) -> list[dict[str, Any]]:

@@ -16,6 +16,8 @@ from urllib.parse import parse_qs
 
 import pytest
 
+from flows.engine.guards import check_plans
+from flows.language.spec import Guards
 from integrations.aws.ec2 import IsolateInstance, IsolateParams
 from integrations.aws.sandbox import seed_inference_hosts, seed_network
 from integrations.aws.stable import EC2_INSTANCE
@@ -123,6 +125,12 @@ def test_network_acl_deny_cuts_the_subnet_and_undo_restores_groups_and_acl(aws: 
     params = IsolateParams(instance_id=host, network_acl_deny=True)
     plan = IsolateInstance().plan(params, aws.context())
     assert any("other instance" in w for w in plan.warnings)  # the neighbours in the subnet are named
+    # They are targets too: the protected canary in the same subnet makes the guards refuse.
+    assert world.data["protected_instance"] in {t.id for t in plan.targets}
+    refused = check_plans(Guards(), [plan], live=True)
+    assert [r.target for r in refused] == [f"aws:ec2:instance:{world.data['protected_instance']}"]
+    plain = IsolateInstance().plan(IsolateParams(instance_id=host), aws.context())
+    assert [t.id for t in plain.targets] == [host]
     result = IsolateInstance().apply(params, aws.context())
     denies = [e for e in acl()["Entries"] if e["RuleAction"] == "deny" and e.get("CidrBlock") == "0.0.0.0/0"]
     by_direction = {e["Egress"]: e["RuleNumber"] for e in denies if e["RuleNumber"] < 32767}
