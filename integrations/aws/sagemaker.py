@@ -14,7 +14,7 @@ from pydantic import Field
 
 from flows.actions.context import ActionContext
 from flows.actions.registry import Action, ActionKind, ActionParams, ActionResult, Plan, Target, UndoResult, action
-from flows.errors import ActionError
+from flows.errors import ActionError, IntegrationError
 from integrations.aws.common import arn, live_read, plan_read, store_json
 from integrations.aws.sagemaker_capture import CAPTURE_PERMISSIONS, capture_endpoint
 from integrations.aws.session import aws_errors, client, known, tag_dict
@@ -243,6 +243,18 @@ class IsolateEndpoint(Action[IsolateEndpointParams, IsolateEndpointResult]):
                 sm.update_endpoint_weights_and_capacities(
                     EndpointName=params.endpoint_name,
                     DesiredWeightsAndCapacities=[{"VariantName": v, "DesiredWeight": 0.0} for v in todo],
+                )
+            # The update puts the endpoint in Updating: success is the settled endpoint at weight 0.
+            after = settled(ctx, params.endpoint_name, params.region)
+            serving = [
+                v["VariantName"]
+                for v in after.get("ProductionVariants", [])
+                if v["VariantName"] in todo and float(v.get("CurrentWeight", 0.0)) != 0
+            ]
+            if serving:
+                raise IntegrationError(
+                    f"endpoint {params.endpoint_name} still sends traffic to {', '.join(serving)} after the drain",
+                    retryable=True,
                 )
         result.changed = bool(todo)
         result.summary = (

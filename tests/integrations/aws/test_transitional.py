@@ -227,3 +227,16 @@ def test_isolation_waits_for_a_pending_instance(fast_polls: None, tmp_path: Path
         assert reads["n"] > 3  # it read the state until the instance was running, then acted
         events = [json.loads(line) for line in (ctx.record.dir / "events.jsonl").read_text().splitlines()]
         assert [e["detail"]["state"] for e in events if e["type"] == "resource.transitional"] == ["pending"]
+
+
+def test_a_drain_that_did_not_take_is_not_reported_as_done(moto_sagemaker: Any, tmp_path: Path) -> None:
+    from moto.sagemaker import models as sm_models
+
+    backend = sm_models.sagemaker_backends[ACCOUNT][REGION]
+    endpoint = backend.endpoints["fraud-detector"]
+    # The update is accepted, then rolled back (the weights stay): AWS's RollingBack ends here.
+    backend.update_endpoint_weights_and_capacities = lambda *args, **kwargs: endpoint.arn
+    with pytest.raises(IntegrationError, match="still sends traffic to primary") as raised:
+        IsolateEndpoint().apply(IsolateEndpointParams(endpoint_name="fraud-detector"), ctx_at(tmp_path))
+    assert is_retryable(raised.value)
+    assert _weights(moto_sagemaker) == {"primary": 1.0}
