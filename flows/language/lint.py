@@ -19,9 +19,10 @@ from typing import Any
 from flows.actions.registry import ActionKind, Registry
 from flows.errors import Diagnostic, SpecError
 from flows.language.diagnose import suggest
+from flows.language.input_defaults import default_problem
 from flows.language.lint_steps import action_sites, check_actions, check_templates, is_secret_ref
 from flows.language.loader import LoadedPlaybook, PlaybookValidationError, load_playbook, sort_diagnostics
-from flows.language.spec import InputSpec, Playbook
+from flows.language.spec import Playbook
 from flows.language.template_refs import contains_template
 from flows.language.yaml_safe import DocPath, PositionMap, format_path
 
@@ -184,61 +185,6 @@ def _secrets(data: Any, path: DocPath, warn: _Warnings) -> None:
         )
 
 
-def _is_int(value: Any) -> bool:
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, int):
-        return True
-    return isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d+\s*", value) is not None
-
-
-def _default_problem(spec: InputSpec) -> str | None:
-    """Why a literal default would fail the engine's coercion of its input type (None: it fits).
-
-    Mirrors ``flows.engine.inputs.coerce`` for values written in YAML, without importing the engine
-    (which ``fireline validate`` must stay light of).
-    """
-    value, kind = spec.default, spec.type
-    checks: dict[str, Callable[[Any], bool]] = {
-        "string": lambda v: isinstance(v, str),
-        "int": _is_int,
-        "float": lambda v: (isinstance(v, int | float) and not isinstance(v, bool)) or _is_float_text(v),
-        "bool": lambda v: isinstance(v, bool) or str(v).strip().lower() in _BOOL_WORDS,
-        "duration": _is_duration,
-        "list[string]": lambda v: isinstance(v, str) or (isinstance(v, list) and all(isinstance(i, str) for i in v)),
-        "list[int]": lambda v: isinstance(v, list) and all(_is_int(i) for i in v),
-        "dict": lambda v: isinstance(v, dict),
-    }
-    if not checks[kind](value):
-        return f"expected a value of type {kind}, got {value!r}"
-    if spec.choices is not None and value not in spec.choices:
-        return f"{value!r} is not one of {spec.choices!r}"
-    return None
-
-
-_BOOL_WORDS = frozenset({"true", "yes", "1", "on", "false", "no", "0", "off"})
-
-
-def _is_float_text(value: Any) -> bool:
-    if not isinstance(value, str):
-        return False
-    try:
-        float(value)
-    except ValueError:
-        return False
-    return True
-
-
-def _is_duration(value: Any) -> bool:
-    from flows.language.durations import parse_duration
-
-    try:
-        parse_duration(value)
-    except ValueError:
-        return False
-    return True
-
-
 def _input_defaults(playbook: Playbook, positions: PositionMap, out: list[Diagnostic], warn: _Warnings) -> None:
     """Literal defaults must fit their input's type and choices."""
     for name, spec in playbook.inputs.items():
@@ -248,7 +194,7 @@ def _input_defaults(playbook: Playbook, positions: PositionMap, out: list[Diagno
         if spec.required:
             warn("W507", "a required input never uses its default", path, "drop required or the default")
             continue
-        problem = _default_problem(spec)
+        problem = default_problem(spec)
         if problem is not None:
             message = f"default does not fit the input: {problem}"
             out.append(Diagnostic("E208", message, positions.value(path), format_path(path)))
