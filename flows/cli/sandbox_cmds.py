@@ -79,22 +79,23 @@ def _print_demo(results: list[dict[str, Any]]) -> None:
 
 
 def next_steps(results: list[dict[str, Any]]) -> list[str]:
-    """Commands worth trying after the demo, on the runs it made."""
+    """Commands worth trying after the demo, on the runs it made, each with what it shows."""
     if not results:
         return []
     run_dir = results[0]["run_dir"]
-    lines = [
-        f"fireline runs show {run_dir}            # the steps and their outcomes",
-        f"fireline audit verify {run_dir}         # the hash-chained event log is intact",
-        f"fireline evidence verify {run_dir}      # re-hash every preserved evidence item",
+    pairs = [
+        (f"fireline runs show {run_dir}", "the steps and their outcomes"),
+        (f"fireline audit verify {run_dir}", "the run record is intact"),
+        (f"fireline evidence verify {run_dir}", "re-hash every preserved evidence item"),
     ]
     if results[0].get("report"):
-        lines.append(f"less {results[0]['report']}            # the post-mortem report")
-    lines += [
-        "fireline sandbox up                      # keep a sandbox running and try your own live runs",
-        "fireline validate playbooks/             # then write a playbook: docs/playbook-language.md",
+        pairs.append((f"less {results[0]['report']}", "the post-mortem report"))
+    pairs += [
+        ("fireline sandbox up", "keep a sandbox running and try your own live runs"),
+        ("fireline validate playbooks/", "then write a playbook: docs/playbook-language.md"),
     ]
-    return lines
+    width = max(len(command) for command, _ in pairs)
+    return [f"{command.ljust(width)}  # {why}" for command, why in pairs]
 
 
 @sandbox_app.command("demo")
