@@ -108,12 +108,18 @@ def build_app(
         Route("/runs/{run_id}", get_run, methods=["GET"]),
         *routes,
     ]
-    all_routes.extend(Mount(path, app=sub) for path, sub in (mounts or {}).items())
-    if manager.settings.slack.signing_secret:  # Slack buttons (signed by Slack, no bearer token)
+    all_routes.extend(Mount(path, app=sub) for path, sub in _mounts(manager, mounts).items())
+    return Starlette(routes=all_routes)
+
+
+def _mounts(manager: RunManager, mounts: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Sub-apps: the caller's, and Slack's buttons when a signing secret is set (signed by Slack, no token)."""
+    found = dict(mounts or {})
+    if manager.settings.slack.signing_secret:
         from flows.people.interactions import interactions_app
 
-        all_routes.append(Mount("/slack", app=interactions_app(manager.settings)))
-    return Starlette(routes=all_routes)
+        found["/slack"] = interactions_app(manager.settings)
+    return found
 
 
 def _bind(host: str, port: int) -> socket.socket:

@@ -1,8 +1,9 @@
 """The generic format: fireline's normalised alert, one object or ``{"alerts": [...]}``.
 
 Every field is optional (``{"labels": {...}}`` is a valid alert); unknown keys are refused so that
-a typo cannot vanish. Requests must be signed (HMAC over ``<timestamp>.<body>``, see
-:mod:`flows.triggers.auth`), which is what makes this format safe to expose.
+a typo cannot vanish. Off loopback, requests must be signed (``auth = "hmac"``: HMAC-SHA256 over
+``<timestamp>.<body>`` with a 5-minute replay window, see :mod:`flows.triggers.auth`), which is
+what makes this format safe to expose.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from uuid import UUID
 
 import pytest
 
@@ -42,6 +43,7 @@ def test_deployment_runs_on_a_process_worker(
     with get_client(sync_client=True) as client:
         deployment = client.read_deployment(result["deployment_id"])
         assert deployment.entrypoint == "flows.engine.prefect_flow.respond"
+        assert deployment.parameter_openapi_schema is not None
         assert set(deployment.parameter_openapi_schema["properties"]) >= {
             "playbook",
             "alert",
@@ -49,6 +51,10 @@ def test_deployment_runs_on_a_process_worker(
             "run_id",
             "inputs",
         }
+        from prefect.exceptions import PrefectHTTPStatusError
+
+        with pytest.raises(PrefectHTTPStatusError, match="yolo"):  # mode is an enum the server enforces
+            client.create_flow_run_from_deployment(deployment.id, parameters={"playbook": "x", "mode": "yolo"})
         flow_run = client.create_flow_run_from_deployment(
             deployment.id, parameters={"playbook": str(playbook), "mode": "dry-run", "run_id": "from-a-worker"}
         )
@@ -114,7 +120,7 @@ def test_serve_in_deployed_mode_creates_flow_runs_for_workers(prefect_session: P
     assert slot.status == "submitted"
     assert slot.flow_run_id is not None
     with get_client(sync_client=True) as client:
-        flow_run = client.read_flow_run(slot.flow_run_id)
+        flow_run = client.read_flow_run(UUID(slot.flow_run_id))
     assert str(flow_run.deployment_id) == deployed["deployment_id"]
     assert flow_run.parameters["run_id"] == slot.run_id
     assert flow_run.parameters["mode"] == "dry-run"
