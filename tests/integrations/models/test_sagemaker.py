@@ -274,3 +274,22 @@ def test_versions_are_newest_first(aws: dict[str, Any], tmp_path: Path) -> None:
         TargetParams(registry="sagemaker", model_package_group=GROUP), ctx_at(tmp_path)
     ).versions()
     assert [v.id for v in listed] == list(reversed(arns))
+
+
+def test_verify_names_a_rejected_version_still_serving_on_another_variant(aws: dict[str, Any], tmp_path: Path) -> None:
+    """The SageMaker kin of an MLflow stage left behind: a canary variant still carries weight."""
+    from integrations.models.actions import ModelVerify
+    from integrations.models.verify import VerifyParams
+
+    ctx = ctx_at(tmp_path)
+    good, bad = package(aws, "good", b"good"), package(aws, "bad", b"bad")
+    attest_pkg(ctx, good)
+    serve(aws, {"stable": (good, 0.9), "canary": (bad, 0.1)})
+    with pytest.raises(ActionError, match=r"still serves: no known-good attestation") as caught:
+        ModelVerify().apply(VerifyParams(registry="sagemaker", endpoint=ENDPOINT, model_package_group=GROUP), ctx)
+    assert "serves 2 versions" in str(caught.value)
+    weights = {
+        v["VariantName"]: v["CurrentWeight"]
+        for v in aws["sm"].describe_endpoint(EndpointName=ENDPOINT)["ProductionVariants"]
+    }
+    assert weights == {"stable": 0.9, "canary": 0.1}  # read back: the canary still takes traffic
