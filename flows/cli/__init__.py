@@ -36,6 +36,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "flows.cli.trigger_cmds",
     "flows.cli.config_cmds",
     "flows.cli.people_cmds",
+    "flows.cli.drill_cmds",
 )
 
 

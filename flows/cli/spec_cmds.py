@@ -84,7 +84,10 @@ def _check(paths: list[Path], strict: bool, as_json: bool, command: str) -> None
     if not files:
         raise BadInputError("no playbook files (*.yaml, *.yml) found in " + ", ".join(map(str, paths)))
     files += people_files(paths)
-    results = [(f, *validate_file(f, strict=strict)) for f in files]
+    from flows.drills.load import is_scenario, library_scenarios, validate_scenario  # drill scenarios too
+
+    files += library_scenarios(paths)
+    results = [(f, *(validate_scenario(f) if is_scenario(f) else validate_file(f, strict=strict))) for f in files]
     _library_names(results)
     from flows.triggers.overlap import lint_library
 
@@ -145,6 +148,9 @@ def schema(
     from flows.language.schema import playbook_schema
 
     document = playbook_schema(default_registry())
+    from flows.drills.schema import with_scenario  # kind: Scenario, for editors of drill files
+
+    document = with_scenario(document)
     if output is not None:
         write_output(output, json.dumps(document, indent=2) + "\n")
         if as_json:

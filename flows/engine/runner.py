@@ -66,6 +66,7 @@ class _Launch:
     progress: Progress | None
     resumed: bool
     clock: Any = None  # flows.engine.waits.Clock for approval and page waits (None: the wall clock)
+    cache: dict[str, Any] | None = None  # extra per-run services (a drill's client hooks)
 
 
 def _sources(run_dir: Path, responders: Responders | None, extra: Sequence[AnswerSource]) -> list[AnswerSource]:
@@ -92,10 +93,12 @@ def run_playbook(
     progress: Progress | None = None,
     alerts: list[dict[str, Any]] | None = None,
     clock: Any = None,
+    cache: dict[str, Any] | None = None,
 ) -> RunSummary:
     """Validate the request, then run the playbook to its end and return the summary.
 
     ``alerts`` is the incident's alert list (``alerts`` in templates; default: the one ``alert``).
+    ``cache`` seeds the run's services (``aws.client_hooks``: callables given each new AWS client).
 
     Raises a :class:`~flows.errors.FirelineError` before writing anything when the playbook, the
     alert or the inputs are wrong. A run that starts always ends with a run record, whatever its outcome.
@@ -174,6 +177,7 @@ def run_playbook(
             run_dir, run_id, book, incident,
             scope | {"inputs": resolved_inputs, "alerts": list(meta["alerts"])}, doc_data, state, settings, registry,
             executor, _sources(run_dir, responders, answer_sources), trigger, progress, resumed=False, clock=clock,
+            cache=cache,
         )
     )  # fmt: skip
 
@@ -227,7 +231,7 @@ def _drive(launch: _Launch) -> RunSummary:
     labels = (launch.doc.get("alert") or {}).get("labels") or {}
     library = Path(str((launch.doc.get("playbook") or {}).get("path") or ".")).parent
     services.cache.update({"clock": launch.clock or SystemClock(), "people.contacts": book.contacts,
-                           "people.labels": labels, "people.library": library})  # fmt: skip
+                           "people.labels": labels, "people.library": library, **(launch.cache or {})})  # fmt: skip
     sealing = {"sealer": sealer_for(settings), "anchor": anchor_sink(settings)}
     record = RedactingRecord(run_dir, run_id, services.secret_values, incident.mode, **sealing)
     doc = RunDoc(record, launch.doc)

@@ -105,6 +105,11 @@ def render(ctx: dict[str, Any], fmt: str) -> str:
     return _env().get_template(f"report.{fmt}.j2").render(r=ctx, **extra)
 
 
+def render_template(name: str, ctx: dict[str, Any]) -> str:
+    """Render another report of the same family (``drill.md.j2``) with this environment and filters."""
+    return _json(ctx) if name.endswith(".json") else _env().get_template(name).render(r=ctx)
+
+
 def _s3_checks(loaded: LoadedRun, settings: Any) -> dict[str, Any]:
     """Every S3 item checked once (``fireline evidence verify``'s own code), by item id."""
     from flows.record.evidence_verify import verify_run

@@ -193,6 +193,8 @@ def client(ctx: ActionContext, service: str, region: str | None = None) -> Any:
         )
         if not ctx.live:
             install_write_guard(made, ctx)
+        for hook in ctx.services.cache.get("aws.client_hooks", ()):  # a drill's fault injection
+            hook(made)
         return made
 
     return ctx.services.get_or_create(key, build)

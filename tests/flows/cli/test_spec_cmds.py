@@ -54,7 +54,8 @@ def _library(tmp_path: Path) -> Path:
     (lib / "nested" / "two.yml").write_text(PLAYBOOK.replace("NAME", "two"))
     # Other documents live beside playbooks and are not playbooks (contact trees are checked as trees).
     (lib / "contact-trees" / "tree.yaml").write_text(TREE)
-    (lib / "scenarios" / "drill.yaml").write_text("responders: {}\n")
+    scenario = "apiVersion: fireline/v1\nkind: Scenario\nmetadata: {name: drill}\nplaybook: one\nalert: {labels: {}}\n"
+    (lib / "scenarios" / "drill.yaml").write_text(scenario + "expect: {outcome: succeeded}\n")  # checked as a scenario
     return lib
 
 
@@ -69,7 +70,7 @@ def test_validate_a_library_skips_other_documents(tmp_path: Path, capsys: pytest
     assert code == 0, err
     doc = json.loads(out)
     assert doc["ok"] is True
-    assert [Path(f["path"]).name for f in doc["files"]] == ["two.yml", "one.yaml", "tree.yaml"]
+    assert [Path(f["path"]).name for f in doc["files"]] == ["two.yml", "one.yaml", "tree.yaml", "drill.yaml"]
     assert {f["playbook"] for f in doc["files"]} == {"one@1", "two@1", None}
 
 

@@ -1,0 +1,180 @@
+"""The drill's simulated clock, and the scripted responders that answer on it.
+
+:class:`DrillClock` is the engine's :class:`~flows.engine.waits.VirtualClock` in ``auto`` mode
+with alarms: a sleep jumps forward to the waiter's next deadline or to the next scripted answer,
+whichever comes first, so a 15-minute ack timeout costs no wall time and a scripted ack at 4 min
+lands at 4 min, not at the deadline. While a drill runs, :func:`pinned` makes every record
+timestamp (events, run.json, approvals) come from the same clock, so they are virtual but
+consistent with the waits.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import heapq
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
+
+from flows.engine.approvals import Answer
+from flows.engine.waits import VirtualClock
+
+T = TypeVar("T")
+
+
+SETTLE = 0.05  # real seconds without a record write or an AWS call before virtual time may move
+
+
+@dataclass
+class DrillClock(VirtualClock):
+    """An auto-advancing virtual clock that stops at every alarm on its way.
+
+    Time moves only when the run is quiet: no unit of work in flight on the drill's executor and
+    no record written for :data:`SETTLE` real seconds (the scheduler deciding what comes next
+    after an answer). Otherwise a jump to the next deadline could overtake work that, on the
+    run's own timeline, happens first.
+    """
+
+    auto: bool = True
+    _alarms: list[float] = field(default_factory=list)
+    _alarm_lock: threading.Lock = field(default_factory=threading.Lock)
+    in_flight: int = 0
+    last_write: float = 0.0
+
+    def record_now(self) -> float:
+        """The record's clock (see :func:`pinned`): notes the write, for quiescence."""
+        self.last_write = time.monotonic()
+        return self.now()
+
+    def touch(self, **_: Any) -> None:
+        """Note activity (a botocore ``before-call``/``after-call`` hook: plans read between writes)."""
+        self.last_write = time.monotonic()
+
+    def hook(self, client: Any) -> None:
+        """Register :meth:`touch` on an AWS client of the run (``aws.client_hooks``)."""
+        for event in ("before-call", "after-call", "after-call-error"):
+            client.meta.events.register(event, self.touch)
+
+    def _settle(self, stop: threading.Event) -> None:
+        while not stop.is_set() and (self.in_flight > 0 or time.monotonic() - self.last_write < SETTLE):
+            stop.wait(0.002)
+
+    def alarm(self, at: float) -> None:
+        """Stop the clock at ``at`` (epoch seconds) when a sleep would pass it."""
+        with self._alarm_lock:
+            heapq.heappush(self._alarms, at)
+
+    def sleep(self, seconds: float, stop: threading.Event) -> bool:
+        mark = self.last_write
+        self._settle(stop)
+        if self.last_write != mark:  # the run moved on meanwhile: let the waiter poll before time moves
+            return stop.is_set()
+        now = self.now()
+        with self._alarm_lock:
+            while self._alarms and self._alarms[0] <= now:
+                heapq.heappop(self._alarms)
+            nearest = self._alarms[0] - now if self._alarms else None
+        step = seconds if nearest is None else min(seconds, nearest)
+        return super().sleep(step, stop)
+
+    def jump(self, seconds: float) -> None:
+        """Let virtual time pass (a simulated retry back-off)."""
+        self.advance(seconds)
+
+
+@contextlib.contextmanager
+def pinned(clock: VirtualClock) -> Iterator[None]:
+    """Every record timestamp comes from ``clock`` inside the block."""
+    from flows.record import store
+
+    now = clock.record_now if isinstance(clock, DrillClock) else clock.now
+    store.VIRTUAL_NOW.append(now)
+    try:
+        yield
+    finally:
+        store.VIRTUAL_NOW.remove(now)
+
+
+class _AckScript(dict[str, list[tuple[str, float]]]):
+    """Scripted acks per paging step; the first lookup of a step sets alarms at its ack times."""
+
+    def __init__(self, clock: DrillClock, acks: dict[str, list[tuple[str, float]]]) -> None:
+        super().__init__(acks)
+        self.clock = clock
+        self.armed: set[str] = set()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        found = super().get(key, default)
+        if key not in self.armed and found:
+            self.armed.add(key)
+            for _, after in found:
+                self.clock.alarm(self.clock.now() + after)
+        return found
+
+
+class DrillResponders:
+    """A responder script on the drill clock: approval answers and acks after virtual delays.
+
+    An answer source (``poll(run_id, step_id)``) for approvals, and ``acks`` for the paging
+    steps' ack pollers. The first poll of a step starts its script; the answers then come due at
+    start + ``after`` on the drill clock, and the clock stops there.
+    """
+
+    def __init__(self, clock: DrillClock, approvals: dict[str, list[Answer]],
+                 acks: dict[str, list[tuple[str, float]]]) -> None:  # fmt: skip
+        self.clock = clock
+        self.approvals = approvals
+        self.acks = _AckScript(clock, acks)
+        self._started: dict[str, float] = {}
+        self._given: dict[str, int] = {}
+
+    def poll(self, run_id: str, step_id: str) -> list[Answer]:
+        from datetime import UTC, datetime
+
+        from flows.record.store import iso
+
+        now = self.clock.now()
+        if step_id not in self._started:
+            self._started[step_id] = now
+            for answer in self.approvals.get(step_id, []):
+                self.clock.alarm(now + answer.after)
+        start = self._started[step_id]
+        pending = self.approvals.get(step_id, [])[self._given.get(step_id, 0) :]
+        due: list[Answer] = []
+        for answer in pending:
+            if now - start < answer.after:
+                break
+            at = iso(datetime.fromtimestamp(now, UTC))
+            due.append(replace(answer, how="scripted", at=at, authenticated_as="script"))
+        self._given[step_id] = self._given.get(step_id, 0) + len(due)
+        return due
+
+
+class DrillExecutor:
+    """The engine's thread executor, counting the units in flight for the clock's quiescence."""
+
+    def __init__(self, clock: DrillClock) -> None:
+        from flows.engine.executor import ThreadExecutor
+
+        self.clock = clock
+        self.inner = ThreadExecutor()
+        self.lock = threading.Lock()
+
+    def submit(self, name: str, fn: Callable[[], T]) -> concurrent.futures.Future[T]:
+        def counted() -> T:
+            try:
+                return fn()
+            finally:
+                with self.lock:
+                    self.clock.in_flight -= 1
+                self.clock.last_write = time.monotonic()  # the scheduler now decides what follows
+
+        with self.lock:
+            self.clock.in_flight += 1
+        return self.inner.submit(name, counted)
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
