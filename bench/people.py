@@ -8,7 +8,14 @@ Sections, each a function of its own:
   Baseline, measured in the same run: posting one message per event with no pacing, as a naive
   timeline would.
 
-Run: ``.venv/bin/python bench/people.py [--events 200] [--interval 1.0] [--rate-limits 3]``.
+- :func:`concurrent_waits` (waiting without a worker): one run with 1,000 approval steps waiting at
+  once and a chain of unrelated log steps; the chain's latency with the waits against the same run
+  without them (goal: within 1.2x). The waits hold no executor thread (the thread count is printed).
+- :func:`simulated_ack_timeout`: a page escalating through two 15-minute levels to the fallback on a
+  virtual clock that jumps to the next deadline: the wall seconds it takes.
+
+Run: ``.venv/bin/python bench/people.py [--events 200] [--interval 1.0] [--rate-limits 3] [--waits 1000]
+[--sections storm,waits,clock]``.
 """
 
 from __future__ import annotations
@@ -128,13 +135,166 @@ def print_page_storm(events: int, interval: float, rate_limits: int) -> None:
           f"{naive['max_per_second'] / max(1, storm['max_per_second']):.0f}x lower peak rate")  # fmt: skip
 
 
+# -- waiting without a worker ------------------------------------------------------------------------
+def _waits_playbook(folder: Path, waits: int, probes: int) -> Path:
+    """``settle`` (1 s), then a chain of ``probes`` log steps; beside it ``waits`` approval steps."""
+    lines = ["apiVersion: fireline/v1", "kind: Playbook", "metadata: {name: waits, version: 1, title: Waits}", "steps:",
+             "  - {id: settle, needs: [], action: wait, with: {duration: 1s}}"]  # fmt: skip
+    for i in range(probes):
+        after = "settle" if i == 0 else f"p{i - 1}"
+        lines.append(f"  - {{id: p{i}, needs: [{after}], action: log, with: {{message: probe {i}}}}}")
+    lines += [f"  - {{id: a{i}, needs: [], action: approval, with: {{approvers: ['user:nobody'], timeout: 1h}}}}"
+              for i in range(waits)]  # fmt: skip
+    path = folder / f"waits-{waits}.yaml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _probe_chain(run_dir: Path, probes: int) -> float | None:
+    from flows.record.store import read_events
+
+    if not (run_dir / "events.jsonl").exists():
+        return None
+    at = {(e["type"], e["step"]): e["at"] for e in read_events(run_dir / "events.jsonl")}
+    first, last = at.get(("step.started", "p0")), at.get(("step.succeeded", f"p{probes - 1}"))
+    if first is None or last is None:
+        return None
+    from datetime import datetime
+
+    return (
+        datetime.fromisoformat(last.replace("Z", "+00:00")) - datetime.fromisoformat(first.replace("Z", "+00:00"))
+    ).total_seconds()
+
+
+def _one_waits_run(root: Path, waits: int, probes: int) -> dict[str, Any]:
+    import threading
+
+    from flows.config import Settings
+    from flows.engine import run_playbook
+    from flows.engine.waits import VirtualClock
+
+    clock = VirtualClock()
+    settings = Settings(runs_dir=root / f"runs-{waits}", home=root / "home", playbooks_dir=root)
+    run_id = f"waits-{waits}"
+    book = _waits_playbook(root, waits, probes)
+    result: dict[str, Any] = {}
+    began = time.monotonic()
+    thread = threading.Thread(
+        target=lambda: result.update(summary=run_playbook(book, settings=settings, run_id=run_id, clock=clock))
+    )
+    thread.start()
+    run_dir = settings.runs_dir / run_id
+    peak_threads = 0
+    while (chain := _probe_chain(run_dir, probes)) is None:
+        peak_threads = max(peak_threads, threading.active_count())
+        time.sleep(0.05)
+    clock.advance(7200)  # every approval times out now
+    thread.join()
+    return {"chain": chain, "threads": peak_threads, "seconds": time.monotonic() - began,
+            "outcome": result["summary"].outcome}  # fmt: skip
+
+
+def concurrent_waits(waits: int = 1000, probes: int = 20) -> dict[str, Any]:
+    """Latency of an unrelated chain of steps with and without ``waits`` approvals waiting beside it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        base = _one_waits_run(root, 0, probes)
+        loaded = _one_waits_run(root, waits, probes)
+    return {"waits": waits, "probes": probes, "baseline": base, "loaded": loaded,
+            "ratio": loaded["chain"] / base["chain"] if base["chain"] else float("inf")}  # fmt: skip
+
+
+def print_concurrent_waits(waits: int) -> None:
+    import os
+
+    r = concurrent_waits(waits)
+    b, w = r["baseline"], r["loaded"]
+    print(f"concurrent waits: {r['waits']} approval steps waiting at once beside a chain of {r['probes']} log steps "
+          f"(load {os.getloadavg()[0]:.1f})")  # fmt: skip
+    print(f"  chain without waits       {b['chain'] * 1000:.0f} ms (threads {b['threads']})")
+    print(f"  chain with {r['waits']} waits     {w['chain'] * 1000:.0f} ms (threads {w['threads']}; "
+          f"run {w['seconds']:.1f}s, outcome {w['outcome']})")  # fmt: skip
+    print(f"  ratio {r['ratio']:.2f}x (goal <= 1.2x)")
+
+
+# -- a 15-minute ack timeout on a simulated clock ---------------------------------------------------
+def simulated_ack_timeout() -> dict[str, Any]:
+    """Two 15-minute levels and the fallback, nobody acks, on a clock that jumps to each deadline."""
+    import os
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from flows.config import Settings
+    from flows.engine import run_playbook
+    from flows.engine.waits import VirtualClock
+
+    received: list[str] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            received.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    for name in ("L0", "L1", "FB"):
+        os.environ[f"BENCH_HOOK_{name}"] = f"http://127.0.0.1:{port}/{name.lower()}"
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            (root / "contact-trees").mkdir()
+            (root / "contact-trees" / "slow.yaml").write_text(
+                "apiVersion: fireline/v1\nkind: ContactTree\nmetadata: {name: slow, version: 1}\nlevels:\n"
+                "  - {targets: ['webhook:secret:BENCH_HOOK_L0'], ack_timeout: 15m}\n"
+                "  - {targets: ['webhook:secret:BENCH_HOOK_L1'], ack_timeout: 15m}\n"
+                "fallback: ['webhook:secret:BENCH_HOOK_FB']\nreminder_interval: 10m\nreminders: 2\n"
+            )  # fmt: skip
+            book = root / "page.yaml"
+            book.write_text(
+                "apiVersion: fireline/v1\nkind: Playbook\nmetadata: {name: page, version: 1, title: P}\n"
+                "contacts: slow\nsteps:\n  - {id: page, action: contacts.page, with: {message: slow}}\n"
+            )
+            clock = VirtualClock(auto=True)
+            start = clock.now()
+            began = time.monotonic()
+            summary = run_playbook(book, settings=Settings(runs_dir=root / "runs", home=root / "home",
+                                                           playbooks_dir=root), clock=clock)  # fmt: skip
+            wall = time.monotonic() - began
+    finally:
+        server.shutdown()
+    return {"virtual_seconds": clock.now() - start, "wall_seconds": wall, "pages": [p.strip("/") for p in received],
+            "status": summary.steps["page"].status}  # fmt: skip
+
+
+def print_simulated_ack_timeout() -> None:
+    r = simulated_ack_timeout()
+    print("simulated clock: two 15-minute ack timeouts, exhaustion, 2 reminders every 10 minutes, nobody acks")
+    print(f"  {r['virtual_seconds'] / 60:.0f} virtual minutes in {r['wall_seconds']:.2f} s of wall time "
+          f"({r['virtual_seconds'] / max(r['wall_seconds'], 1e-9):.0f}x); pages {', '.join(r['pages'])}; "
+          f"step {r['status']}")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200)
     parser.add_argument("--interval", type=float, default=1.0)
     parser.add_argument("--rate-limits", type=int, default=3)
+    parser.add_argument("--waits", type=int, default=1000)
+    parser.add_argument("--sections", default="storm,waits,clock")
     args = parser.parse_args()
-    print_page_storm(args.events, args.interval, args.rate_limits)
+    sections = set(args.sections.split(","))
+    if "storm" in sections:
+        print_page_storm(args.events, args.interval, args.rate_limits)
+    if "waits" in sections:
+        print_concurrent_waits(args.waits)
+    if "clock" in sections:
+        print_simulated_ack_timeout()
 
 
 if __name__ == "__main__":

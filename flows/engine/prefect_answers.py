@@ -42,12 +42,16 @@ _NOT_VARIABLE = re.compile(r"[^a-z0-9_]+")
 
 
 class ApprovalAnswer(BaseModel):
-    """The value of an answer sent through Prefect."""
+    """The value of an answer sent through Prefect.
+
+    ``decision`` is kept as sent: the engine accepts exactly ``approve`` or ``reject`` (blanks and
+    case aside) and records anything else as ``approval.refused``, never as an approval.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     by: str = Field(min_length=1, max_length=200)
-    decision: Literal["approve", "reject"]
+    decision: str = Field(max_length=200)
     reason: str = Field(default="", max_length=2000)
 
 
@@ -55,7 +59,7 @@ class ApprovalInput(RunInput):
     """An answer as flow run input (``ApprovalInput(...).send_to(flow_run_id, key_prefix=...)``)."""
 
     by: str
-    decision: Literal["approve", "reject"]
+    decision: str
     reason: str = ""
 
 
@@ -71,14 +75,20 @@ def approval_variable_name(run_id: str, step_id: str) -> str:
 
 
 def _answers_from(value: Any, *, at: str) -> list[Answer]:
+    """Every answer in a value; a malformed one still becomes an answer, which the engine refuses and records."""
     items = value if isinstance(value, list) else [value]
     answers: list[Answer] = []
     for item in items:
         try:
             parsed = ApprovalAnswer.model_validate(item)
         except ValueError:
-            continue  # a malformed answer is ignored, as a typo in a chat message would be
-        answers.append(Answer(by=parsed.by, decision=parsed.decision, reason=parsed.reason, how="prefect", at=at))
+            by = item.get("by") if isinstance(item, dict) else None
+            raw = item.get("decision") if isinstance(item, dict) else item
+            answers.append(Answer(by=str(by or "?")[:200], decision=str(raw)[:200], reason="malformed answer",
+                                  how="prefect", at=at, authenticated_as="prefect"))  # fmt: skip
+            continue
+        answers.append(Answer(by=parsed.by, decision=parsed.decision, reason=parsed.reason, how="prefect", at=at,
+                              authenticated_as="prefect"))  # fmt: skip
     return answers
 
 

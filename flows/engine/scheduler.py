@@ -25,7 +25,7 @@ from flows.engine.executor import PLAN_SUFFIX, StepExecutor
 from flows.engine.outcomes import FAILED, FAILURES, REJECTED, SKIPPED, SUCCEEDED, TERMINAL, TIMED_OUT, StepOutcome
 from flows.engine.templates import Placeholder, condition, render_value
 from flows.engine.units import ItemResult, PlannedItem, Unit, plan_items, planned_targets
-from flows.engine.wait_units import approval_unit, page_unit, waits
+from flows.engine.wait_units import approval_unit, page_unit, waiting_marks, waits
 from flows.engine.waits import Waiter
 from flows.engine.work import RunEnv, apply_item, record_interruption, run_handlers
 from flows.language.dag import dependencies
@@ -75,7 +75,7 @@ class Scheduler:
         self.runs: dict[str, _StepRun] = {}
         self.futures: dict[concurrent.futures.Future[Any], tuple[str, str, PlannedItem | None]] = {}
         # Approvals and pages wait on this one thread, never on an executor thread (see waits.py).
-        self.waiter = Waiter(env.ctx.services.cache.get("clock"))
+        self.waiter = Waiter(env.ctx.services.cache.get("clock"), after_pass=[waiting_marks(env).flush])
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self) -> dict[str, StepOutcome]:

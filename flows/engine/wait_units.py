@@ -31,6 +31,32 @@ if TYPE_CHECKING:
     from flows.engine.work import RunEnv
 
 
+class WaitingMarks:
+    """Which approval steps are waiting, written to run.json once per waiter pass instead of once a step."""
+
+    def __init__(self, env: RunEnv) -> None:
+        self.env = env
+        self._add: set[str] = set()
+        self._remove: set[str] = set()
+        self._lock = threading.Lock()
+
+    def mark(self, step_id: str, waiting: bool) -> None:
+        with self._lock:
+            (self._add if waiting else self._remove).add(step_id)
+            (self._remove if waiting else self._add).discard(step_id)
+
+    def flush(self) -> None:
+        with self._lock:
+            add, remove, self._add, self._remove = self._add, self._remove, set(), set()
+        self.env.doc.set_waiting_many(add, remove)
+
+
+def waiting_marks(env: RunEnv) -> WaitingMarks:
+    """The run's :class:`WaitingMarks` (one per run)."""
+    found: WaitingMarks = env.ctx.services.get_or_create("waiting-marks", lambda: WaitingMarks(env))
+    return found
+
+
 def store(env: RunEnv, step_id: str, key: str, result: ItemResult) -> ItemResult:
     """Persist a waited step's result before it counts as done."""
     ctx = env.ctx.for_step(step_id, None, key)
@@ -104,7 +130,7 @@ def approval_unit(env: RunEnv, step: Step, rendered: dict[str, Any], scope: dict
             return store(env, step.id, "", ItemResult(FAILED, None, message, "GuardError"))
         env.notify(step.id, "waiting", {"approvers": params.approvers})
         env.state.write_request(step.id, params.model_dump(mode="json"))
-        env.doc.set_waiting(step.id, True)
+        waiting_marks(env).mark(step.id, True)
         wait = ApprovalWait(
             params, env.ctx.run_id, step.id, env.sources, env.directory, env.triggered_by, emit, cancel=env.stop,
             state_file=env.state.dir / "waits" / f"{step.id}.json", plan_summary=summary,
@@ -135,7 +161,9 @@ class _Finishing:
 
 
 def _decided(env: RunEnv, step: Step, output: dict[str, Any]) -> ItemResult:
-    env.doc.set_waiting(step.id, False)
+    marks = waiting_marks(env)
+    marks.mark(step.id, False)
+    marks.flush()  # before the step completes: a finished approval is never left marked waiting
     output = {"changed": False, **output}
     if output["decision"] != "approved":
         result = ItemResult(REJECTED, output, output["summary"], "ApprovalRejected")

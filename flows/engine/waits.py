@@ -17,6 +17,7 @@ from __future__ import annotations
 import concurrent.futures
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -105,9 +106,12 @@ class _Entry:
 class Waiter:
     """One thread that polls every wait condition of a run."""
 
-    def __init__(self, clock: Clock | None = None, poll_interval: float = 0.2) -> None:
+    def __init__(
+        self, clock: Clock | None = None, poll_interval: float = 0.2, after_pass: list[Callable[[], None]] | None = None
+    ) -> None:
         self.clock: Clock = clock or SystemClock()
         self.poll_interval = poll_interval
+        self.after_pass = after_pass or []  # run after each pass over the conditions (batched writes)
         self._entries: list[_Entry] = []
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -150,6 +154,8 @@ class Waiter:
                 entries = list(self._entries)
             for entry in entries:
                 self._poll(entry)
+            for hook in self.after_pass:
+                hook()
             with self._lock:
                 self._entries = [e for e in self._entries if not e.future.done()]
                 dues = [d for e in self._entries if (d := e.condition.next_due()) is not None]

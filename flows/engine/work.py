@@ -57,11 +57,14 @@ class RunDoc:
             self._waiting_kept = True
 
     def set_waiting(self, step_id: str, waiting: bool) -> None:
+        self.set_waiting_many({step_id} if waiting else set(), set() if waiting else {step_id})
+
+    def set_waiting_many(self, add: set[str], remove: set[str]) -> None:
+        """Mark steps waiting or not in one write (a thousand approvals starting at once write once)."""
         with self._lock:
-            if self._waiting_kept:
+            if self._waiting_kept or not (add or remove):
                 return
-            current = set(self.data.get("waiting", []))
-            current = current | {step_id} if waiting else current - {step_id}
+            current = (set(self.data.get("waiting", [])) | add) - remove
             self.data["waiting"] = sorted(current)
             self.record.write_run(self.data)
 
