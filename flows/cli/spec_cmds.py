@@ -151,6 +151,9 @@ def schema(
     from flows.drills.schema import with_scenario  # kind: Scenario, for editors of drill files
 
     document = with_scenario(document)
+    from flows.people.schema import with_people  # kind: ContactTree and kind: Directory
+
+    document = with_people(document)
     if output is not None:
         write_output(output, json.dumps(document, indent=2) + "\n")
         if as_json:

@@ -142,3 +142,18 @@ def test_the_shipped_library_validates(capsys: pytest.CaptureFixture[str]) -> No
     code, lines = _validate(capsys, repo / "playbooks")
     assert code == 0, lines
     assert yaml.safe_load((repo / "playbooks" / "people.yaml").read_text())["kind"] == "Directory"
+
+
+def test_the_schema_includes_trees_and_the_directory(capsys: pytest.CaptureFixture[str]) -> None:
+    from jsonschema import Draft202012Validator
+
+    assert main(["schema"]) == 0
+    defs = json.loads(capsys.readouterr().out)["$defs"]
+    repo = Path(__file__).resolve().parents[3]
+    for name, path in (("contact_tree", "playbooks/contact-trees/ml-platform-primary.yaml"),
+                       ("directory", "playbooks/people.yaml")):  # fmt: skip
+        validator = Draft202012Validator({"$defs": defs, "$ref": f"#/$defs/{name}"})
+        document = yaml.safe_load((repo / path).read_text())
+        assert list(validator.iter_errors(document)) == []
+        document["levels" if name == "contact_tree" else "people"][0]["pager"] = "x"
+        assert list(validator.iter_errors(document))  # an unknown key is refused
