@@ -155,3 +155,28 @@ def test_dry_run_and_drill_send_nothing_and_record_would_send(tmp_path: Path, ho
     assert who == (["alice"] if mode == "drill" else ["HOOK_L0", "alice", "bob"])
     assert all(e["detail"]["channel"] == "would_send" for e in sent)
     assert hooks.received == []
+
+
+def test_fireline_ack_is_the_terminal_login_and_refuses_a_claim_it_may_not_make(
+    tmp_path: Path, hooks: Receiver, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import getpass
+
+    from flows.cli import main
+    from tests.flows.people.helpers import PEOPLE
+
+    login = getpass.getuser()
+    people = {**PEOPLE, "people": [{**p, "unix_logins": [login]} if p["id"] == "carol" else p
+                                   for p in PEOPLE["people"]]}  # fmt: skip
+    run = Run(tmp_path, write_library(tmp_path, tree(_hooks("l0", "l1")), people=people))
+    monkeypatch.setenv("FIRELINE_RUNS_DIR", str(tmp_path / "runs"))
+    hooks.wait_for(lambda p: p == ["l0"], "level 0")
+    assert main(["ack", run.run_id, "--as", "alice"]) == 1  # alice's logins do not include this one
+    assert f"OS user {login!r} may not act for alice" in capsys.readouterr().err
+    assert main(["ack", run.run_id]) == 0
+    assert f"ack from carol recorded for {run.run_id}" in capsys.readouterr().out
+    summary = run.finish()
+    assert summary.outcome == "succeeded"
+    assert [e["detail"]["by"] for e in events(run.run_dir, "page.acked")] == ["carol"]
+    assert [e["detail"]["by"] for e in events(run.run_dir, "page.ack_refused")] == ["alice"]
+    assert hooks.paths() == ["l0"]
