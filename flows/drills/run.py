@@ -77,12 +77,14 @@ def run_scenario(
     endpoint_url: str | None = None,
     write_report: bool = True,
     zero_waits: bool = False,
+    world: Any = None,
 ) -> DrillResult:
     """Run the scenario at ``path`` and score it.
 
     ``endpoint_url`` None: an in-process moto holds the world; else the moto server there (the
     settings must point at it too). ``zero_waits`` answers every scripted ack and approval at once
-    (the baseline of ``bench/drill.py``).
+    (the baseline of ``bench/drill.py``). ``world``: an already seeded world (the fidelity tests run a
+    drill and a live run on one world); None seeds it.
 
     Raises:
         SpecError: the scenario is wrong (every located error), before anything runs.
@@ -95,7 +97,16 @@ def run_scenario(
         settings = settings.model_copy(update={"aws": aws})
     scope = contextlib.nullcontext() if endpoint_url else _in_process()
     with scope:
-        return _run(loaded, settings, mode, endpoint_url, write_report, zero_waits)
+        return _run(loaded, settings, mode, endpoint_url, write_report, zero_waits, world)
+
+
+def prepare_world(loaded: LoadedScenario, endpoint_url: str | None) -> Any:
+    """Seed the scenario's world and make its missing targets disappear; returns the sandbox World."""
+    from flows.drills import world as worlds
+
+    made = worlds.seed(loaded.scenario.world.seed, endpoint_url)
+    worlds.remove_targets(made, loaded.scenario.faults)
+    return made
 
 
 def _in_process() -> Any:
@@ -105,14 +116,14 @@ def _in_process() -> Any:
 
 
 def _run(loaded: LoadedScenario, settings: Any, mode: str, endpoint_url: str | None, write_report: bool,
-         zero_waits: bool) -> DrillResult:  # fmt: skip
+         zero_waits: bool, world: Any) -> DrillResult:  # fmt: skip
     from flows.actions.registry import default_registry
     from flows.drills import world as worlds
     from flows.engine.runner import run_playbook
 
     s = loaded.scenario
-    world = worlds.seed(s.world.seed, endpoint_url)
-    worlds.remove_targets(world, s.faults)
+    if world is None:
+        world = prepare_world(loaded, endpoint_url)
     alert = worlds.render_world(loaded.alert, world)
     inputs = worlds.render_world(dict(s.inputs), world)
     clock = DrillClock(start=time.time())

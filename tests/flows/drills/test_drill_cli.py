@@ -29,8 +29,8 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Any:
 
 
 def test_every_shipped_playbook_has_a_scenario_with_a_fault() -> None:
-    from flows.drills.load import load_scenario
     from flows.config import load_settings
+    from flows.drills.load import load_scenario
 
     books = {p.stem for p in (REPO / "playbooks").glob("*.yaml") if p.name != "people.yaml"}
     drilled: dict[str, int] = {}
@@ -131,8 +131,10 @@ def test_bad_scenario_is_one_located_line(cli: Any, tmp_path: Path, edit: dict[s
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1, err
     assert lines[0].startswith(f"fireline: error: {path}:"), lines[0]
-    assert f"error[{code}]" in lines[0] and needle in lines[0], lines[0]
-    assert "Traceback" not in err and out == ""
+    assert f"error[{code}]" in lines[0], lines[0]
+    assert needle in lines[0], lines[0]
+    assert "Traceback" not in err
+    assert out == ""
     assert not (Path(tmp_path) / "runs").exists()
 
 
@@ -144,7 +146,8 @@ def test_validate_and_schema_cover_scenarios(cli: Any, tmp_path: Path) -> None:
     bad = _bad(tmp_path, {"faults.0.step": "snapshot-disk"})
     code, out, _ = cli("validate", str(bad.parent.parent))
     assert code == 1
-    assert f"{bad}:" in out and "E601" in out
+    assert f"{bad}:" in out
+    assert "E601" in out
     code, out, _ = cli("schema")
     schema = json.loads(out)
     assert schema["$defs"]["scenario"]["properties"]["kind"]["const"] == "Scenario"
