@@ -42,7 +42,11 @@ class Starter(Protocol):
         ...
 
     def exists(self, run_id: str, key: str) -> bool:
-        """Whether the run was already started (by this process before a crash, or elsewhere)."""
+        """Whether the run durably exists (its run directory, or its flow run): a crash cannot lose it."""
+        ...
+
+    def in_progress(self, run_id: str) -> bool:
+        """Whether this process started the run and it may not have written its record yet."""
         ...
 
 
@@ -136,8 +140,9 @@ class Dispatcher:
         window = found.trigger.dedup_window
         incident = self.spool.incident(found.key)
         if incident is not None and incident.state == "starting":
-            self._ensure_started(incident, found, alerts, doc)  # the batch of a start cut short by a crash
-            return
+            self._ensure_started(incident, found, alerts, doc)  # a start cut short by a crash, or still going
+            if (incident.request or {}).get("batch") == batch_id:
+                return  # the batch that opened the incident, handled again after a crash
         if incident is not None and (incident.state != "finished" or any(
             now - incident.fingerprints.get(a.fingerprint, float("-inf")) < window for a in alerts
         )):  # fmt: skip
@@ -155,6 +160,8 @@ class Dispatcher:
             key=found.key, playbook=found.playbook.metadata.name, run_id=run_id,
             seq=(incident.seq + 1) if incident is not None else 1, state="starting", started_at=now, last_at=now,
             fingerprints={a.fingerprint: now for a in alerts},
+            request={"batch": batch_id, "path": str(found.path), "alerts": [a.brief() for a in alerts],
+                     **{k: doc.get(k) for k in ("raw", "truncated", "notes", "received_at")}},
         )  # fmt: skip
         self.spool.save_incident(incident)
         self._ensure_started(incident, found, alerts, doc)
@@ -168,7 +175,10 @@ class Dispatcher:
             except FirelineError as e:  # the request itself is refused: retrying cannot help
                 error = str(e)
         if error is None:
-            incident.state = "running"
+            # Running once it cannot be lost: a flow run exists at once, a run directory a moment later
+            # (until then the sweep waits for it, or starts it again after a crash).
+            durable = incident.flow_run_id is not None or self.starter.exists(incident.run_id, incident.key)
+            incident.state = "running" if durable else "starting"
         else:
             incident.state, incident.outcome = "finished", f"not started: {error}"[:1000]
             self.metrics.count(alerts[0].source, "start_refused", len(alerts))
@@ -176,7 +186,8 @@ class Dispatcher:
         self.spool.save_incident(incident)
 
     def _start(self, incident: Incident, found: Route, alerts: list[Alert], doc: dict[str, Any]) -> None:
-        if not self.starter.exists(incident.run_id, f"{incident.key}#{incident.seq}"):
+        key = f"{incident.key}#{incident.seq}"
+        if not self.starter.in_progress(incident.run_id) and not self.starter.exists(incident.run_id, key):
             trigger = {
                 "how": "alert",
                 "by": f"alert:{alerts[0].source}",
@@ -192,6 +203,25 @@ class Dispatcher:
             if isinstance(received, int | float):
                 self.metrics.dispatch_latency.observe(max(0.0, time.time() - received))
 
+    def _settle_start(self, incident: Incident) -> None:
+        """A started run whose record is not there yet: wait, or start it again if this process lost it."""
+        if self.starter.exists(incident.run_id, incident.key):
+            incident.state = "running"
+            self.spool.save_incident(incident)
+            return
+        if self.starter.in_progress(incident.run_id) or incident.request is None:
+            return
+        request = incident.request
+        book = next((b for p, b in self.library if str(p) == request.get("path")), None)
+        alerts = [Alert.model_validate({**a, "raw": request.get("raw")}) for a in request.get("alerts", [])]
+        found = route(alerts[0], [(Path(request["path"]), book)]) if book is not None and alerts else []
+        if not found:
+            incident.state, incident.outcome = "finished", "not started: its playbook no longer takes the alert"
+            self.spool.save_incident(incident)
+            return
+        with self.spool.transaction():
+            self._ensure_started(incident, found[0], alerts, request)
+
     def _note(self, run_id: str, kind: str, batch_id: int, alert: Alert) -> bool:
         detail = {"alert": alert.brief(), "batch": batch_id}
         return self.spool.add_note(run_id, kind, detail, uniq=f"{run_id}|{kind}|{batch_id}|{alert.fingerprint}")
@@ -203,7 +233,13 @@ class Dispatcher:
         from flows.triggers.record import append_to_finished, run_status
 
         for incident in self.spool.open_incidents():
-            status, outcome = run_status(self.runs_dir / incident.run_id)
+            if incident.state == "starting":
+                self._settle_start(incident)
+                continue
+            run_dir = self.runs_dir / incident.run_id
+            status, outcome = run_status(run_dir)
+            if status == "running" and live.get(incident.run_id) is None and _crashed(run_dir):
+                status, outcome = "crashed", "crashed"  # its process died (serve killed): fireline resume RUN
             if status in ("finished", "crashed") and incident.state == "running":
                 incident.state, incident.outcome = "finished", outcome or status
                 self.spool.save_incident(incident)
@@ -219,3 +255,13 @@ class Dispatcher:
                 self.spool.mark_flushed([n[0] for n in notes])
             elif append_to_finished(self.runs_dir / run_id, notes):
                 self.spool.mark_flushed([n[0] for n in notes])
+
+
+def _crashed(run_dir: Path) -> bool:
+    """Whether the run's owner process is gone (then it is marked crashed, as ``fireline runs`` would)."""
+    from flows.engine.runs import detect_crash
+
+    try:
+        return detect_crash(run_dir)
+    except (OSError, ValueError, FirelineError):
+        return False

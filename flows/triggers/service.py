@@ -40,8 +40,12 @@ class ManagerStarter:
 
     def exists(self, run_id: str, key: str) -> bool:
         # A deployment's flow run is created with the incident key as its idempotency key: starting
-        # it again returns the existing flow run, so only local traces matter here.
-        return self.manager.get(run_id) is not None or (self.settings.runs_dir / run_id).exists()
+        # it again returns the existing flow run, so only the run directory matters here.
+        return (self.settings.runs_dir / run_id / "run.json").exists()
+
+    def in_progress(self, run_id: str) -> bool:
+        slot = self.manager.get(run_id)
+        return slot is not None and slot.status in ("accepted", "running", "submitted")
 
 
 def check_bind(host: str, settings: Settings) -> None:

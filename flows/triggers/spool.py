@@ -33,7 +33,7 @@ CREATE INDEX IF NOT EXISTS batches_pending ON batches(state, id);
 CREATE TABLE IF NOT EXISTS incidents (
     key TEXT PRIMARY KEY, playbook TEXT NOT NULL, run_id TEXT NOT NULL, seq INTEGER NOT NULL,
     state TEXT NOT NULL, started_at REAL NOT NULL, last_at REAL NOT NULL, fingerprints TEXT NOT NULL,
-    flow_run_id TEXT, outcome TEXT);
+    flow_run_id TEXT, outcome TEXT, request TEXT);
 CREATE TABLE IF NOT EXISTS notes (
     id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, type TEXT NOT NULL, detail TEXT NOT NULL,
     at REAL NOT NULL, flushed INTEGER NOT NULL DEFAULT 0, uniq TEXT UNIQUE);
@@ -52,6 +52,7 @@ class Incident:
     fingerprints: dict[str, float]
     flow_run_id: str | None = None
     outcome: str | None = None
+    request: dict[str, Any] | None = None  # what starts its run again if a crash lost the start
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -185,8 +186,8 @@ class Spool:
     def incident(self, key: str) -> Incident | None:
         with self._lock:
             row = self._conn.execute(
-                "SELECT key, playbook, run_id, seq, state, started_at, last_at, fingerprints, flow_run_id, outcome "
-                "FROM incidents WHERE key = ?",
+                "SELECT key, playbook, run_id, seq, state, started_at, last_at, fingerprints, flow_run_id, outcome, "
+                "request FROM incidents WHERE key = ?",
                 (key,),
             ).fetchone()
         if row is None:
@@ -194,14 +195,16 @@ class Spool:
         return Incident(
             key=row[0], playbook=row[1], run_id=row[2], seq=int(row[3]), state=row[4], started_at=float(row[5]),
             last_at=float(row[6]), fingerprints=json.loads(row[7]), flow_run_id=row[8], outcome=row[9],
+            request=json.loads(row[10]) if row[10] else None,
         )  # fmt: skip
 
     def save_incident(self, inc: Incident) -> None:
         with self._lock:
             self._conn.execute(
-                "INSERT OR REPLACE INTO incidents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO incidents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (inc.key, inc.playbook, inc.run_id, inc.seq, inc.state, inc.started_at, inc.last_at,
-                 json.dumps(inc.fingerprints), inc.flow_run_id, inc.outcome),
+                 json.dumps(inc.fingerprints), inc.flow_run_id, inc.outcome,
+                 json.dumps(inc.request, allow_nan=False) if inc.request is not None else None),
             )  # fmt: skip
 
     def open_incidents(self) -> list[Incident]:

@@ -53,7 +53,10 @@ class EngineStarter:
         return None
 
     def exists(self, run_id: str, key: str) -> bool:
-        return (self.runs_dir / run_id).exists()
+        return (self.runs_dir / run_id / "run.json").exists()
+
+    def in_progress(self, run_id: str) -> bool:
+        return run_id in self.started
 
     def join(self) -> None:
         self.gate.set()
@@ -165,6 +168,8 @@ class Crash:
         os.kill(os.getpid(), 9)  # SIGKILL between the spool and the run
     def exists(self, run_id, key):
         return False
+    def in_progress(self, run_id):
+        return False
 
 spool = Spool(Path(sys.argv[1]))
 Dispatcher(spool, Crash(), playbooks_dir=Path(sys.argv[2]), runs_dir=Path(sys.argv[3])).drain()
@@ -213,6 +218,9 @@ def test_a_refused_start_closes_the_incident_instead_of_retrying_forever(tmp_pat
         def exists(self, run_id: str, key: str) -> bool:
             return False
 
+        def in_progress(self, run_id: str) -> bool:
+            return False
+
     spool = Spool(tmp_path / "spool.db")
     starter = Refusing()
     dispatcher = Dispatcher(spool, starter, playbooks_dir=library, runs_dir=tmp_path / "runs")
@@ -224,5 +232,41 @@ def test_a_refused_start_closes_the_incident_instead_of_retrying_forever(tmp_pat
         assert starter.calls == 1
         assert spool.open_incidents() == []
         assert dispatcher.metrics.value("fireline_alerts_total", source="alertmanager", outcome="start_refused") == 1
+    finally:
+        spool.close()
+
+
+def test_a_start_lost_with_its_process_is_made_again_from_the_incident(tmp_path: Path, library: Path) -> None:
+    class Forgetful:
+        """Accepts the start, then 'dies' before the run writes anything (a SIGKILL after the commit)."""
+
+        def start(self, route: Route, run_id: str, alerts: list[Alert], trigger: dict[str, Any]) -> str | None:
+            return None
+
+        def exists(self, run_id: str, key: str) -> bool:
+            return False
+
+        def in_progress(self, run_id: str) -> bool:
+            return True  # the dead process thought it was under way
+
+    runs = tmp_path / "runs"
+    spool = Spool(tmp_path / "spool.db")
+    try:
+        spool.append("alertmanager", doc_of(am_payload(am_alert("i-1", "f1"), am_alert("i-2", "f2"))))
+        Dispatcher(spool, Forgetful(), playbooks_dir=library, runs_dir=runs).drain()
+        assert spool.depth() == 0  # the batch is done: only the incident remembers the start
+        (incident,) = spool.open_incidents()
+        assert incident.state == "starting"
+        starter = EngineStarter(runs)
+        restarted = Dispatcher(spool, starter, playbooks_dir=library, runs_dir=runs)
+        restarted.sweep()
+        assert starter.started == [incident.run_id]
+        settle(restarted, starter)
+        doc = json.loads((runs / incident.run_id / "run.json").read_text())
+        assert doc["outcome"] == "succeeded"
+        assert [a["labels"]["instance_id"] for a in doc["alerts"]] == ["i-1", "i-2"]
+        restarted.sweep()
+        assert starter.started == [incident.run_id]
+        assert spool.open_incidents() == []
     finally:
         spool.close()
