@@ -13,6 +13,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import heapq
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,17 +26,17 @@ from flows.engine.waits import VirtualClock
 T = TypeVar("T")
 
 
-SETTLE = 0.05  # real seconds without a record write or an AWS call before virtual time may move
+SETTLE = 0.003  # real seconds without a record write or an AWS call before virtual time may move
 
 
 @dataclass
 class DrillClock(VirtualClock):
     """An auto-advancing virtual clock that stops at every alarm on its way.
 
-    Time moves only when the run is quiet: no unit of work in flight on the drill's executor and
-    no record written for :data:`SETTLE` real seconds (the scheduler deciding what comes next
-    after an answer). Otherwise a jump to the next deadline could overtake work that, on the
-    run's own timeline, happens first.
+    Time moves only when the run is quiet: no unit of work in flight on the drill's executor (or
+    finished but not yet read by the scheduler), the scheduler thread blocked waiting, and no
+    record written or AWS call made for :data:`SETTLE` real seconds. Otherwise a jump to the next
+    deadline could overtake work that, on the run's own timeline, happens first.
     """
 
     auto: bool = True
@@ -43,6 +44,7 @@ class DrillClock(VirtualClock):
     _alarm_lock: threading.Lock = field(default_factory=threading.Lock)
     in_flight: int = 0
     last_write: float = 0.0
+    scheduler: int | None = None  # the thread id of the run's scheduler (it submits the units)
 
     def record_now(self) -> float:
         """The record's clock (see :func:`pinned`): notes the write, for quiescence."""
@@ -58,9 +60,27 @@ class DrillClock(VirtualClock):
         for event in ("before-call", "after-call", "after-call-error"):
             client.meta.events.register(event, self.touch)
 
+    def _scheduler_busy(self) -> bool:
+        """Whether the run's scheduler thread is doing something rather than waiting for a unit.
+
+        Read from its current stack: idle is blocked in ``concurrent.futures.wait``. This covers
+        what the scheduler does itself between units (rendering, an approval's preview of the plan).
+        """
+        frame = sys._current_frames().get(self.scheduler) if self.scheduler is not None else None
+        if frame is None:
+            return False
+        while frame is not None:
+            code = frame.f_code
+            if code.co_name == "wait" and code.co_filename.endswith(("concurrent/futures/_base.py", "threading.py")):
+                return False
+            frame = frame.f_back
+        return True
+
     def _settle(self, stop: threading.Event) -> None:
-        while not stop.is_set() and (self.in_flight > 0 or time.monotonic() - self.last_write < SETTLE):
-            stop.wait(0.002)
+        while not stop.is_set() and (
+            self.in_flight > 0 or self._scheduler_busy() or time.monotonic() - self.last_write < SETTLE
+        ):
+            stop.wait(0.001)
 
     def alarm(self, at: float) -> None:
         """Stop the clock at ``at`` (epoch seconds) when a sleep would pass it."""
@@ -153,8 +173,36 @@ class DrillResponders:
         return due
 
 
+class _Consumed(concurrent.futures.Future[T]):
+    """A unit's future that stays counted in flight until the scheduler has read its outcome."""
+
+    def __init__(self, executor: DrillExecutor) -> None:
+        super().__init__()
+        self._executor = executor
+        self._counted = True
+
+    def _consume(self) -> None:
+        with self._executor.lock:
+            if self._counted:
+                self._counted = False
+                self._executor.clock.in_flight -= 1
+                self._executor.clock.last_write = time.monotonic()
+
+    def result(self, timeout: float | None = None) -> T:
+        try:
+            return super().result(timeout)
+        finally:
+            self._consume()
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        try:
+            return super().exception(timeout)
+        finally:
+            self._consume()
+
+
 class DrillExecutor:
-    """The engine's thread executor, counting the units in flight for the clock's quiescence."""
+    """The engine's thread executor, counting units in flight (until the scheduler has read them)."""
 
     def __init__(self, clock: DrillClock) -> None:
         from flows.engine.executor import ThreadExecutor
@@ -164,17 +212,21 @@ class DrillExecutor:
         self.lock = threading.Lock()
 
     def submit(self, name: str, fn: Callable[[], T]) -> concurrent.futures.Future[T]:
-        def counted() -> T:
-            try:
-                return fn()
-            finally:
-                with self.lock:
-                    self.clock.in_flight -= 1
-                self.clock.last_write = time.monotonic()  # the scheduler now decides what follows
-
+        self.clock.scheduler = threading.get_ident()
+        outer: _Consumed[T] = _Consumed(self)
         with self.lock:
             self.clock.in_flight += 1
-        return self.inner.submit(name, counted)
+        inner = self.inner.submit(name, fn)
+
+        def copy(done: concurrent.futures.Future[T]) -> None:
+            error = done.exception()
+            if error is not None:
+                outer.set_exception(error)
+            else:
+                outer.set_result(done.result())
+
+        inner.add_done_callback(copy)
+        return outer
 
     def shutdown(self) -> None:
         self.inner.shutdown()
