@@ -83,14 +83,24 @@ def postgres_prefect(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             pytest.fail("PostgreSQL is not reachable at 127.0.0.1:5432")
         pytest.skip("PostgreSQL is not reachable at 127.0.0.1:5432")
     schema = f"fireline_scaleout_{os.getpid()}"
-    _psql(f"DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}")
+    # Schemas left by an interrupted session go first (with anything in them, such as an extension
+    # that would then be missing from this session's search path); pg_trgm, which Prefect's
+    # migrations need, lives in public, which follows this session's schema on the search path.
+    listed = subprocess.run(
+        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-At", "-c",
+         "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'fireline_scaleout_%'"],
+        check=True, capture_output=True, text=True, timeout=60,
+    ).stdout.split()  # fmt: skip
+    stale = [name for name in listed if not Path(f"/proc/{name.rsplit('_', 1)[-1]}").exists()]
+    drops = "".join(f"DROP SCHEMA IF EXISTS {name} CASCADE; " for name in stale)
+    _psql(f"{drops}CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public; CREATE SCHEMA {schema}")
     home = tmp_path_factory.mktemp("prefect-pg")
     port = _free_port()
     env = {
         **os.environ,
         "PREFECT_HOME": str(home),
         "PREFECT_API_DATABASE_CONNECTION_URL": PG_URL,
-        "PREFECT_SERVER_DATABASE_SQLALCHEMY_CONNECT_ARGS_SEARCH_PATH": schema,
+        "PREFECT_SERVER_DATABASE_SQLALCHEMY_CONNECT_ARGS_SEARCH_PATH": f"{schema},public",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_UI_ENABLED": "false",
         "PREFECT_API_BLOCKS_REGISTER_ON_START": "false",
