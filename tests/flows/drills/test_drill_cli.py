@@ -86,6 +86,10 @@ def test_failing_scenario_exits_1_and_its_report_names_each_unmet_expectation(cl
     assert "expected granted, observed rejected" in md
     assert "unreachable contact" in md  # Carol was paged at level 1 and never answers
     assert "expected level 0, observed level 2" in md
+    # moto has no IAM policy simulator: the report says the permissions were not checked, and why
+    assert report["permissions"]["checked"] is False
+    assert "moto does not implement SimulatePrincipalPolicy" in md
+    assert "iam:SimulatePrincipalPolicy" not in report["permissions"].get("missing", [])
     failures = ET.parse(junit).getroot().findall("testcase/failure")
     assert len(failures) == 7
 
@@ -151,3 +155,12 @@ def test_validate_and_schema_cover_scenarios(cli: Any, tmp_path: Path) -> None:
     code, out, _ = cli("schema")
     schema = json.loads(out)
     assert schema["$defs"]["scenario"]["properties"]["kind"]["const"] == "Scenario"
+
+
+def test_the_simulator_is_asked_about_the_role_of_an_assumed_role_session() -> None:
+    from flows.drills.gaps import _principal
+
+    session = "arn:aws:sts::123456789012:assumed-role/fireline-responder/fireline-run-1"
+    assert _principal(session) == "arn:aws:iam::123456789012:role/fireline-responder"
+    user = "arn:aws:iam::123456789012:user/oncall"
+    assert _principal(user) == user
