@@ -65,6 +65,8 @@ class ApprovalWait:
     _deadline: float = 0.0
     _escalated: bool = False
     _granted: dict[str, Answer] = field(default_factory=dict)
+    _announce: dict[str, Any] | None = None
+    _ask: bool = False
     _accounts: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -74,20 +76,27 @@ class ApprovalWait:
 
     # -- the WaitCondition protocol -------------------------------------------------------------
     def start(self, now: float) -> None:
+        # The request is announced on the first poll, after the waiter's pass has marked the step
+        # waiting in run.json: whoever sees approval.requested can answer at once.
         saved = self._load()
         if saved is not None:
             self._deadline = float(saved["deadline"])
             self._escalated = bool(saved.get("escalated"))
-            detail = {**_request_detail(self.params), "resumed": True, "deadline": saved.get("deadline_at")}
-            self.emit("approval.requested", detail)
+            self._announce = {**_request_detail(self.params), "resumed": True, "deadline": saved.get("deadline_at")}
             return
         self._deadline = now + self.params.timeout
         self._save()
-        detail = _request_detail(self.params)
+        self._announce = _request_detail(self.params)
         if self.plan_summary:
-            detail["plan"] = self.plan_summary
-        self.emit("approval.requested", detail)
-        if self.on_request is not None:
+            self._announce["plan"] = self.plan_summary
+        self._ask = True
+
+    def _announced(self) -> None:
+        if self._announce is None:
+            return
+        self.emit("approval.requested", self._announce)
+        self._announce = None
+        if self._ask and self.on_request is not None:
             self.on_request(self.params)
 
     def next_due(self) -> float | None:
@@ -96,6 +105,7 @@ class ApprovalWait:
     def poll(self, now: float) -> dict[str, Any] | None:
         if self.cancel.is_set():
             raise ApprovalError(f"approval {self.step_id!r} was cancelled")
+        self._announced()
         for answer in self._poll_sources():
             result = self._consider(answer)
             if result is not None:

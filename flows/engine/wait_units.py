@@ -100,6 +100,7 @@ class _Deferred:
             if isinstance(self._inner, ItemResult):
                 return self._inner
             self._inner.start(now)
+            return None  # first polled on the next pass, after this pass's waiting marks are written
         if isinstance(self._inner, ItemResult):
             return self._inner
         return self._inner.poll(now)

@@ -89,7 +89,7 @@ def ask_approvers(env: RunEnv, step_id: str, params: ApprovalParams, summary: st
     for entry in params.approvers:
         kind, _, name = entry.partition(":")
         recipients.extend(expand(f"{'person' if kind == 'user' else 'group'}:{name}", directory))
-    recipients = [r for r in recipients if r.slack_user_id]
+    recipients = [r for r in recipients if r.slack_user_id or r.email]  # the chat notifier looks ids up by e-mail
     if not recipients:
         return
     message = PageMessage(

@@ -69,7 +69,10 @@ class Escalation:
 
     def poll(self, now: float) -> dict[str, Any] | None:
         if self.s.get("phase") == "skipped":
-            return self._finish("skipped", "the tree's when does not match the incident", ok=True)
+            return self._finish("skipped", "the tree's when does not match the incident")
+        if self.s.get("phase") == "done":  # finished before a crash, its result not yet stored
+            status = str(self.s.get("final_status") or "acknowledged")
+            return self._result(status == "acknowledged", f"finished before the restart: {status}", status=status)
         for ack in self.ack_poll(now - float(self.s["started"])):
             self.s["acked"] = ack
             self.s["phase"] = "done"
@@ -192,6 +195,7 @@ class Escalation:
     # -- results and state --------------------------------------------------------------------
     def _finish(self, status: str, summary: str, ok: bool = False) -> dict[str, Any]:
         self.s["phase"] = "done"
+        self.s["final_status"] = status
         self._save()
         return self._result(ok, summary, status=status)
 

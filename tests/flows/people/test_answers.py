@@ -152,7 +152,9 @@ def test_an_approval_deadline_survives_a_restart(tmp_path: Path) -> None:
             params, "r", "approve", [], Approvers(), None, lambda t, d: seen.append(t), state_file=state
         )
 
-    wait().start(1000.0)
+    first = wait()
+    first.start(1000.0)
+    assert first.poll(1000.0) is None  # the request is announced on the first poll
     resumed = wait()
     resumed.start(1060.0)  # a resume 60 s later keeps the deadline at 1100, not 1160
     assert resumed.poll(1099.0) is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -118,7 +119,7 @@ def test_a_run_with_a_broken_tree_is_refused_before_anything_is_written(tmp_path
 def test_contacts_show_lists_who_is_paged_and_when(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                   monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     monkeypatch.setenv("FIRELINE_PLAYBOOKS_DIR", str(tmp_path / "playbooks"))
-    levels = [
+    levels: list[dict[str, Any]] = [
         {"targets": ["group:ml-security"], "ack_timeout": "5m", "strategy": "round_robin"},
         {"targets": ["person:carol"], "ack_timeout": "10m",
          "active_hours": {"timezone": "Europe/Berlin", "days": ["mon", "tue", "wed", "thu", "fri"],
@@ -145,14 +146,14 @@ def test_the_shipped_library_validates(capsys: pytest.CaptureFixture[str]) -> No
 
 
 def test_the_schema_includes_trees_and_the_directory(capsys: pytest.CaptureFixture[str]) -> None:
-    from jsonschema import Draft202012Validator
+    jsonschema = pytest.importorskip("jsonschema", reason="jsonschema (a Prefect dependency) checks the schema")
 
     assert main(["schema"]) == 0
     defs = json.loads(capsys.readouterr().out)["$defs"]
     repo = Path(__file__).resolve().parents[3]
     for name, path in (("contact_tree", "playbooks/contact-trees/ml-platform-primary.yaml"),
                        ("directory", "playbooks/people.yaml")):  # fmt: skip
-        validator = Draft202012Validator({"$defs": defs, "$ref": f"#/$defs/{name}"})
+        validator = jsonschema.Draft202012Validator({"$defs": defs, "$ref": f"#/$defs/{name}"})
         document = yaml.safe_load((repo / path).read_text())
         assert list(validator.iter_errors(document)) == []
         document["levels" if name == "contact_tree" else "people"][0]["pager"] = "x"

@@ -97,7 +97,7 @@ def test_an_empty_or_filtered_level_is_skipped_and_logged(tmp_path: Path, hooks:
     from tests.flows.people.helpers import PEOPLE
 
     people = {**PEOPLE, "groups": {"nobody": []}}
-    levels = [
+    levels: list[dict[str, Any]] = [
         {"targets": ["webhook:secret:HOOK_L0"], "ack_timeout": MIN5, "when": {"severity": ["critical"]}},
         {"targets": ["webhook:secret:HOOK_L1"], "ack_timeout": MIN5,
          "active_hours": {"timezone": "UTC", "start": "20:00", "end": "22:00"}},
