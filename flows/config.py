@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from flows.config_names import CONFIG_VARIABLE, DEFAULT_FILE, ENV_PREFIX
 from flows.errors import ConfigError
+from flows.people.settings import PeopleSettings
 from flows.triggers.config import TriggersSettings
 
 
@@ -97,6 +98,7 @@ class Settings(_Section):
     slack: SlackSettings = Field(default_factory=SlackSettings)
     triggers: TriggersSettings = Field(default_factory=TriggersSettings, description="The alert receiver.")
     record: RecordSettings = Field(default_factory=RecordSettings, description="Sealing of run records.")
+    people: PeopleSettings = Field(default_factory=PeopleSettings, description="Directory, contact trees, SMTP.")
 
 
 def config_file(environ: Mapping[str, str]) -> Path | None:

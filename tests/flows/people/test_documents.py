@@ -158,3 +158,15 @@ def test_the_schema_includes_trees_and_the_directory(capsys: pytest.CaptureFixtu
         assert list(validator.iter_errors(document)) == []
         document["levels" if name == "contact_tree" else "people"][0]["pager"] = "x"
         assert list(validator.iter_errors(document))  # an unknown key is refused
+
+
+def test_people_settings_load_from_the_environment(tmp_path: Path) -> None:
+    from flows.config import load_settings
+    from flows.people.settings import directory_path, trees_dir
+
+    env = {"FIRELINE_PEOPLE_SMTP_HOST": "127.0.0.1", "FIRELINE_PEOPLE_DIRECTORY": str(tmp_path / "org.yaml"),
+           "FIRELINE_PLAYBOOKS_DIR": str(tmp_path)}  # fmt: skip
+    loaded = load_settings(environ=env)
+    assert loaded.people.smtp_host == "127.0.0.1"
+    assert directory_path(loaded, tmp_path / "elsewhere") == tmp_path / "org.yaml"  # the setting wins
+    assert trees_dir(loaded) == tmp_path / "contact-trees"
