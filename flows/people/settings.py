@@ -35,7 +35,6 @@ class PeopleSettings(BaseModel):
     smtp_from: str = "fireline@localhost"
     webhook_timeout: float = Field(default=10.0, description="Seconds for one webhook POST.")
     drill_channel: str | None = Field(default=None, description="Slack channel id for [DRILL] pages.")
-    poll_interval: float = Field(default=0.2, gt=0, description="Seconds between polls of ack and answer inboxes.")
 
 
 def people_settings(settings: Any) -> PeopleSettings:
