@@ -87,13 +87,13 @@ def test_a_timed_out_snapshot_is_fenced_before_the_retry(aws: AwsEnv, tmp_path: 
         {
             "id": "snap",
             "action": "aws.ec2.snapshot_volumes",
-            "timeout": "2s",
+            "timeout": "4s",  # the reported case is 2 s against 5 s; the same ratio leaves room for the reads
             "retries": {"attempts": 3, "initial": "10ms"},
             "with": {"instance_id": host},
         }
     ]
     path = write_playbook(tmp_path, steps)
-    with fault_proxy(aws.endpoint, {"CreateSnapshot": Fault(delay=5.0)}) as proxy:  # the reported case
+    with fault_proxy(aws.endpoint, {"CreateSnapshot": Fault(delay=10.0)}) as proxy:
         summary = run_playbook(path, settings=settings_for(proxy.endpoint, tmp_path), registry=default_registry())
     assert summary.steps["snap"].status == "succeeded"
     ec2 = aws.client("ec2")
@@ -118,13 +118,14 @@ def test_an_attempt_still_running_after_the_grace_is_not_retried(
         {
             "id": "snap",
             "action": "aws.ec2.snapshot_volumes",
-            "timeout": "2s",  # room for the reads before CreateSnapshot on a busy machine
+            "timeout": "5s",  # room for the reads before CreateSnapshot on a busy machine
             "retries": {"attempts": 3, "initial": "10ms"},
             "with": {"instance_id": world.data["staging_instance"]},
         }
     ]
     path = write_playbook(tmp_path, steps)
-    with fault_proxy(aws.endpoint, {"CreateSnapshot": Fault(delay=30.0)}) as proxy:
+    # Held until the proxy closes: the abandoned call outlives any grace, however slow the machine.
+    with fault_proxy(aws.endpoint, {"CreateSnapshot": Fault(delay=600.0)}) as proxy:
         summary = run_playbook(path, settings=settings_for(proxy.endpoint, tmp_path), registry=default_registry())
         assert proxy.seen["CreateSnapshot"] == 1
     assert summary.steps["snap"].status == "timed_out"
