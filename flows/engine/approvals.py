@@ -120,15 +120,35 @@ def read_inbox(run_dir: Path, step_id: str) -> list[tuple[str, Answer, str | Non
 class InboxSource:
     """Polls ``<run dir>/approvals/<step>/`` for answer files."""
 
+    REFRESH = 0.1  # seconds: how stale the list of steps with answers may be
+
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
         self._seen: set[str] = set()
         self._lock = threading.Lock()
         self.refusals: list[dict[str, Any]] = []
+        self._folders: set[str] = set()
+        self._listed = float("-inf")
+
+    def refresh(self) -> None:
+        """Forget the cached listing: the next poll looks at the disk (a deadline is about to pass)."""
+        with self._lock:
+            self._listed = float("-inf")
+
+    def _has_answers(self, step_id: str) -> bool:
+        """Whether the step has an inbox folder: one directory listing per REFRESH for all waiting steps."""
+        now = time.monotonic()
+        if now - self._listed >= self.REFRESH:
+            root = self.run_dir / "approvals"
+            self._folders = {p.name for p in root.iterdir()} if root.is_dir() else set()
+            self._listed = now
+        return step_id in self._folders
 
     def poll(self, run_id: str, step_id: str) -> list[Answer]:
         answers: list[Answer] = []
         with self._lock:
+            if not self._has_answers(step_id):
+                return answers
             for name, answer, refused in read_inbox(self.run_dir, step_id):
                 if name in self._seen:
                     continue

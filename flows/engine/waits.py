@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-REAL_POLL = 0.05  # seconds of real time between polls, whatever the clock says, so inbox answers are seen
+REAL_POLL = 0.2  # seconds of real time between polls at most, whatever the clock says, so answers are seen
 
 
 class Clock(Protocol):
