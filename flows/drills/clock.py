@@ -45,6 +45,8 @@ class DrillClock(VirtualClock):
     in_flight: int = 0
     last_write: float = 0.0
     scheduler: int | None = None  # the thread id of the run's scheduler (it submits the units)
+    _seen: tuple[float, tuple[tuple[int, bool, int], ...]] = (0.0, ())
+    _extra_passes: int = 0
 
     def record_now(self) -> float:
         """The record's clock (see :func:`pinned`): notes the write, for quiescence."""
@@ -76,11 +78,20 @@ class DrillClock(VirtualClock):
             frame = frame.f_back
         return True
 
-    def _settle(self, stop: threading.Event) -> None:
-        while not stop.is_set() and (
-            self.in_flight > 0 or self._scheduler_busy() or time.monotonic() - self.last_write < SETTLE
-        ):
+    def _settle(self, stop: threading.Event, waiter: Any = None) -> bool:
+        """Wait until the run is quiet; True when a helper thread or a pending wait was seen meanwhile."""
+        helped = False
+        while not stop.is_set():
+            if _pending_wait(waiter):  # the waiter itself must poll (start it): give it the turn
+                stop.wait(0.001)
+                return True
+            helping = _helpers_alive()
+            helped = helped or helping
+            if not (helping or self.in_flight > 0 or self._scheduler_busy()):
+                if time.monotonic() - self.last_write >= SETTLE:
+                    return helped
             stop.wait(0.001)
+        return helped
 
     def alarm(self, at: float) -> None:
         """Stop the clock at ``at`` (epoch seconds) when a sleep would pass it."""
@@ -88,10 +99,21 @@ class DrillClock(VirtualClock):
             heapq.heappush(self._alarms, at)
 
     def sleep(self, seconds: float, stop: threading.Event) -> bool:
-        mark = self.last_write
-        self._settle(stop)
-        if self.last_write != mark:  # the run moved on meanwhile: let the waiter poll before time moves
-            return stop.is_set()
+        # The caller is the run's waiter loop; a wait handed to it while it sleeps sets its wake
+        # event and writes nothing, so that event is read too (the waiter then starts the wait).
+        waiter = sys._getframe(1).f_locals.get("self")
+        wake = getattr(waiter, "_wake", None)
+        helped = self._settle(stop, waiter)
+        # Time moves only after a waiter pass that changed nothing: no write, no wait started or
+        # swapped since the last sleep (a wait announces itself, and a scripted answer sets its
+        # alarm, on the pass after it starts). A few passes at most, since some passes always write.
+        seen = (self.last_write, _signature(waiter))
+        changed = seen != self._seen and self._extra_passes < 10
+        self._seen = seen
+        if changed or helped or (isinstance(wake, threading.Event) and wake.is_set()):
+            self._extra_passes += 1
+            return stop.is_set()  # the run moved on: let the waiter poll before time moves
+        self._extra_passes = 0
         now = self.now()
         with self._alarm_lock:
             while self._alarms and self._alarms[0] <= now:
@@ -103,6 +125,34 @@ class DrillClock(VirtualClock):
     def jump(self, seconds: float) -> None:
         """Let virtual time pass (a simulated retry back-off)."""
         self.advance(seconds)
+
+
+# Threads the engine starts for a wait's preparation (an approval's preview of the plan): while
+# one runs the wait has no deadline yet, and when it ends the waiter must poll before time moves.
+HELPER_THREADS = ("fireline-wait-prepare",)
+
+
+def _helpers_alive() -> bool:
+    return any(t.name.startswith(HELPER_THREADS) and t.is_alive() for t in threading.enumerate())
+
+
+def _signature(waiter: Any) -> tuple[tuple[int, bool, int], ...]:
+    """The waiter's waits and what each is waiting on now (a prepared approval swaps in its wait)."""
+    return tuple(
+        (id(e.condition), bool(getattr(e, "started", True)), id(getattr(e.condition, "_inner", None)))
+        for e in list(getattr(waiter, "_entries", None) or [])
+    )
+
+
+def _pending_wait(waiter: Any) -> bool:
+    """Whether the waiter holds a wait it has not started, or one still preparing its start."""
+    for entry in list(getattr(waiter, "_entries", None) or []):
+        if not getattr(entry, "started", True):
+            return True
+        condition = getattr(entry, "condition", None)
+        if hasattr(condition, "_done") and getattr(condition, "_inner", True) is None:
+            return True  # an approval preparing its request (or prepared, not yet asked)
+    return False
 
 
 @contextlib.contextmanager
