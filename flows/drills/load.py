@@ -55,7 +55,8 @@ def playbook_path(scenario: Scenario, path: Path, playbooks_dir: Path | None) ->
 
 
 class _Checker:
-    def __init__(self, loaded: Any, book: Playbook, people: Any) -> None:
+    def __init__(self, loaded: Any, book: Playbook, people: Any, settings: Any = None) -> None:
+        self.settings = settings
         self.loaded = loaded
         self.book = book
         self.people = people
@@ -110,6 +111,10 @@ def _check_responders(c: _Checker, s: Scenario) -> None:
 def _check_faults(c: _Checker, s: Scenario) -> None:
     for i, fault in enumerate(s.faults):
         where = ("faults", i)
+        if fault.kind == "slack_429":
+            if not getattr(getattr(c.settings, "slack", None), "token", None):
+                c.add("E603", "Slack is not configured ([slack] token): a slack_429 fault can never hit", where)
+            continue
         if fault.kind == "target_missing":
             if not fault.target:
                 c.add("E603", "a target_missing fault names its target (a world key)", where)
@@ -174,7 +179,7 @@ def load_scenario(path: Path, settings: Any) -> LoadedScenario:
         raise ValidationError([diag("E600", f"unknown playbook {s.playbook!r}", loaded, ("playbook",), hint)])
     book = load_playbook(book_file).playbook
     people = load_directory(settings, book_file.parent)
-    checker = _Checker(loaded, book, people)
+    checker = _Checker(loaded, book, people, settings)
     _check_responders(checker, s)
     _check_faults(checker, s)
     _check_expect(checker, s)

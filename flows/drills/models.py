@@ -48,10 +48,10 @@ class Responders(_Strict):
 
 
 class Fault(_Strict):
-    kind: Literal["aws_error", "approval_timeout", "target_missing"]
+    kind: Literal["aws_error", "approval_timeout", "target_missing", "slack_429"]
     step: str | None = Field(default=None, description="The step the fault hits (aws_error, approval_timeout).")
     code: str = Field(default="Throttling", description="aws_error: the AWS error code, e.g. AccessDenied.")
-    times: int = Field(default=1, ge=1, le=100, description="aws_error: how many calls fail.")
+    times: int = Field(default=1, ge=1, le=100, description="aws_error, slack_429: how many calls fail.")
     target: str | None = Field(default=None, description="target_missing: a world key (e.g. inference_instances[0]).")
 
 

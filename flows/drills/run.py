@@ -96,8 +96,43 @@ def run_scenario(
                                               "evidence_bucket": None})  # fmt: skip
         settings = settings.model_copy(update={"aws": aws})
     scope = contextlib.nullcontext() if endpoint_url else _in_process()
-    with scope:
-        return _run(loaded, settings, mode, endpoint_url, write_report, zero_waits, world)
+    limiter = _slack_limiter(loaded, settings)
+    if limiter is not None:
+        settings = settings.model_copy(
+            update={"slack": settings.slack.model_copy(update={"base_url": limiter.base_url})}
+        )
+    try:
+        with scope:
+            result = _run(loaded, settings, mode, endpoint_url, zero_waits, world)
+    finally:
+        if limiter is not None:
+            limiter.stop()
+    if limiter is not None:  # each 429 the proxy answered, as the report's injected faults
+        result.observed.faults += [{"step": "Slack Web API", "attempt": n + 1, "error": "429 ratelimited (injected)",
+                                    "retry_in": 1.0} for n in range(limiter.answered_429)]  # fmt: skip
+    if write_report:
+        _report(result, loaded, settings, endpoint_url)
+    return result
+
+
+def _slack_limiter(loaded: LoadedScenario, settings: Any) -> Any:
+    times = sum(f.times for f in loaded.scenario.faults if f.kind == "slack_429")
+    if not times:
+        return None
+    from flows.drills.slack_fault import SlackRateLimiter
+
+    return SlackRateLimiter(settings.slack.base_url, times)
+
+
+def _report(result: DrillResult, loaded: LoadedScenario, settings: Any, endpoint_url: str | None) -> None:
+    from flows.drills.gaps import find_gaps, permission_gaps
+    from flows.drills.report import write_drill_report
+
+    scope = contextlib.nullcontext() if endpoint_url else _in_process()
+    with scope:  # the simulator is asked with the drill's credentials (the in-process world's, or the server's)
+        result.permissions = permission_gaps(loaded.playbook, settings)
+    result.gaps = find_gaps(loaded.scenario, result.observed, result.permissions)
+    result.reports = write_drill_report(result, loaded)
 
 
 def prepare_world(loaded: LoadedScenario, endpoint_url: str | None) -> Any:
@@ -115,8 +150,8 @@ def _in_process() -> Any:
     return in_process_aws()
 
 
-def _run(loaded: LoadedScenario, settings: Any, mode: str, endpoint_url: str | None, write_report: bool,
-         zero_waits: bool, world: Any) -> DrillResult:  # fmt: skip
+def _run(loaded: LoadedScenario, settings: Any, mode: str, endpoint_url: str | None, zero_waits: bool,
+         world: Any) -> DrillResult:  # fmt: skip
     from flows.actions.registry import default_registry
     from flows.drills import world as worlds
     from flows.engine.runner import run_playbook
@@ -149,11 +184,4 @@ def _run(loaded: LoadedScenario, settings: Any, mode: str, endpoint_url: str | N
     checks = score(s.expect, observed)
     result = DrillResult(s.metadata.name, loaded.path, summary.run_id, summary.run_dir, checks, observed,
                          wall_seconds=wall, virtual_seconds=virtual)  # fmt: skip
-    if write_report:
-        from flows.drills.gaps import find_gaps, permission_gaps
-        from flows.drills.report import write_drill_report
-
-        result.permissions = permission_gaps(loaded.playbook, settings)
-        result.gaps = find_gaps(s, observed, result.permissions)
-        result.reports = write_drill_report(result, loaded)
     return result
