@@ -14,3 +14,8 @@ def hooks(monkeypatch: pytest.MonkeyPatch) -> Iterator[Receiver]:
         for name in ("l0", "l1", "l2", "l3", "l4", "fallback"):
             monkeypatch.setenv(f"HOOK_{name.upper()}", rec.url(name))
         yield rec
+
+
+from tests.fixtures.moto import aws, moto, moto_server  # noqa: E402  # the case test checks moto's state
+
+__all__ = ["aws", "hooks", "moto", "moto_server"]
