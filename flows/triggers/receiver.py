@@ -34,6 +34,15 @@ class _TooLarge(Exception):
 
 
 @dataclass
+class _Spoolable:
+    """An accepted request before the spool: its batch, the spool document, its firing incident keys."""
+
+    batch: AlertBatch
+    doc: dict[str, Any]
+    keys: set[str]
+
+
+@dataclass
 class Receiver:
     """The state behind the routes: settings, spool, library, limits, metrics."""
 
@@ -66,7 +75,31 @@ class Receiver:
         return self.spool.known_incident(key)
 
     def accept(self, source: str, headers: Any, body: bytes) -> tuple[int, dict[str, Any]]:
-        """Everything after the body is read; returns (status, answer). Runs in a worker thread."""
+        """Everything after the body is read; returns (status, answer). Blocks until the batch is durable."""
+        checked = self._check(source, headers, body)
+        if not isinstance(checked, _Spoolable):
+            return checked
+        return self._accepted(source, checked, self.spool.append(source, checked.doc))
+
+    async def accept_async(self, source: str, headers: Any, body: bytes) -> tuple[int, dict[str, Any]]:
+        """:meth:`accept` on the event loop: it awaits the commit that holds the batch, holding no thread.
+
+        CloudWatch goes through a worker thread: its SNS check may fetch a signing certificate.
+        """
+        import asyncio
+
+        if source == "cloudwatch":
+            from starlette.concurrency import run_in_threadpool
+
+            return await run_in_threadpool(self.accept, source, headers, body)
+        checked = self._check(source, headers, body)
+        if not isinstance(checked, _Spoolable):
+            return checked
+        batch_id = await asyncio.wrap_future(self.spool.submit(source, checked.doc))
+        return self._accepted(source, checked, batch_id)
+
+    def _check(self, source: str, headers: Any, body: bytes) -> tuple[int, dict[str, Any]] | _Spoolable:
+        """The answer for a refused request, or what to spool."""
         cfg = self.settings.source(source)
         try:
             if source != "cloudwatch":
@@ -77,9 +110,9 @@ class Receiver:
             outcome = {401: "unauthorised", 403: "refused"}.get(e.status, "rejected")
             self.metrics.count(source, outcome)
             return e.status, {"error": str(e)}
-        return self._spool(source, batch)
+        return self._document(source, batch)
 
-    def _spool(self, source: str, batch: AlertBatch) -> tuple[int, dict[str, Any]]:
+    def _document(self, source: str, batch: AlertBatch) -> tuple[int, dict[str, Any]] | _Spoolable:
         if not batch.alerts:
             self.metrics.count(source, "no_alert")
             return 200, {"status": "no alert", **{k: v for k, v in batch.notes.items() if isinstance(v, str)}}
@@ -99,9 +132,12 @@ class Receiver:
             "truncated": batch.truncated,
             "notes": batch.notes,
         }
-        batch_id = self.spool.append(source, doc)
+        return _Spoolable(batch, doc, firing_keys)
+
+    def _accepted(self, source: str, checked: _Spoolable, batch_id: int) -> tuple[int, dict[str, Any]]:
+        batch = checked.batch
         with self._lock:
-            self._known.update(firing_keys)
+            self._known.update(checked.keys)
         self.metrics.count(source, "accepted", len(batch.alerts))
         answer = {"batch": batch_id, "firing": len(batch.firing), "resolved": len(batch.resolved)}
         if batch.truncated:
@@ -125,7 +161,6 @@ async def _read_capped(request: Any, cap: int) -> bytes:
 
 def routes(receiver: Receiver, *, ready: Callable[[], bool] = lambda: True) -> list[Any]:
     """The Starlette routes: ``POST /alerts/{source}``, ``GET /metrics``, ``GET /healthz``."""
-    from starlette.concurrency import run_in_threadpool
     from starlette.requests import Request
     from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
@@ -145,7 +180,7 @@ def routes(receiver: Receiver, *, ready: Callable[[], bool] = lambda: True) -> l
         except _TooLarge:
             receiver.metrics.count(source, "oversize")
             return JSONResponse({"error": f"body over the {cfg.max_body} byte cap"}, status_code=413)
-        status, answer = await run_in_threadpool(receiver.accept, source, request.headers, body)
+        status, answer = await receiver.accept_async(source, request.headers, body)
         return JSONResponse(answer, status_code=status)
 
     async def metrics(request: Request) -> Response:

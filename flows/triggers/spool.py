@@ -75,15 +75,23 @@ class Spool:
         self._peek_lock = threading.Lock()
         self._queue: queue.Queue[tuple[str, str, Future[int]] | None] = queue.Queue()
         self._writer = threading.Thread(target=self._write_loop, name="fireline-spool", daemon=True)
-        self._writer.start()
         self.new_batch = threading.Event()
+        self.commits = 0  # transactions the writer committed: fewer than batches when requests share one
+        self._writer.start()
 
     # -- the receiver side -------------------------------------------------------------------
     def append(self, source: str, doc: dict[str, Any], timeout: float = 30.0) -> int:
         """Write one batch durably; return its id once it is committed."""
+        return self.submit(source, doc).result(timeout)
+
+    def submit(self, source: str, doc: dict[str, Any]) -> Future[int]:
+        """Queue one batch for the writer; the future has its id once the commit that holds it is done.
+
+        Raises ``ValueError`` (before queueing) for a document JSON cannot carry (NaN, infinities).
+        """
         done: Future[int] = Future()
         self._queue.put((source, json.dumps(doc, ensure_ascii=False, allow_nan=False), done))
-        return done.result(timeout)
+        return done
 
     def _write_loop(self) -> None:
         conn = connect(self.path)
@@ -111,6 +119,7 @@ class Spool:
                     for src, doc, _ in group
                 ]
                 conn.execute("COMMIT")
+                self.commits += 1
             except sqlite3.Error as e:
                 conn.execute("ROLLBACK") if conn.in_transaction else None
                 for _, _, fut in group:
