@@ -127,7 +127,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def bare_floor(args: argparse.Namespace) -> None:
+def bare_floor(args: argparse.Namespace) -> float:
     import urllib.request
 
     port = _free_port()
@@ -145,12 +145,13 @@ def bare_floor(args: argparse.Namespace) -> None:
         latencies = [seen[f"fp{fp}"] - sent for fp, sent in first.items() if f"fp{fp}" in seen]
         print(f"bare Starlette floor: {statuses.get(202, 0) / seconds:8.0f} requests/s accepted; request to handler "
               f"p50 {pct(latencies, 0.5) * 1000:.0f} ms, p95 {pct(latencies, 0.95) * 1000:.0f} ms")  # fmt: skip
+        return statuses.get(202, 0) / seconds
     finally:
         proc.terminate()
         proc.wait(10)
 
 
-def fireline_storm(args: argparse.Namespace, root: Path) -> None:
+def fireline_storm(args: argparse.Namespace, root: Path, floor: float) -> None:
     marks = root / "marks"
     marks.mkdir()
     library = root / "library"
@@ -186,7 +187,7 @@ def fireline_storm(args: argparse.Namespace, root: Path) -> None:
         lost = (args.alerts - accepted) + (accepted - spooled)
         print(f"alerts: {args.alerts} sent, answers {dict(sorted(statuses.items()))}, {spooled} spooled, lost {lost}")
         print(f"accepted: {accepted / seconds:8.0f} alerts/s ({seconds:.2f}s for {args.alerts}, {args.concurrency} "
-              "concurrent requests)")  # fmt: skip
+              f"concurrent requests); {accepted / seconds / floor:.2f}x the bare floor")  # fmt: skip
         print(f"runs started: {len(runs)} (goal {args.fingerprints}); containment applied in {len(applied)}")
         print(f"request to first containment apply(), warm: p50 {pct(latencies, 0.5):.2f}s, "
               f"p95 {pct(latencies, 0.95):.2f}s, max {max(latencies, default=float('nan')):.2f}s")  # fmt: skip
@@ -207,9 +208,10 @@ def main() -> None:
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # run the clean-up of the server processes
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    bare_floor(args)
+    floor = bare_floor(args)
     with tempfile.TemporaryDirectory(prefix="fireline-storm-") as tmp:
-        fireline_storm(args, Path(tmp))
+        fireline_storm(args, Path(tmp), floor)
+    print(f"load average {os.getloadavg()[0]:.1f} at the end")
 
 
 if __name__ == "__main__":

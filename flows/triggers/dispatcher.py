@@ -78,6 +78,8 @@ class Dispatcher:
         self.library = load_library(playbooks_dir)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # New incidents of the drain going on, started together after one commit (None: start at once).
+        self._deferred: dict[str, tuple[Route, list[Alert], dict[str, Any]]] | None = None
 
     # -- the loop ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -111,9 +113,16 @@ class Dispatcher:
     def drain(self, limit: int = 100) -> bool:
         """Handle up to ``limit`` pending batches; True when there were any."""
         batches = self.spool.pending(limit)
-        with self.spool.transaction():  # one commit per drain, and one before each run's start
-            for batch_id, source, doc in batches:
-                self.handle(batch_id, source, doc)
+        with self.spool.transaction():  # one commit before the drain's runs start, one at its end
+            self._deferred = {}
+            try:
+                for batch_id, source, doc in batches:
+                    self.handle(batch_id, source, doc)
+                deferred = self._deferred
+            finally:
+                self._deferred = None
+            self._start_all(deferred)
+            for batch_id, _, _ in batches:  # done once its runs are started: a crash before replays it
                 self.spool.mark_done(batch_id)
         self.metrics.spool_depth.set(self.spool.depth())
         return bool(batches)
@@ -147,7 +156,7 @@ class Dispatcher:
         now = self.clock()
         window = found.trigger.dedup_window
         incident = self.spool.incident(found.key)
-        if incident is not None and incident.state == "starting":
+        if incident is not None and incident.state == "starting" and found.key not in (self._deferred or {}):
             self._ensure_started(incident, found, alerts, doc)  # a start cut short by a crash, or still going
             if (incident.request or {}).get("batch") == batch_id:
                 return  # the batch that opened the incident, handled again after a crash
@@ -172,16 +181,40 @@ class Dispatcher:
                      **{k: doc.get(k) for k in ("raw", "truncated", "notes", "received_at")}},
         )  # fmt: skip
         self.spool.save_incident(incident)
-        self._ensure_started(incident, found, alerts, doc)
+        if self._deferred is not None:
+            self._deferred[found.key] = (found, alerts, doc)
+        else:
+            self._ensure_started(incident, found, alerts, doc)
+
+    def _start_all(self, deferred: dict[str, tuple[Route, list[Alert], dict[str, Any]]]) -> None:
+        """Start the drain's new incidents after one commit of all their rows.
+
+        One commit (one fsync, ≈ 40 ms on a loaded build host) instead of one per incident: under
+        a storm of 50 new incidents the last run otherwise started ≈ 2 s after its alert. The rows
+        are re-read: later batches of the drain may have added fingerprints to them.
+        """
+        starts = [(i, *deferred[k]) for k in deferred if (i := self.spool.incident(k)) and i.state == "starting"]
+        errors: list[str | None] = []
+        with self.spool.committed():  # every row durable before any start: a crash is repaired on restart
+            for incident, found, alerts, doc in starts:
+                errors.append(self._try_start(incident, found, alerts, doc))
+        for (incident, _, alerts, _), error in zip(starts, errors, strict=True):
+            self._settled(incident, alerts, error)
 
     def _ensure_started(self, incident: Incident, found: Route, alerts: list[Alert], doc: dict[str, Any]) -> None:
         # The incident row is committed before the start: a crash after it is repaired on restart.
-        error = None
         with self.spool.committed():
-            try:
-                self._start(incident, found, alerts, doc)
-            except FirelineError as e:  # the request itself is refused: retrying cannot help
-                error = str(e)
+            error = self._try_start(incident, found, alerts, doc)
+        self._settled(incident, alerts, error)
+
+    def _try_start(self, incident: Incident, found: Route, alerts: list[Alert], doc: dict[str, Any]) -> str | None:
+        try:
+            self._start(incident, found, alerts, doc)
+        except FirelineError as e:  # the request itself is refused: retrying cannot help
+            return str(e)
+        return None
+
+    def _settled(self, incident: Incident, alerts: list[Alert], error: str | None) -> None:
         if error is None:
             # Running once it cannot be lost: a flow run exists at once, a run directory a moment later
             # (until then the sweep waits for it, or starts it again after a crash).
