@@ -302,10 +302,9 @@ def check_answer(
 
 
 Emit = Callable[[str, dict[str, Any]], None]
-from flows.engine.approval_wait import ApprovalWait, dry_run_grant  # noqa: E402  # re-exported
 
 __all__ = [
-    "Answer", "AnswerSource", "ApprovalWait", "ApproverDirectory", "Approvers", "Decision", "InboxSource",
-    "Responders", "check_answer", "dry_run_grant", "normalise_user", "parse_decision", "read_inbox",
+    "Answer", "AnswerSource", "ApproverDirectory", "Approvers", "Decision", "InboxSource",
+    "Responders", "check_answer", "normalise_user", "parse_decision", "read_inbox",
     "refusal_reason", "write_answer",
 ]  # fmt: skip

@@ -14,9 +14,6 @@ With ``needs_outcome: any`` it runs whatever its dependencies came to.
 from __future__ import annotations
 
 import concurrent.futures
-import hashlib
-import json
-import re
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +21,7 @@ from typing import Any
 from flows.engine.executor import PLAN_SUFFIX, StepExecutor
 from flows.engine.outcomes import FAILED, FAILURES, REJECTED, SKIPPED, SUCCEEDED, TERMINAL, TIMED_OUT, StepOutcome
 from flows.engine.templates import Placeholder, condition, render_value
-from flows.engine.units import ItemResult, PlannedItem, Unit, plan_items, planned_targets
+from flows.engine.units import ItemResult, PlannedItem, Unit, item_key, plan_items, planned_targets
 from flows.engine.wait_units import approval_unit, page_unit, waiting_marks, waits
 from flows.engine.waits import Waiter
 from flows.engine.work import RunEnv, apply_item, record_interruption, run_handlers
@@ -32,17 +29,8 @@ from flows.language.dag import dependencies
 from flows.language.spec import Step
 from flows.record.store import iso, utcnow
 
-_PLAIN_KEY = re.compile(r"^[A-Za-z0-9._:@-]{1,64}$")
 SKIP_BY_CONDITION = "condition"
 SKIP_BY_DEPENDENCY = "dependency"
-
-
-def item_key(item: Any) -> str:
-    """A short stable key per item: the item itself when it is a short plain string, else a hash."""
-    if isinstance(item, str) and _PLAIN_KEY.match(item):
-        return item
-    canonical = json.dumps(item, sort_keys=True, separators=(",", ":"), default=str)
-    return "h-" + hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
 @dataclass

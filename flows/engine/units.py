@@ -12,6 +12,8 @@ functions, so no path can skip a rail:
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -28,6 +30,17 @@ from flows.language.spec import FailureHandler, RetryPolicy, Step
 
 if TYPE_CHECKING:
     from flows.engine.work import RunEnv
+
+_PLAIN_KEY = re.compile(r"^[A-Za-z0-9._:@-]{1,64}$")
+
+
+def item_key(item: Any) -> str:
+    """A short stable key per item: the item itself when it is a short plain string, else a hash."""
+    if isinstance(item, str) and _PLAIN_KEY.match(item):
+        return item
+    canonical = json.dumps(item, sort_keys=True, separators=(",", ":"), default=str)
+    return "h-" + hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
 
 _SECRET_REF = re.compile(r"^secret:[A-Za-z_][A-Za-z0-9_]*$")
 PLAN_SECONDS = 60.0

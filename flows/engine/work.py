@@ -21,7 +21,8 @@ from flows.actions.context import ActionContext
 from flows.actions.control import ApprovalParams
 from flows.actions.registry import Action, ActionResult, Registry
 from flows.engine import fence
-from flows.engine.approvals import AnswerSource, ApprovalWait, ApproverDirectory, Approvers, dry_run_grant
+from flows.engine.approval_wait import ApprovalWait, dry_run_grant
+from flows.engine.approvals import AnswerSource, ApproverDirectory, Approvers
 from flows.engine.executor import is_retryable
 from flows.engine.fence import AbandonedAttempt, Attempt, AttemptRecord
 from flows.engine.guards import Refusal

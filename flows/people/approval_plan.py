@@ -20,8 +20,8 @@ MAX_LINES = 40
 
 
 def _items(step: Any, scope: dict[str, Any]) -> list[tuple[Any, str]]:
-    from flows.engine.scheduler import item_key
     from flows.engine.templates import render_value
+    from flows.engine.units import item_key
 
     if step.for_each is None:
         return [(None, "")]
