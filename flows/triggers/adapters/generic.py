@@ -24,7 +24,8 @@ def _one(entry: Any, where: str) -> Alert:
         alert = Alert.model_validate({"source": "generic", **entry})
     except ValidationError as e:
         first = e.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"]) or "alert"
+        # The location holds the payload's own keys: escaped, so a key with a newline stays one line.
+        loc = ".".join(str(p) for p in first["loc"]).encode("unicode_escape").decode("ascii")[:200] or "alert"
         raise AlertError(f"{where}: {loc}: {first['msg']}") from e
     return alert
 
