@@ -258,10 +258,44 @@ def check_definition(cls: type[Action[Any, Any]]) -> None:
 
 
 class Registry:
-    """Holds action definitions by name."""
+    """Holds action definitions by name.
+
+    A registry made by :func:`default_registry` loads lazily: a name the built-in index places
+    imports only its module; any other question (an unknown name, :meth:`names`, :meth:`all`)
+    loads every built-in module and every plug-in first, so the answers are those of a full load.
+    """
 
     def __init__(self) -> None:
         self._actions: dict[str, Action[Any, Any]] = {}
+        # Lazy loading: action name -> built-in module, and the sources not loaded yet.
+        self._index: dict[str, str] = {}
+        self._pending_modules: list[str] = []
+        self._pending_entry_points = False
+
+    def defer(self, modules: Iterable[str], index: dict[str, str], entry_points: bool = True) -> None:
+        """Load ``modules`` (and the plug-ins) only when asked; ``index`` says where each name lives."""
+        self._pending_modules.extend(m for m in modules if m not in self._pending_modules)
+        self._index.update(index)
+        self._pending_entry_points = self._pending_entry_points or entry_points
+
+    def load_all(self) -> None:
+        """Load every deferred module and the plug-ins now (in the order of :data:`BUILTIN_MODULES`)."""
+        while self._pending_modules:
+            self.register_module(self._pending_modules.pop(0))
+        if self._pending_entry_points:
+            self._pending_entry_points = False
+            self.load_entry_points()
+
+    def _find(self, name: str) -> None:
+        """Make ``name`` present if any deferred source defines it: its indexed module, else all."""
+        if name in self._actions or not (self._pending_modules or self._pending_entry_points):
+            return
+        module = self._index.get(name)
+        if module in self._pending_modules:
+            self._pending_modules.remove(module)
+            self.register_module(module)
+        if name not in self._actions:
+            self.load_all()
 
     def register(self, cls: type[Action[Any, Any]]) -> None:
         check_definition(cls)
@@ -299,15 +333,19 @@ class Registry:
                 raise RegistrationError(f"entry point {ep.name!r} ({ep.value}) is neither a module nor an Action")
 
     def get(self, name: str) -> Action[Any, Any]:
+        self._find(name)
         try:
             return self._actions[name]
         except KeyError:
             raise UnknownActionError(f"unknown action {name!r}") from None
 
     def __contains__(self, name: object) -> bool:
+        if isinstance(name, str):
+            self._find(name)
         return name in self._actions
 
     def names(self) -> list[str]:
+        self.load_all()
         return sorted(self._actions)
 
     def all(self) -> list[Action[Any, Any]]:
@@ -321,9 +359,24 @@ def default_registry() -> Registry:
     """The registry with every built-in action and every installed plug-in, loaded once."""
     global _default
     if _default is None:
+        from flows.actions.builtin_index import BUILTIN_INDEX
+
         registry = Registry()
-        for module in BUILTIN_MODULES:
-            registry.register_module(module)
-        registry.load_entry_points()
+        # Validating a playbook imports only the modules of the actions it names (a cold start).
+        registry.defer(BUILTIN_MODULES, BUILTIN_INDEX)
         _default = registry
     return _default
+
+
+def builtin_index() -> dict[str, str]:
+    """Action name -> defining module, from registering every built-in module in a fresh registry.
+
+    The source of truth for :data:`flows.actions.builtin_index.BUILTIN_INDEX`.
+    """
+    registry = Registry()
+    index: dict[str, str] = {}
+    for module in BUILTIN_MODULES:
+        before = set(registry._actions)
+        registry.register_module(module)
+        index.update((name, module) for name in set(registry._actions) - before)
+    return index

@@ -82,6 +82,7 @@ def _policy(playbook: Playbook, step_id: str) -> tuple[int, list[float]]:
 
 def faulted_registry(base: Registry, book: FaultBook, playbook: Playbook, clock: Any) -> Registry:
     """A copy of ``base`` whose actions of faulted steps mark the step for the hook."""
+    base.load_all()  # a lazily loaded base: the copy must not share its pending sources
     registry = copy.copy(base)
     registry._actions = dict(base._actions)  # the copy's own table; the base stays as it was
     steps = {s.id: s.action for s in playbook.steps if s.id in book.remaining}

@@ -20,9 +20,7 @@ as ``would_send``; with a drill channel configured, drill messages go there inst
 from __future__ import annotations
 
 import importlib
-import smtplib
 from dataclasses import dataclass, field
-from email.message import EmailMessage
 from typing import Any, Literal, Protocol
 
 RecipientKind = Literal["person", "group", "slack_channel", "slack_usergroup", "email", "webhook"]
@@ -191,6 +189,9 @@ class EmailNotifier:
             return Delivery(False, recipient, "email", error="no SMTP relay configured ([people] smtp_host)")
         if not recipient.email:
             return Delivery(False, recipient, "email", error=f"{recipient.id}: no e-mail address")
+        import smtplib  # lazily: smtplib pulls in ssl, which `fireline validate` never needs
+        from email.message import EmailMessage
+
         mail = EmailMessage()
         mail["From"] = self.sender
         mail["To"] = recipient.email
