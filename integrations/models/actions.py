@@ -19,8 +19,7 @@ from flows.actions.context import ActionContext
 from flows.actions.registry import Action, ActionKind, ActionResult, Plan, UndoResult, action
 from flows.errors import ActionError
 from flows.language.durations import Duration
-from integrations.aws.common import plan_read
-from integrations.models.base import KEY_QUARANTINED, ServingState, TargetParams, load_adapter
+from integrations.models.base import KEY_QUARANTINED, ModelVersion, ServingState, TargetParams, load_adapter
 from integrations.models.permissions import (
     S3_PERMISSIONS,
     S3_READ,
@@ -29,7 +28,8 @@ from integrations.models.permissions import (
     SAGEMAKER_WRITE_READS,
     statements,
 )
-from integrations.models.policy import KnownGoodPolicy, Rejection, select_known_good
+from integrations.models.plan_reads import mlflow_uri, registry_read, require_reachable, serving_read
+from integrations.models.policy import KnownGoodPolicy, Rejection, Selection, select_known_good
 from integrations.models.registry_actions import ModelCaptureRegistry, ModelQuarantine, QuarantineParams, target_fields
 from integrations.models.targets import read_target
 from integrations.models.verify import VerifyParams, VerifyResult, plan_verify, run_verify
@@ -76,23 +76,39 @@ class RollbackResult(ActionResult):
 def _preview(params: RollbackParams, ctx: ActionContext, warnings: list[str]) -> str | None:
     """Which version the policy would choose by its metadata alone (read-only; digests wait for apply).
 
-    Not for MLflow: its client retries an unreachable server for minutes, which a plan must not do.
+    When by metadata alone no version qualifies, ``apply()`` will refuse too (the digest check and
+    any quarantine written before it only reject more), so a dry-run or drill plan fails with the
+    refusal apply would raise. A live plan only warns: its apply keeps the evidence and drains.
+    Without credentials or a tracking URI nothing is read and nothing is guessed.
     """
-    if params.registry == "mlflow":
-        return None
     policy = params.known_good.model_copy(update={"verify_digest": False})
 
-    def read() -> str:
-        selection, chosen = select_known_good(load_adapter(params, ctx), policy, ctx)
-        if chosen is None:
-            return "by its metadata no version qualifies now: " + selection.refusal(params.label)
-        return f"by its metadata {chosen.label} would be chosen now (its digest is verified at apply time)"
+    def read() -> tuple[Selection, ModelVersion | None]:
+        return select_known_good(load_adapter(params, ctx), policy, ctx)
 
+    what = f"list the versions of {params.label}"
+    if params.registry == "mlflow" and (uri := mlflow_uri(params, ctx, [])):
+        require_reachable(uri, what)  # every read apply makes would fail the same way
     try:
-        return plan_read(ctx, f"list the versions of {params.label}", read, warnings)
+        found = registry_read(params, ctx, what, read, warnings)
     except ActionError as e:  # a preview that cannot be made only makes the plan vaguer
         warnings.append(f"no preview of the choice: {e}")
         return None
+    if found is None:
+        return None
+    selection, chosen = found
+    if chosen is None and ctx.mode == "live":
+        # apply() follows at once: it keeps the selection and the pre-rollback state as evidence,
+        # drains when told to, and raises this refusal itself.
+        warnings.append("by its metadata no version qualifies now: " + selection.refusal(params.label))
+        return None
+    if chosen is None:
+        drained = " — a live run would drain the target" if params.on_refusal == "drain" else ""
+        raise ActionError(
+            f"{selection.refusal(params.label)} (by their metadata){drained}",
+            details={"rejections": [r.model_dump() for r in selection.rejections]},
+        )
+    return f"by its metadata {chosen.label} would be chosen now (its digest is verified at apply time)"
 
 
 def _snapshot(ctx: ActionContext, state: ServingState) -> ServingState:
@@ -260,8 +276,10 @@ class ModelVerify(Action[VerifyParams, VerifyResult]):
 
     def plan(self, params: VerifyParams, ctx: ActionContext) -> Plan:
         warnings: list[str] = []
+        serving = serving_read(params, ctx, warnings)  # an unreachable registry fails here, as apply would
         plan = plan_verify(self.name, params, ctx, read_target(params, ctx, warnings))
-        return plan.model_copy(update={"warnings": [*plan.warnings, *warnings]})
+        reads = [serving, *plan.reads] if serving else plan.reads
+        return plan.model_copy(update={"warnings": [*plan.warnings, *warnings], "reads": reads})
 
     def apply(self, params: VerifyParams, ctx: ActionContext) -> VerifyResult:
         return run_verify(params, ctx)

@@ -14,6 +14,7 @@ from flows.actions.registry import Action, ActionKind, ActionResult, Plan, UndoR
 from integrations.aws.pages import Gap, OnGap, partial_name, settle_gap
 from integrations.models.base import KEY_QUARANTINED, TargetParams, load_adapter
 from integrations.models.permissions import S3_READ, S3_TAG_WRITE, SAGEMAKER_READ, statements
+from integrations.models.plan_reads import serving_read
 from integrations.models.targets import read_target
 
 
@@ -148,12 +149,13 @@ class ModelCaptureRegistry(Action[CaptureParams, CaptureResult]):
 
     def plan(self, params: CaptureParams, ctx: ActionContext) -> Plan:
         warnings: list[str] = []
+        serving = serving_read(params, ctx, warnings)  # an unreachable registry fails here, as apply would
         return Plan(
             action=self.name,
             summary=f"preserve {params.label} and its newest {params.max_versions} registry versions",
             targets=[read_target(params, ctx, warnings)],
             warnings=warnings,
-            reads=[f"serving state of {params.label}", f"metadata of up to {params.max_versions} versions"],
+            reads=[serving or f"serving state of {params.label}", f"metadata of up to {params.max_versions} versions"],
             mutating=False,
         )
 

@@ -12,6 +12,7 @@ rollback is a weight shift, which moto implements.
 from __future__ import annotations
 
 import hashlib
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from integrations.models.base import attestation, encode_tag_value
@@ -85,13 +86,46 @@ def seed_model_registry(world: World) -> None:
     )
 
 
+ARTIFACT_BUCKET = "ml-models"
+ARTIFACT_KEY = "fraud-detector/model.tar.gz"
+
+
+def seed_model_artifact(world: World) -> None:
+    """An S3-served model artifact: an attested, approved version, then bytes written over it.
+
+    The artifact-tampering playbook quarantines the latest (tampered) version and copies the
+    attested one back as the latest; its digest verifies because its bytes are unchanged.
+    """
+    from integrations.models.base import KEY_APPROVED
+
+    s3 = world.client("s3")
+    s3.create_bucket(Bucket=ARTIFACT_BUCKET)
+    s3.put_bucket_versioning(Bucket=ARTIFACT_BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    good_bytes = b"fraud-detector weights (release 7)"
+    good = s3.put_object(Bucket=ARTIFACT_BUCKET, Key=ARTIFACT_KEY, Body=good_bytes)["VersionId"]
+    keys = {**attestation(hashlib.sha256(good_bytes).hexdigest(), "ci:train-pipeline", {"auc": 0.93}),
+            KEY_APPROVED: "true"}  # fmt: skip
+    tags = [{"Key": k, "Value": encode_tag_value(k, v)} for k, v in keys.items()]
+    s3.put_object_tagging(Bucket=ARTIFACT_BUCKET, Key=ARTIFACT_KEY, VersionId=good, Tagging={"TagSet": tags})
+    tampered = s3.put_object(Bucket=ARTIFACT_BUCKET, Key=ARTIFACT_KEY, Body=b"fraud-detector weights (backdoored)")
+    # S3 lists whole seconds, so a version created in the incident's first second is not provably
+    # before it: the compromise is dated one second after the attested version's listed time.
+    created = s3.head_object(Bucket=ARTIFACT_BUCKET, Key=ARTIFACT_KEY, VersionId=good)["LastModified"]
+    world.data.update(
+        artifact_bucket=ARTIFACT_BUCKET,
+        artifact_key=ARTIFACT_KEY,
+        artifact_compromised_since=(created + timedelta(seconds=1)).isoformat(),
+        artifact_versions={"known_good": good, "tampered": tampered["VersionId"]},
+    )
+
+
 def _seed_training_data(world: World) -> None:
     from integrations.data.seed import seed_training_data  # the training-data poisoning scenario
 
     seed_training_data(world)
 
 
-MODEL_SEEDERS = [seed_model_registry, _seed_training_data]
+MODEL_SEEDERS = [seed_model_registry, seed_model_artifact, _seed_training_data]
 
 
 def endpoint_weights(world: World) -> dict[str, float]:

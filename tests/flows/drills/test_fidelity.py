@@ -19,14 +19,8 @@ pytestmark = [pytest.mark.moto_server, pytest.mark.e2e]
 SCENARIOS = sorted((Path(__file__).resolve().parents[3] / "playbooks" / "scenarios").glob("*.yaml"))
 # Where a live run on this world takes another path than the drill predicts, and why: each is a
 # plan() that does not read what apply() depends on, so no drill can see it (strict: when the
-# plan learns to read it, the test says so).
-KNOWN_DIVERGENCES = {
-    "model-artifact-tampering": "the world has no S3-attested artifact; model.rollback's plan does not look for a "
-    "known-good version, so the drill predicts a rollback that the live run refuses",
-    "model-drift-rollback": "no MLflow server in the world; model.verify and model.capture_registry plan without "
-    "reading the registry, so only the live run finds it unreachable",
-    "model-drift-rollback-approval-timeout": "as model-drift-rollback: the registry is unreachable only live",
-}
+# plan learns to read it, the test says so). None left: the model plans read their registry.
+KNOWN_DIVERGENCES: dict[str, str] = {}
 
 
 def _params() -> list[Any]:
@@ -99,13 +93,26 @@ def test_drill_and_live_take_the_same_path(aws: AwsEnv, slack: SlackEnv, path: P
     assert all("[DRILL]" in str(r.params.get("text")) for r in sent)
     assert drill.ok, list(drill.unmet)
     live = run_scenario(path, settings, mode="live", endpoint_url=aws.endpoint, world=world, write_report=False)
-    assert live.observed.path() == drill.observed.path()
+    assert live.observed.steps == drill.observed.steps
+    assert live.observed.approvals == drill.observed.approvals
     assert live.observed.outcome == drill.observed.outcome
+    # A drill plans an on_failure contacts.page handler without paging the drill channel, so the
+    # escalation such a handler reaches is seen only live (a known gap of the drill engine, asserted
+    # so that it is noticed when closed); every other escalation level must match.
+    handled = _paging_handlers(loaded, live.observed.steps)
+    assert {k: v for k, v in live.observed.escalation.items() if k not in handled} == drill.observed.escalation
+    assert not handled & set(drill.observed.escalation), "drills now page on_failure handlers: compare them too"
     changed = any(status == "run" and kind in ("containment", "recovery", "evidence")
                   for sid, status in live.observed.steps.items()
                   for kind in [_kind(loaded, sid)])  # fmt: skip
     if changed:
         assert world_state(aws) != before, "the live run changed nothing at the target"
+
+
+def _paging_handlers(loaded: Any, steps: dict[str, str]) -> set[str]:
+    """Failed steps whose on_failure handlers page (their escalation comes from the handler)."""
+    return {s.id for s in loaded.playbook.steps
+            if steps.get(s.id) == "failed" and any(h.action == "contacts.page" for h in s.on_failure)}  # fmt: skip
 
 
 def _kind(loaded: Any, step_id: str) -> str:
