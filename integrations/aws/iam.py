@@ -33,6 +33,7 @@ from integrations.aws.iam_inline import (
 )
 from integrations.aws.iam_principal import (
     IAM_NAME,
+    IAM_NAME_MAX,
     QUARANTINE_POLICY,
     QUARANTINE_TAG,
     REVOKE_POLICY,
@@ -60,7 +61,7 @@ SESSION_CAVEATS = (
 
 
 class DisableKeysParams(ActionParams):
-    user_name: str = Field(pattern=IAM_NAME)
+    user_name: str = Field(pattern=IAM_NAME, max_length=IAM_NAME_MAX)
     access_key_ids: list[str] | None = Field(default=None, description="Default: every key of the user.")
     revoke_sessions: bool = Field(
         default=True,

@@ -59,3 +59,21 @@ def test_unknown_name_loads_the_whole_catalogue_for_did_you_mean() -> None:
     assert "aws.ec2.isolat_instance" not in registry
     assert set(BUILTIN_INDEX) <= set(registry._actions)
     assert default_registry().names() == sorted(set(default_registry().names()))
+
+
+@pytest.mark.parametrize("field", ["user_name", "role_name"])
+def test_iam_names_keep_their_limits_without_a_counted_unicode_class(field: str) -> None:
+    # The pattern lost its {1,128} (slow to compile at every start); max_length keeps the limit.
+    from pydantic import ValidationError
+
+    from integrations.aws.iam import DisableKeysParams
+    from integrations.aws.iam_principal import PrincipalParams
+
+    models: list[type[PrincipalParams] | type[DisableKeysParams]] = [PrincipalParams]
+    models += [DisableKeysParams] if field == "user_name" else []
+    for model in models:
+        assert getattr(model.model_validate({field: "a" * 128}), field) == "a" * 128
+        assert getattr(model.model_validate({field: "ci+bot=,.@-_x"}), field) == "ci+bot=,.@-_x"
+        for bad in ("a" * 129, "", "two words", "line\n"):
+            with pytest.raises(ValidationError):
+                model.model_validate({field: bad})
