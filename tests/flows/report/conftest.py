@@ -1,4 +1,4 @@
-"""Shared fixtures of the report tests: the fixed run records of ``tests/data/runs/``."""
+"""Shared fixtures of the report tests: the fixed run records of ``tests/data/run-records/``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from tests.fixtures.slack_fake import slack, slack_loopback
 
 __all__ = ["CASES", "NOW", "RUNS", "record", "slack", "slack_loopback"]
 
-RUNS = Path(__file__).resolve().parents[2] / "data" / "runs"
+RUNS = Path(__file__).resolve().parents[2] / "data" / "run-records"
 CASES = sorted(p.name for p in RUNS.iterdir() if (p / "run.json").is_file())
 NOW = "2026-12-01T09:00:00.000000Z"  # the report time of every golden report
 

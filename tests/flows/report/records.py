@@ -1,10 +1,10 @@
-"""Builds the fixed run records under ``tests/data/runs/`` with the real engine.
+"""Builds the fixed run records under ``tests/data/run-records/`` with the real engine.
 
 The records are committed: the golden reports are rendered from them, so they must not change
 from one test run to the next. Rebuild them (and then the goldens) only when the record format
 changes::
 
-    .venv/bin/python -m tests.flows.report.records            # rewrites tests/data/runs/
+    .venv/bin/python -m tests.flows.report.records            # rewrites tests/data/run-records/
     REGEN_GOLDEN=1 .venv/bin/python -m pytest tests/flows/report/test_golden.py
 
 ``succeeded`` and ``rollback`` are live runs of the shipped playbooks against the sandbox (moto),
@@ -28,7 +28,7 @@ from flows.engine import Answer, Responders, resume_run, run_playbook
 from flows.engine.undo import undo_run
 from tests.flows.engine.engine_helpers import make_settings, write_playbook
 
-DATA = Path(__file__).resolve().parents[2] / "data" / "runs"
+DATA = Path(__file__).resolve().parents[2] / "data" / "run-records"
 ROOT = Path(__file__).resolve().parents[3]
 ALERT = {
     "source": "alertmanager",
