@@ -23,7 +23,7 @@ from typing import Any
 
 from flows.errors import ApprovalError
 from flows.people.identity import Identity
-from flows.record.store import iso, utcnow, write_atomic
+from flows.record.store import iso, read_json_object, utcnow, write_atomic
 
 
 @dataclass(frozen=True)
@@ -132,9 +132,8 @@ def submit_ack(run: str | Path, identity: Identity, settings: Any, step: str | N
     person, refused = ack_refusal(run_dir, settings, identity.person_id)
     folder = ack_dir(run_dir)
     duplicate = refused is None and any(
-        _read(p).get("by") == person and _read(p).get("step") == step and not _read(p).get("refused")
-        for p in sorted(folder.glob("*.json")) if folder.is_dir()
-    )  # fmt: skip
+        doc.get("by") == person and doc.get("step") == step and not doc.get("refused") for _, doc in read_acks(run_dir)
+    )
     doc = {
         "by": person, "step": step, "via": identity.via, "authenticated_as": identity.authenticated_as,
         "claim": identity.claim, "at": iso(utcnow()), "refused": refused,
@@ -144,17 +143,9 @@ def submit_ack(run: str | Path, identity: Identity, settings: Any, step: str | N
     return AnswerReceipt(refused is None, refused, run_dir.name, step, person, "ack", duplicate, path)
 
 
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def read_acks(run_dir: Path) -> list[tuple[str, dict[str, Any]]]:
     """Every ack file of a run in arrival order: (file name, document)."""
     folder = ack_dir(run_dir)
     if not folder.is_dir():
         return []
-    return [(p.name, _read(p)) for p in sorted(folder.glob("*.json"))]
+    return [(p.name, read_json_object(p)) for p in sorted(folder.glob("*.json"))]

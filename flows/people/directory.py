@@ -25,7 +25,7 @@ from flows.language.diagnose import suggest
 from flows.people.identity import try_canonical
 from flows.people.load import LoadedDoc, diag, load_doc
 from flows.people.models import DirectoryDoc, Person
-from flows.record.store import write_atomic
+from flows.record.store import read_json_object, write_atomic
 
 
 @dataclass
@@ -111,7 +111,7 @@ class Directory:
         person = self.people.get(person_id)
         if person is None or self.cache_path is None:
             return
-        cache = _read_cache(self.cache_path)
+        cache = read_json_object(self.cache_path)
         cache[person.email.lower() if person.email else person.id] = slack_user_id
         write_atomic(self.cache_path, json.dumps(cache, indent=1, sort_keys=True).encode())
         self.people[person_id] = person.model_copy(update={"slack_user_id": slack_user_id})
@@ -119,7 +119,7 @@ class Directory:
     def _apply_cache(self) -> None:
         if self.cache_path is None:
             return
-        cache = _read_cache(self.cache_path)
+        cache = read_json_object(self.cache_path)
         for pid, person in list(self.people.items()):
             if person.slack_user_id:
                 continue
@@ -156,14 +156,6 @@ def _group_members(
                 message = f"unknown group {sub!r} in group {group!r}"
                 problems.append(diag("E804", message, loaded, path, suggest(sub, direct)))
     return direct, nested
-
-
-def _read_cache(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _expand(group: str, direct: dict[str, set[str]], nested: dict[str, list[str]], seen: set[str]) -> set[str]:

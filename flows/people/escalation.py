@@ -24,7 +24,7 @@ from flows.people.directory import Directory
 from flows.people.models import ContactTreeDoc
 from flows.people.notify import INCIDENT_CHANNEL, PageMessage, Recipient
 from flows.people.trees import drill_filter, expand, matches, plan_level, rotation_of
-from flows.record.store import iso, write_atomic
+from flows.record.store import iso, read_json_object, write_atomic
 
 
 @dataclass
@@ -46,7 +46,7 @@ class Escalation:
 
     # -- the WaitCondition protocol -------------------------------------------------------------
     def start(self, now: float) -> None:
-        saved = _read(self.state_file)
+        saved = read_json_object(self.state_file)
         if saved:
             self.s = saved
             self.emit(
@@ -214,14 +214,6 @@ def _with(message: PageMessage, **changes: Any) -> PageMessage:
     from dataclasses import replace
 
     return replace(message, **changes)
-
-
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _at(epoch: Any) -> str:

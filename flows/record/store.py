@@ -69,6 +69,18 @@ def write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def read_json_object(path: Path) -> dict[str, Any]:
+    """The JSON object in ``path``; ``{}`` when the file is missing, unreadable, not JSON or not an object.
+
+    For the small state files that :func:`write_atomic` writes and that may not exist yet.
+    """
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def json_safe(value: Any) -> Any:
     """``value`` with what strict JSON cannot hold made text: NaN and infinities, lone surrogates."""
     if isinstance(value, float) and not math.isfinite(value):
