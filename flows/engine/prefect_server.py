@@ -34,7 +34,9 @@ SERVER_TUNING: dict[str, str] = {
     "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "100",
     "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_READ_BATCH_SIZE": "100",
     # A batch that is not full is written after this many seconds (default 5): task runs show up promptly.
-    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL": "0.5",
+    # Whole seconds only: the recorder reads it with int(), and 0 makes its flush loop
+    # ``asyncio.sleep(0)`` forever, a core burnt by an idle server (task_run_recorder.py, Prefect 3.9).
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL": "1",
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": str(int(DEFAULT_STARTUP_TIMEOUT)),
     "PREFECT_SERVER_DATABASE_MIGRATE_ON_START": "false",
     "PREFECT_API_BLOCKS_REGISTER_ON_START": "false",
