@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flows.drills.clock import DrillClock, DrillExecutor, DrillResponders, pinned
+from flows.drills.clock import DrillClock, DrillResponders, pinned
 from flows.drills.expect import Check, Observed, observe, score
 from flows.drills.faults import FaultBook, faulted_registry
 from flows.drills.load import LoadedScenario, load_scenario
@@ -176,7 +176,7 @@ def _run(loaded: LoadedScenario, settings: Any, mode: str, endpoint_url: str | N
             loaded.playbook_path, alert=alert, inputs=inputs or None, mode=mode,  # type: ignore[arg-type]
             settings=settings, responders=responders, registry=registry, clock=clock,  # type: ignore[arg-type]
             trigger={"by": "drill", "source": "drill", "scenario": s.metadata.name},
-            cache={"aws.client_hooks": [clock.hook, book.hook]}, executor=DrillExecutor(clock),
+            cache={"aws.client_hooks": [book.hook], "activity": clock.activity},
         )  # fmt: skip
     wall = time.perf_counter() - started
     observed = observe(summary.run_dir, _kinds(loaded), loaded.playbook)

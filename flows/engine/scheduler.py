@@ -18,6 +18,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from flows.engine.activity import Activity
 from flows.engine.executor import PLAN_SUFFIX, StepExecutor
 from flows.engine.outcomes import FAILED, FAILURES, REJECTED, SKIPPED, SUCCEEDED, TERMINAL, TIMED_OUT, StepOutcome
 from flows.engine.templates import Placeholder, condition, render_value
@@ -62,21 +63,32 @@ class Scheduler:
         self.outcomes: dict[str, StepOutcome] = {}
         self.runs: dict[str, _StepRun] = {}
         self.futures: dict[concurrent.futures.Future[Any], tuple[str, str, PlannedItem | None]] = {}
+        # Work in progress, for a drill's clock (see activity.py): this thread while it is not
+        # blocked, and every future until it has been read.
+        self.activity: Activity = env.ctx.services.cache.get("activity") or Activity()
         # Approvals and pages wait on this one thread, never on an executor thread (see waits.py).
-        self.waiter = Waiter(env.ctx.services.cache.get("clock"), after_pass=[waiting_marks(env).flush])
+        self.waiter = Waiter(
+            env.ctx.services.cache.get("clock"), after_pass=[waiting_marks(env).flush], activity=self.activity
+        )
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self) -> dict[str, StepOutcome]:
         waiting = [s.id for s in self.env.playbook.steps]
+        self.activity.enter()
         try:
             while True:
                 waiting = self._start_ready(waiting)
                 if not self.futures:
                     break
-                done, _ = concurrent.futures.wait(list(self.futures), return_when=concurrent.futures.FIRST_COMPLETED)
+                self.activity.leave()
+                try:
+                    done, _ = concurrent.futures.wait(list(self.futures), return_when="FIRST_COMPLETED")
+                finally:
+                    self.activity.enter()
                 for future in done:
                     kind, step_id, planned = self.futures.pop(future)
                     self._on_done(kind, step_id, planned, future)
+                    self.activity.leave()  # the future's token: its outcome is read
         except BaseException as e:
             if isinstance(e, KeyboardInterrupt):
                 record_interruption(self.env, sorted({step for _, step, _ in self.futures.values()}))
@@ -84,6 +96,7 @@ class Scheduler:
             raise
         finally:
             self.waiter.shutdown()
+            self.activity.leave()
         for step_id in waiting:  # only reachable if the graph was never validated
             self._finish(step_id, StepOutcome(SKIPPED, reason="never became ready"))
         return {s.id: self.outcomes[s.id] for s in self.env.playbook.steps}
@@ -100,15 +113,17 @@ class Scheduler:
         return waiting
 
     def _submit(self, kind: str, step_id: str, name: str, fn: Any, planned: PlannedItem | None = None) -> None:
+        self.activity.enter()
         self.futures[self.executor.submit(name, fn)] = (kind, step_id, planned)
 
     def _wait(self, kind: str, step_id: str, name: str, work: Any, planned: PlannedItem | None = None) -> None:
         """Hand a wait for people to the waiter thread (an already decided ItemResult completes at once)."""
         if isinstance(work, ItemResult):
+            self.activity.enter()
             future: concurrent.futures.Future[Any] = concurrent.futures.Future()
             future.set_result(work)
         else:
-            future = self.waiter.submit(name, work)
+            future = self.waiter.submit(name, work)  # takes the future's token
         self.futures[future] = (kind, step_id, planned)
 
     # -- scope --------------------------------------------------------------------------------

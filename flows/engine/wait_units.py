@@ -76,6 +76,14 @@ class _Deferred:
     _done: threading.Event = field(default_factory=threading.Event)
     _box: dict[str, Any] = field(default_factory=dict)
     _inner: Any = None
+    _wake: Callable[[], None] | None = None
+    _inner_polled: bool = False
+
+    def on_prepared(self, wake: Callable[[], None]) -> None:
+        self._wake = wake
+
+    def ready(self) -> bool:
+        return self._inner is not None and (isinstance(self._inner, ItemResult) or self._inner_polled)
 
     def start(self, now: float) -> None:
         def work() -> None:
@@ -84,6 +92,8 @@ class _Deferred:
             except Exception as e:  # a failed preparation fails the step
                 self._box["error"] = e
             self._done.set()
+            if self._wake is not None:
+                self._wake()
 
         threading.Thread(target=work, name="fireline-wait-prepare", daemon=True).start()
 
@@ -103,6 +113,7 @@ class _Deferred:
             return None  # first polled on the next pass, after this pass's waiting marks are written
         if isinstance(self._inner, ItemResult):
             return self._inner
+        self._inner_polled = True
         return self._inner.poll(now)
 
 

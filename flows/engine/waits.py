@@ -19,7 +19,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
+
+from flows.engine.activity import Activity
 
 REAL_POLL = 0.2  # seconds of real time between polls at most, whatever the clock says, so answers are seen
 
@@ -30,7 +32,11 @@ class Clock(Protocol):
     def now(self) -> float: ...
 
     def sleep(self, seconds: float, stop: threading.Event) -> bool:
-        """Sleep up to ``seconds`` of this clock's time; True when ``stop`` was set."""
+        """Sleep up to ``seconds`` of this clock's time; True when ``stop`` was set.
+
+        The waiter passes its wake event as ``stop``: it is set when a wait is handed over, a
+        wait's preparation ends, or the waiter shuts down.
+        """
         ...
 
 
@@ -95,23 +101,47 @@ class WaitCondition(Protocol):
         ...
 
 
+@runtime_checkable
+class Prepared(Protocol):
+    """A wait condition whose real start is prepared off the waiter thread (an approval's preview)."""
+
+    def on_prepared(self, wake: Callable[[], None]) -> None:
+        """Call ``wake`` (from any thread) when the preparation has ended; set before ``start``."""
+        ...
+
+    def ready(self) -> bool:
+        """Whether the prepared wait has started and been polled once (its deadlines are known)."""
+        ...
+
+
 @dataclass
 class _Entry:
     name: str
     condition: WaitCondition
     future: concurrent.futures.Future[Any]
     started: bool = False
+    held: bool = True  # holds an Activity token: handed over, not yet started and ready
 
 
 class Waiter:
-    """One thread that polls every wait condition of a run."""
+    """One thread that polls every wait condition of a run.
+
+    Each wait holds an :class:`~flows.engine.activity.Activity` token from :meth:`submit` until it
+    has started and is ready, and again from its decision until its owner has read the future
+    (the owner gives that token back), so a virtual clock never jumps over a wait still starting.
+    """
 
     def __init__(
-        self, clock: Clock | None = None, poll_interval: float = 0.2, after_pass: list[Callable[[], None]] | None = None
+        self,
+        clock: Clock | None = None,
+        poll_interval: float = 0.2,
+        after_pass: list[Callable[[], None]] | None = None,
+        activity: Activity | None = None,
     ) -> None:
         self.clock: Clock = clock or SystemClock()
         self.poll_interval = poll_interval
         self.after_pass = after_pass or []  # run after each pass over the conditions (batched writes)
+        self.activity = activity or Activity()
         self._entries: list[_Entry] = []
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -122,13 +152,19 @@ class Waiter:
         """Start waiting on ``condition``; the future completes with its result or error."""
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
         future.set_running_or_notify_cancel()
+        self.activity.enter()
         with self._lock:
             self._entries.append(_Entry(name, condition, future))
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name="fireline-waiter", daemon=True)
                 self._thread.start()
-        self._wake.set()
+        self._nudge()
         return future
+
+    def _nudge(self) -> None:
+        """Wake the waiter thread, also out of a clock's wait for a quiet run."""
+        self._wake.set()
+        self.activity.notify()
 
     @property
     def waiting(self) -> int:
@@ -138,7 +174,7 @@ class Waiter:
     def shutdown(self) -> None:
         """Stop polling; conditions still waiting get a cancellation error."""
         self._stop.set()
-        self._wake.set()
+        self._nudge()
         if self._thread is not None:
             self._thread.join()
         with self._lock:
@@ -159,10 +195,18 @@ class Waiter:
             with self._lock:
                 self._entries = [e for e in self._entries if not e.future.done()]
                 dues = [d for e in self._entries if (d := e.condition.next_due()) is not None]
+                held = [e for e in self._entries if e.held]
+                settled = [e for e in held if e.started and _ready(e.condition)]
+                preparing = len(settled) < len(held)
+            for entry in settled:  # started and ready after this pass's writes: time may move for them
+                entry.held = False
+                self.activity.leave()
             if self._wake.is_set():
                 continue
-            if entries:
-                self.clock.sleep(self._pause(dues), self._stop)
+            if preparing:  # a preparation ends with a nudge; the clock must not move meanwhile
+                self._wake.wait(self.poll_interval)
+            elif entries:
+                self.clock.sleep(self._pause(dues), self._wake)
             else:
                 self._wake.wait(self.poll_interval)
 
@@ -180,10 +224,24 @@ class Waiter:
             now = self.clock.now()
             if not entry.started:
                 entry.started = True
+                if isinstance(entry.condition, Prepared):
+                    entry.condition.on_prepared(self._nudge)
                 entry.condition.start(now)
             result = entry.condition.poll(now)
         except BaseException as e:  # a failing condition fails its step, never the waiter
+            self._decided(entry)
             entry.future.set_exception(e)
             return
         if result is not None:
+            self._decided(entry)
             entry.future.set_result(result)
+
+    def _decided(self, entry: _Entry) -> None:
+        """The decision's token, for the owner to give back once it has read the future."""
+        if not entry.held:
+            self.activity.enter()
+        entry.held = False
+
+
+def _ready(condition: WaitCondition) -> bool:
+    return condition.ready() if isinstance(condition, Prepared) else True
