@@ -61,6 +61,7 @@ class Scheduler:
         self.steps = {s.id: s for s in env.playbook.steps}
         self.deps = dependencies(env.playbook.steps)
         self.outcomes: dict[str, StepOutcome] = {}
+        self.step_docs: dict[str, dict[str, Any]] = {}  # run.json's steps, in finishing order
         self.runs: dict[str, _StepRun] = {}
         self.futures: dict[concurrent.futures.Future[Any], tuple[str, str, PlannedItem | None]] = {}
         # Work in progress, for a drill's clock (see activity.py): this thread while it is not
@@ -82,9 +83,13 @@ class Scheduler:
                     break
                 self.activity.leave()
                 try:
-                    done, _ = concurrent.futures.wait(list(self.futures), return_when="FIRST_COMPLETED")
+                    done, _ = concurrent.futures.wait(
+                        list(self.futures), timeout=self.env.doc.due_in(), return_when="FIRST_COMPLETED"
+                    )
                 finally:
                     self.activity.enter()
+                if not done:  # a step's outcome lingered long enough: write run.json
+                    self.env.doc.flush()
                 for future in done:
                     kind, step_id, planned = self.futures.pop(future)
                     self._on_done(kind, step_id, planned, future)
@@ -356,5 +361,6 @@ class Scheduler:
             }
             self.env.emit("step.failed", step_id, None, detail)
         assert outcome.status in TERMINAL
-        self.env.doc.update(steps={sid: o.as_dict() for sid, o in self.outcomes.items()})
+        self.step_docs[step_id] = outcome.as_dict()
+        self.env.doc.update_soon(steps=dict(self.step_docs))
         self.env.notify(step_id, outcome.status, {"error": outcome.error} if outcome.error else {})

@@ -38,19 +38,52 @@ from flows.record.store import RunRecord, iso, utcnow
 Progress = Callable[[str, str, dict[str, Any]], None]
 
 
+LINGER = 0.1  # seconds a step's outcome may wait in memory before run.json is rewritten
+
+
 class RunDoc:
-    """run.json held in memory and rewritten atomically on each change, from any thread."""
+    """run.json held in memory and rewritten atomically, from any thread.
+
+    :meth:`update` writes at once (status, outcome, the waiting list: what a reader acts on).
+    :meth:`update_soon` lets a change linger up to :data:`LINGER` seconds so that step outcomes
+    finishing together cost one write, not one each: the document holds every step, so a write
+    per step made a run of *n* steps write O(n**2) bytes. The scheduler calls :meth:`flush` when
+    :meth:`due_in` says so; any write carries the lingering changes with it.
+    """
 
     def __init__(self, record: RunRecord, data: dict[str, Any]) -> None:
         self.record = record
         self.data = data
         self._lock = threading.Lock()
         self._waiting_kept = False
+        self._due: float | None = None
 
     def update(self, **changes: Any) -> None:
         with self._lock:
             self.data.update(changes)
-            self.record.write_run(self.data)
+            self._write()
+
+    def update_soon(self, **changes: Any) -> None:
+        """Apply ``changes`` now, write them within :data:`LINGER` seconds."""
+        with self._lock:
+            self.data.update(changes)
+            if self._due is None:
+                self._due = time.monotonic() + LINGER
+
+    def due_in(self) -> float | None:
+        """Seconds until a lingering change must be written (0: now); None when nothing lingers."""
+        with self._lock:
+            return None if self._due is None else max(0.0, self._due - time.monotonic())
+
+    def flush(self) -> None:
+        """Write a lingering change now."""
+        with self._lock:
+            if self._due is not None:
+                self._write()
+
+    def _write(self) -> None:
+        self._due = None
+        self.record.write_run(self.data)
 
     def keep_waiting(self) -> None:
         """From now on leave ``waiting`` as it is: an interrupted run's approvals can still be answered."""
@@ -67,7 +100,7 @@ class RunDoc:
                 return
             current = (set(self.data.get("waiting", [])) | add) - remove
             self.data["waiting"] = sorted(current)
-            self.record.write_run(self.data)
+            self._write()
 
 
 @dataclass
