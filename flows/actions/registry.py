@@ -143,6 +143,16 @@ class Action(Generic[P, R]):
     def undo(self, result: R, ctx: ActionContext) -> UndoResult:
         raise NotImplementedError
 
+    def unavailable(self, ctx: ActionContext) -> str | None:
+        """Why this run cannot use the action at all, or None. Asked of ``notify`` actions only.
+
+        A notify action whose integration is not configured (Slack without a token) answers with
+        a sentence; the engine then skips the step (reason ``not_configured``) in every mode
+        alike, before planning. Other kinds are never skipped this way: containment with missing
+        credentials fails its step.
+        """
+        return None
+
     @classmethod
     def undoable(cls) -> bool:
         return cls.undo is not Action.undo

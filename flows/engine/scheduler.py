@@ -18,6 +18,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from flows.actions.registry import ActionKind
 from flows.engine.activity import Activity
 from flows.engine.executor import PLAN_SUFFIX, StepExecutor
 from flows.engine.outcomes import FAILED, FAILURES, REJECTED, SKIPPED, SUCCEEDED, TERMINAL, TIMED_OUT, StepOutcome
@@ -32,6 +33,7 @@ from flows.record.store import iso, utcnow
 
 SKIP_BY_CONDITION = "condition"
 SKIP_BY_DEPENDENCY = "dependency"
+SKIP_NOT_CONFIGURED = "not_configured"  # a notify step whose integration this installation lacks
 
 
 @dataclass
@@ -187,6 +189,8 @@ class Scheduler:
         if step.action == "approval":
             self._start_approval(run, scope)
             return
+        if self._not_configured(step):
+            return
         items = self._items(step, scope)
         pending: list[tuple[Any, str, dict[str, Any]]] = []
         for item, key in items:
@@ -211,6 +215,16 @@ class Scheduler:
             self._complete(run)
             return
         self._submit("plan", step.id, f"{step.id}{PLAN_SUFFIX}", lambda: plan_items(self.env, run.unit, pending))
+
+    def _not_configured(self, step: Step) -> bool:
+        """Skip a notify step whose integration is not configured (see ``Action.unavailable``)."""
+        action = self.env.registry.get(step.action)
+        missing = action.unavailable(self.env.ctx) if action.kind == ActionKind.NOTIFY else None
+        if missing is None:
+            return False
+        self.env.emit("step.skipped", step.id, None, {"reason": SKIP_NOT_CONFIGURED, "message": missing})
+        self._finish(step.id, StepOutcome(SKIPPED, reason=SKIP_NOT_CONFIGURED, error=missing))
+        return True
 
     def _items(self, step: Step, scope: dict[str, Any]) -> list[tuple[Any, str]]:
         if step.for_each is None:

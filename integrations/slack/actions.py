@@ -8,7 +8,9 @@ carries this incident's marker, else the name gets a suffix (``-2``, ``-3``, ...
 recorded in ``<run dir>/slack.json`` for pages to the incident channel and for the run's timeline.
 
 Neither action sends anything in dry-run or drill: the engine calls only ``plan()``, which has no
-side effects and reports the messages as ``would_send``.
+side effects and reports the messages as ``would_send``. Where no Slack token is configured, both
+are skipped before planning with reason ``not_configured``, in every mode alike, so a shipped
+playbook runs unchanged on an installation without Slack and its record says what was left out.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from flows.actions.context import ActionContext
 from flows.actions.registry import Action, ActionKind, ActionParams, ActionResult, Plan, Target, action
 from flows.errors import ActionError
 from integrations.slack.blocks import clip, mark
-from integrations.slack.client import SlackCallError, SlackConnection, connection
+from integrations.slack.client import SlackCallError, SlackConnection, configured, connection
 from integrations.slack.state import read_state, record_post, update_state
 
 MAX_SUFFIX = 20
@@ -138,9 +140,20 @@ def _user_ids(conn: SlackConnection, invite: list[str]) -> tuple[list[str], list
     return found, unknown
 
 
+NOT_CONFIGURED = "Slack is not configured ([slack] token in fireline.toml, or FIRELINE_SLACK_TOKEN)"
+
+
+def _unavailable(ctx: ActionContext) -> str | None:
+    """Without a token nothing can reach Slack: the step is skipped (``not_configured``), in every mode."""
+    return None if configured(ctx.settings) else NOT_CONFIGURED
+
+
 @action("slack.open_incident_channel", kind=ActionKind.NOTIFY, params=OpenChannelParams, result=OpenChannelResult)
 class OpenIncidentChannel(Action[OpenChannelParams, OpenChannelResult]):
     """Open (or find again) the incident's Slack channel, invite the responders and set the topic."""
+
+    def unavailable(self, ctx: ActionContext) -> str | None:
+        return _unavailable(ctx)
 
     def plan(self, params: OpenChannelParams, ctx: ActionContext) -> Plan:
         name = _wanted_name(params, ctx)
@@ -211,6 +224,9 @@ def _target_channel(channel: str, ctx: ActionContext) -> str:
 @action("slack.post", kind=ActionKind.NOTIFY, params=PostParams, result=PostResult)
 class Post(Action[PostParams, PostResult]):
     """Post a message to a Slack channel (once per run, step and item, even across a resume)."""
+
+    def unavailable(self, ctx: ActionContext) -> str | None:
+        return _unavailable(ctx)
 
     def plan(self, params: PostParams, ctx: ActionContext) -> Plan:
         return Plan(

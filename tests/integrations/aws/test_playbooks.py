@@ -9,10 +9,12 @@ from typing import Any
 
 import pytest
 
+from flows.config import SlackSettings
 from flows.engine import Answer, Responders, RunSummary, run_playbook
 from flows.errors import FirelineError
 from integrations.aws.sandbox import World, run_instance
 from tests.fixtures.moto import AwsEnv
+from tests.fixtures.slack_fake import SlackEnv
 
 pytestmark = [pytest.mark.moto_server, pytest.mark.e2e]
 
@@ -21,12 +23,20 @@ APPROVER = "user:oncall-alice"
 
 
 def _run(
-    aws: AwsEnv, name: str, labels: dict[str, str], *, mode: str = "live", approve: tuple[str, ...] = ()
+    aws: AwsEnv,
+    name: str,
+    labels: dict[str, str],
+    *,
+    mode: str = "live",
+    approve: tuple[str, ...] = (),
+    slack_settings: SlackSettings | None = None,
 ) -> RunSummary:
     approvers = aws.tmp_path / "approvers.yaml"
     groups = ("ml-security", "ml-platform-oncall", "security-oncall")
     approvers.write_text("groups:\n" + "".join(f"  {g}: [oncall-alice]\n" for g in groups))
     settings = aws.settings.model_copy(update={"approvers_file": approvers})
+    if slack_settings is not None:
+        settings = settings.model_copy(update={"slack": slack_settings})
     responders = Responders(
         approvals={s: [Answer(by=APPROVER, decision="approve", reason="test")] for s in approve},
         acks={"page-on-call": [("alice", 0.0)]},  # the on-call acknowledges the page (playbooks/people.yaml)
@@ -35,8 +45,8 @@ def _run(
     return run_playbook(
         PLAYBOOKS / f"{name}.yaml",
         alert=alert,
-        mode=mode,
-        settings=settings,  # type: ignore[arg-type]
+        mode=mode,  # type: ignore[arg-type]
+        settings=settings,
         responders=responders,
     )
 
@@ -98,7 +108,29 @@ def test_compromised_iam_credentials_live(aws: AwsEnv) -> None:
     # moto 5.2.5 has no CloudTrail LookupEvents: the step fails, and continue_on_error lets containment go on.
     assert summary.steps["collect-cloudtrail"].status == "failed"
     assert summary.steps["quarantine-user"].status == "succeeded"
+    # No Slack token in these settings: the channel and the summary post are skipped, and say why.
+    for step in ("open-channel", "report-containment"):
+        assert (summary.steps[step].status, summary.steps[step].reason) == ("skipped", "not_configured")
+
+
+def test_with_slack_configured_the_incident_channel_gets_the_responders_and_the_summary(
+    aws: AwsEnv, slack: SlackEnv
+) -> None:
+    aws.seed()
+    summary = _run(
+        aws,
+        "compromised-iam-credentials",
+        {"alertname": "LeakedAccessKey", "user_name": "ml-pipeline"},
+        approve=("approve-containment",),
+        slack_settings=slack.slack_settings(),
+    )
     assert summary.steps["report-containment"].status == "succeeded"
+    channel = slack.workspace.channel_named(f"inc-{summary.run_id}".lower())
+    assert channel is not None, [c.name for c in slack.workspace.channels.values()]
+    # security-oncall is carol, ml-platform-oncall alice and bob (playbooks/people.yaml), found by e-mail
+    assert {"U0ALICE", "U0BOB", "U0CAROL"} <= set(channel["members"])
+    texts = [m.text for m in slack.workspace.history(channel["id"])]
+    assert any(t.startswith("Contained: keys of ml-pipeline deactivated") for t in texts), texts
 
 
 def test_s3_training_data_exposure_live(aws: AwsEnv) -> None:

@@ -105,3 +105,47 @@ def test_responders_from_the_directory_are_invited(slack: SlackEnv, tmp_path: Pa
     assert {"U0ALICE", "U0BOB", "U0CAROL"} <= set(channel["members"])
     with pytest.raises(ActionError, match="person:zed is not in the directory"):
         OpenIncidentChannel().apply(OpenChannelParams(name="inc-9", invite=["person:zed"]), ctx)
+
+
+NOTIFY_BOOK = """\
+apiVersion: fireline/v1
+kind: Playbook
+metadata: {name: notify-check, version: 1, title: Notify check, severity: high}
+steps:
+  - id: open-channel
+    action: slack.open_incident_channel
+    needs: []
+    continue_on_error: true
+  - id: summary
+    action: slack.post
+    needs: [open-channel]
+    continue_on_error: true
+    with: {channel: incident, text: contained}
+  - id: after
+    action: log
+    needs: [summary]
+    with: {message: goes on}
+"""
+
+
+@pytest.mark.parametrize("mode", ["live", "dry-run", "drill"])
+def test_without_a_token_both_actions_are_skipped_and_say_why(slack: SlackEnv, tmp_path: Path, mode: str) -> None:
+    from flows.engine import run_playbook
+    from flows.record.store import read_events
+
+    book = tmp_path / "notify-check.yaml"
+    book.write_text(NOTIFY_BOOK, encoding="utf-8")
+    settings = slack.settings(tmp_path).model_copy(update={"slack": slack.slack_settings(token=None)})
+    summary = run_playbook(book, settings=settings, mode=mode)  # type: ignore[arg-type]
+    assert summary.outcome == "succeeded"
+    for step in ("open-channel", "summary"):
+        outcome = summary.steps[step]
+        assert (outcome.status, outcome.reason) == ("skipped", "not_configured")
+        assert "FIRELINE_SLACK_TOKEN" in str(outcome.error)
+    assert summary.steps["after"].status == "succeeded"
+    skipped = [e for e in read_events(summary.run_dir / "events.jsonl") if e["type"] == "step.skipped"]
+    assert [(e["step"], e["detail"]["reason"]) for e in skipped] == [
+        ("open-channel", "not_configured"),
+        ("summary", "not_configured"),
+    ]
+    assert slack.workspace.posted() == []  # nothing reached Slack
