@@ -14,6 +14,7 @@ With ``needs_outcome: any`` it runs whatever its dependencies came to.
 from __future__ import annotations
 
 import concurrent.futures
+import queue
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,8 +65,10 @@ class Scheduler:
         self.deps = dependencies(env.playbook.steps)
         self.outcomes: dict[str, StepOutcome] = {}
         self.step_docs: dict[str, dict[str, Any]] = {}  # run.json's steps, in finishing order
+        self.scope_steps: dict[str, dict[str, Any]] = {}  # templates' steps.<id>, built once a step
         self.runs: dict[str, _StepRun] = {}
         self.futures: dict[concurrent.futures.Future[Any], tuple[str, str, PlannedItem | None]] = {}
+        self._completed: queue.Queue[concurrent.futures.Future[Any]] = queue.Queue()  # done futures, in order
         # Work in progress, for a drill's clock (see activity.py): this thread while it is not
         # blocked, and every future until it has been read.
         self.activity: Activity = env.ctx.services.cache.get("activity") or Activity()
@@ -85,9 +88,7 @@ class Scheduler:
                     break
                 self.activity.leave()
                 try:
-                    done, _ = concurrent.futures.wait(
-                        list(self.futures), timeout=self.env.doc.due_in(), return_when="FIRST_COMPLETED"
-                    )
+                    done = self._next_done(self.env.doc.due_in())
                 finally:
                     self.activity.enter()
                 if not done:  # a step's outcome lingered long enough: write run.json
@@ -119,9 +120,30 @@ class Scheduler:
                     progressed = True
         return waiting
 
+    def _next_done(self, timeout: float | None) -> list[concurrent.futures.Future[Any]]:
+        """Block until a future is done (or ``timeout`` seconds pass); every future done by then.
+
+        Futures report to a queue when they finish: waiting on all of them at once
+        (``concurrent.futures.wait``) costs a lock per pending future on every call, which a
+        thousand waiting approvals turned into the scheduler's main cost.
+        """
+        try:
+            done = [self._completed.get(timeout=timeout)]
+        except queue.Empty:
+            return []
+        while True:
+            try:
+                done.append(self._completed.get_nowait())
+            except queue.Empty:
+                return done
+
+    def _track(self, future: concurrent.futures.Future[Any], entry: tuple[str, str, PlannedItem | None]) -> None:
+        self.futures[future] = entry
+        future.add_done_callback(self._completed.put)
+
     def _submit(self, kind: str, step_id: str, name: str, fn: Any, planned: PlannedItem | None = None) -> None:
         self.activity.enter()
-        self.futures[self.executor.submit(name, fn)] = (kind, step_id, planned)
+        self._track(self.executor.submit(name, fn), (kind, step_id, planned))
 
     def _wait(self, kind: str, step_id: str, name: str, work: Any, planned: PlannedItem | None = None) -> None:
         """Hand a wait for people to the waiter thread (an already decided ItemResult completes at once)."""
@@ -131,17 +153,18 @@ class Scheduler:
             future.set_result(work)
         else:
             future = self.waiter.submit(name, work)  # takes the future's token
-        self.futures[future] = (kind, step_id, planned)
+        self._track(future, (kind, step_id, planned))
 
     # -- scope --------------------------------------------------------------------------------
     def scope(self, **extra: Any) -> dict[str, Any]:
-        steps: dict[str, Any] = {}
-        for step_id, outcome in self.outcomes.items():
-            output = outcome.output
-            if not self.env.live and outcome.status == SUCCEEDED and isinstance(output, dict):
-                output = Placeholder(f"{step_id}", output)
-            steps[step_id] = {"output": output, "status": outcome.status, "error": outcome.error}
-        return {**self.base_scope, "steps": steps, **extra}
+        return {**self.base_scope, "steps": dict(self.scope_steps), **extra}
+
+    def _scope_entry(self, step_id: str, outcome: StepOutcome) -> dict[str, Any]:
+        """What templates see of a finished step (``steps.<id>``); a dry-run's outputs are placeholders."""
+        output = outcome.output
+        if not self.env.live and outcome.status == SUCCEEDED and isinstance(output, dict):
+            output = Placeholder(f"{step_id}", output)
+        return {"output": output, "status": outcome.status, "error": outcome.error}
 
     # -- starting a step ------------------------------------------------------------------------
     def _blocking_dependency(self, step: Step) -> str | None:
@@ -364,6 +387,7 @@ class Scheduler:
     def _finish(self, step_id: str, outcome: StepOutcome) -> None:
         outcome.finished_at = iso(utcnow())
         self.outcomes[step_id] = outcome
+        self.scope_steps[step_id] = self._scope_entry(step_id, outcome)
         if outcome.status == SUCCEEDED:
             self.env.emit("step.succeeded", step_id, None, {"output": outcome.output})
         elif outcome.status in FAILURES:

@@ -173,9 +173,10 @@ class _Finishing:
 
 
 def _decided(env: RunEnv, step: Step, output: dict[str, Any]) -> ItemResult:
-    marks = waiting_marks(env)
-    marks.mark(step.id, False)
-    marks.flush()  # before the step completes: a finished approval is never left marked waiting
+    # Unmarked in the waiter's after-pass flush, one run.json write for every approval decided in
+    # the pass (a write each made timing out n approvals write O(n**2)). The flush runs before the
+    # waiter sleeps and before it shuts down, so the run's final run.json never lists it.
+    waiting_marks(env).mark(step.id, False)
     output = {"changed": False, **output}
     if output["decision"] != "approved":
         result = ItemResult(REJECTED, output, output["summary"], "ApprovalRejected")

@@ -23,6 +23,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from flows.engine.activity import Activity
 
+DUTY = 0.1  # the share of real time the waiter's passes may take (see Waiter._rest)
 REAL_POLL = 0.2  # seconds of real time between polls at most, whatever the clock says, so answers are seen
 
 
@@ -186,12 +187,14 @@ class Waiter:
     def _loop(self) -> None:
         while not self._stop.is_set():
             self._wake.clear()
+            began = time.monotonic()
             with self._lock:
                 entries = list(self._entries)
             for entry in entries:
                 self._poll(entry)
             for hook in self.after_pass:
                 hook()
+            self._rest(time.monotonic() - began)
             with self._lock:
                 self._entries = [e for e in self._entries if not e.future.done()]
                 dues = [d for e in self._entries if (d := e.condition.next_due()) is not None]
@@ -209,6 +212,18 @@ class Waiter:
                 self.clock.sleep(self._pause(dues), self._wake)
             else:
                 self._wake.wait(self.poll_interval)
+
+    def _rest(self, busy: float) -> None:
+        """After a pass that took ``busy`` real seconds, leave the interpreter to the run for a while.
+
+        The waiter shares the interpreter lock with the run's other steps: while a pass over a
+        thousand waits runs, every hand-off between the scheduler and an executor thread waits
+        for the lock. Passes are spaced so that they take at most :data:`DUTY` of the time; a
+        new wait handed over ends the rest at once. An auto-advancing clock needs no rest: it
+        moves only while the rest of the run is quiet.
+        """
+        if not (isinstance(self.clock, VirtualClock) and self.clock.auto):
+            self._wake.wait(busy * (1 - DUTY) / DUTY)
 
     def _pause(self, dues: list[float]) -> float:
         """How long to sleep: the poll interval, cut short by the next deadline (an auto clock jumps to it)."""

@@ -38,7 +38,7 @@ from flows.record.store import RunRecord, iso, utcnow
 Progress = Callable[[str, str, dict[str, Any]], None]
 
 
-LINGER = 0.1  # seconds a step's outcome may wait in memory before run.json is rewritten
+LINGER = 0.5  # seconds a step's outcome may wait in memory before run.json is rewritten
 
 
 class RunDoc:
