@@ -23,7 +23,7 @@ def test_an_idle_embedded_server_uses_a_small_share_of_a_core(prefect_session: P
     share = (_cpu_seconds(server.pid) - before) / (time.monotonic() - began)
     # A spinning loop takes a whole core when it can get one and at least a large part on a busy
     # machine; an idle server wakes a few times a second for its services.
-    assert share < 0.3, f"idle server used {share:.0%} of a core"
+    assert share < 0.5, f"idle server used {share:.0%} of a core"
 
 
 def test_the_recorder_flush_interval_survives_prefects_whole_seconds() -> None:
