@@ -10,9 +10,10 @@ credentials stop working at once, while sessions issued after the clean-up are u
 Quarantine adds an inline deny-all (an explicit deny wins over every allow).
 
 ``undo`` never silently re-opens access for credentials stolen before the incident: undoing a
-quarantine lifts the deny-all but keeps the session revocation, and undoing a key deactivation
-leaves the keys inactive. Giving those back is ``aws.iam.restore_principal``: an explicit step with a
-reason, recorded in the run record.
+quarantine keeps the session revocation, and keeps the deny-all too while the user still has an
+active access key created before the containment (the deny-all is then all that stops it); undoing a
+key deactivation leaves the keys inactive. Giving those back is ``aws.iam.restore_principal``: an
+explicit step with a reason, recorded in the run record.
 """
 
 from __future__ import annotations
@@ -188,7 +189,10 @@ _QUARANTINE = {
     "user": ("iam:ListUserTags", "iam:GetUserPolicy", "iam:PutUserPolicy", "iam:TagUser"),
     "role": ("iam:ListRoleTags", "iam:GetRolePolicy", "iam:PutRolePolicy", "iam:TagRole"),
 }
-_UNQUARANTINE = {"user": ("iam:DeleteUserPolicy", "iam:UntagUser"), "role": ("iam:DeleteRolePolicy", "iam:UntagRole")}
+_UNQUARANTINE = {
+    "user": ("iam:ListAccessKeys", "iam:DeleteUserPolicy", "iam:UntagUser"),
+    "role": ("iam:DeleteRolePolicy", "iam:UntagRole"),
+}
 
 
 @action(
@@ -244,10 +248,21 @@ class QuarantinePrincipal(Action[PrincipalParams, QuarantineResult]):
         return result
 
     def undo(self, result: QuarantineResult, ctx: ActionContext) -> UndoResult:
+        iam = client(ctx, "iam")
+        if result.kind == "user" and QUARANTINE_POLICY in result.policies_added:
+            still_open = _older_active_keys(iam, result.name, result.sessions_revoked_before or "")
+            if still_open:
+                # Lifting the deny-all would hand these keys (stolen ones included) their access back.
+                message = (
+                    f"kept {QUARANTINE_POLICY} on user {result.name}: access key(s) {', '.join(still_open)} "
+                    "created before the containment are still active; deactivate them "
+                    "(aws.iam.disable_access_keys) or lift it with aws.iam.restore_principal and a reason"
+                )
+                ctx.log(message, keys=still_open)
+                return UndoResult(changed=False, summary=message)
         lifted = QUARANTINE_POLICY in result.policies_added and delete_inline_policy(
             ctx, result.kind, result.name, QUARANTINE_POLICY
         )
-        iam = client(ctx, "iam")
         with aws_errors(f"untag {result.kind} {result.name}"):
             if result.kind == "user":
                 iam.untag_user(UserName=result.name, TagKeys=[QUARANTINE_TAG])
@@ -264,3 +279,18 @@ class QuarantinePrincipal(Action[PrincipalParams, QuarantineResult]):
             name = known(params, f"{k}_name")
             out += scoped([*_QUARANTINE[k], *_UNQUARANTINE[k]], k, name)
         return out
+
+
+def _older_active_keys(iam: Any, user: str, cutoff: str) -> list[str]:
+    """The user's active access keys created before ``cutoff`` (ISO-8601; every active key when empty).
+
+    The cutoff has whole seconds: a key from the same second counts as older (the safe side).
+    """
+    from datetime import datetime, timedelta
+
+    with aws_errors(f"list access keys of {user}"):
+        keys = iam.list_access_keys(UserName=user)["AccessKeyMetadata"]
+    limit = datetime.fromisoformat(cutoff.replace("Z", "+00:00")) + timedelta(seconds=1) if cutoff else None
+    return sorted(
+        str(k["AccessKeyId"]) for k in keys if k["Status"] == "Active" and (limit is None or k["CreateDate"] < limit)
+    )

@@ -79,8 +79,17 @@ def test_quarantine_user_attaches_deny_all_once_and_undo_removes_it(aws: AwsEnv)
     tags = {t["Key"]: t["Value"] for t in iam.list_user_tags(UserName="data-scientist")["Tags"]}
     assert tags["fireline:quarantined"] == aws.context().incident.id
     assert not action.apply(params, ctx).changed
+    # Its keys from before the quarantine are still active: the deny-all is all that stops them.
+    kept = action.undo(result, ctx)
+    assert not kept.changed
+    assert "still active" in kept.summary
+    assert sorted(iam.list_user_policies(UserName="data-scientist")["PolicyNames"]) == sorted(
+        [QUARANTINE_POLICY, REVOKE_POLICY]
+    )
+    for key in iam.list_access_keys(UserName="data-scientist")["AccessKeyMetadata"]:
+        iam.update_access_key(UserName="data-scientist", AccessKeyId=key["AccessKeyId"], Status="Inactive")
     action.undo(result, ctx)
-    # The deny-all is lifted; sessions issued before the quarantine stay denied.
+    # Keys deactivated: the deny-all is lifted; sessions issued before the quarantine stay denied.
     assert iam.list_user_policies(UserName="data-scientist")["PolicyNames"] == [REVOKE_POLICY]
 
 

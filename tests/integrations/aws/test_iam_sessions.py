@@ -118,12 +118,38 @@ def test_quarantine_revokes_older_sessions_of_users_and_roles_and_undo_keeps_tha
     params = PrincipalParams(**{f"{kind}_name": name})
     result = QuarantinePrincipal().apply(params, aws.context())
     _assert_revokes_before(_revocation(aws, kind, name), started)
-    QuarantinePrincipal().undo(result, aws.context())
     iam = aws.client("iam")
+    if kind == "user":  # as disable_access_keys leaves them: the keys are no longer held open by the deny-all
+        for key in iam.list_access_keys(UserName=name)["AccessKeyMetadata"]:
+            iam.update_access_key(UserName=name, AccessKeyId=key["AccessKeyId"], Status="Inactive")
+    QuarantinePrincipal().undo(result, aws.context())
     names = (iam.list_user_policies(UserName=name) if kind == "user" else iam.list_role_policies(RoleName=name))[
         "PolicyNames"
     ]
     assert names == [REVOKE_POLICY]  # deny-all lifted, older sessions still denied
+
+
+def test_undo_keeps_the_deny_all_while_a_key_from_before_is_active(aws: AwsEnv) -> None:
+    """Undo of a quarantine never hands a possibly stolen long-term key its access back."""
+    world = aws.seed(seed_iam)
+    iam = aws.client("iam")
+    leaked, other = world.data["access_keys"]["ml-pipeline"]
+    iam.update_access_key(UserName="ml-pipeline", AccessKeyId=other, Status="Inactive")
+    ctx = aws.context()
+    result = QuarantinePrincipal().apply(PrincipalParams(user_name="ml-pipeline"), ctx)
+    undone = QuarantinePrincipal().undo(result, ctx)
+    assert not undone.changed
+    assert leaked in undone.summary
+    assert other not in undone.summary
+    policies = set(iam.list_user_policies(UserName="ml-pipeline")["PolicyNames"])
+    assert {QUARANTINE_POLICY, REVOKE_POLICY} <= policies
+    tags = {t["Key"] for t in iam.list_user_tags(UserName="ml-pipeline")["Tags"]}
+    assert "fireline:quarantined" in tags  # still quarantined, and still marked so
+    # The explicit, reasoned way lifts it.
+    RestorePrincipal().apply(RestoreParams(user_name="ml-pipeline", reason="key rotated by its owner today"), ctx)
+    policies = set(iam.list_user_policies(UserName="ml-pipeline")["PolicyNames"])
+    assert REVOKE_POLICY in policies
+    assert QUARANTINE_POLICY not in policies
 
 
 def test_an_earlier_incidents_cutoff_is_moved_forward(aws: AwsEnv) -> None:

@@ -101,6 +101,13 @@ def _contained_user(world: World) -> None:
     iam.update_access_key(UserName="ml-pipeline", AccessKeyId=key, Status="Inactive")
 
 
+def _keys_inactive(world: World) -> None:
+    """ml-pipeline's keys deactivated (as the shipped playbooks do first): undo of a quarantine lifts it."""
+    iam = world.client("iam")
+    for key in world.data["access_keys"]["ml-pipeline"]:
+        iam.update_access_key(UserName="ml-pipeline", AccessKeyId=key, Status="Inactive")
+
+
 CASES = [
     Case(
         "aws.ec2.isolate_instance",
@@ -130,7 +137,7 @@ CASES = [
     Case(
         "aws.iam.quarantine_principal",
         {"user_name": "{{ inputs.user }}"},
-        (sandbox.seed_iam,),
+        (sandbox.seed_iam, _keys_inactive),
         lambda w: {"user_name": "ml-pipeline"},
     ),
     Case(
