@@ -82,6 +82,24 @@ def resolve_since(ctx: ActionContext, dataset: TaintedDataset, region: str | Non
     return dataset.model_copy(update={"since": since})
 
 
+def date_taints(ctx: ActionContext, datasets: list[TaintedDataset]) -> tuple[list[TaintedDataset], list[str]]:
+    """``datasets`` with ``since`` set from their version ids, for a known-good policy.
+
+    A dataset whose version ids cannot be dated (an unreadable URI, ids not under it) stays undated,
+    so it reaches every version trained on it: the policy then excludes more, never less. Each such
+    dataset gives a warning.
+    """
+    dated: list[TaintedDataset] = []
+    warnings: list[str] = []
+    for dataset in datasets:
+        try:
+            dated.append(resolve_since(ctx, dataset))
+        except ActionError as e:
+            dated.append(dataset)
+            warnings.append(f"{dataset.uri}: version ids not dated ({e}); every version trained on it is excluded")
+    return dated, warnings
+
+
 def lineage(adapter: RegistryAdapter, version: ModelVersion) -> list[DatasetRef]:
     """Every dataset ``version`` (metadata loaded) was trained on, from all sources the registry has."""
     refs = decode_training_data(version.metadata or {})

@@ -221,7 +221,7 @@ class DataBlastRadius(Action[BlastRadiusParams, BlastRadiusResult]):
             return [{"Effect": "Allow", "Action": list(READ_PERMISSIONS), "Resource": "*"}]  # a template: all
         wanted = {p for n in names for p in REGISTRY_READS[str(n)]}
         datasets = getattr(params, "datasets", None)
-        if not isinstance(datasets, list) or any(_may_resolve(d) for d in datasets):
+        if not isinstance(datasets, list) or any(may_date(d) for d in datasets):
             wanted |= set(DATASET_READS)
         return [{"Effect": "Allow", "Action": sorted(wanted), "Resource": "*"}] if wanted else []
 
@@ -234,8 +234,8 @@ def denied(error: ActionError | IntegrationError) -> bool:
     )
 
 
-def _may_resolve(dataset: Any) -> bool:
-    """Whether a dataset entry may name version ids (read from S3 to date the taint)."""
+def may_date(dataset: Any) -> bool:
+    """Whether a tainted dataset entry may name version ids (read from S3 to date the taint)."""
     if isinstance(dataset, str):
         return is_template(dataset)
     if isinstance(dataset, dict):

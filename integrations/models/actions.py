@@ -29,7 +29,7 @@ from integrations.models.permissions import (
     statements,
 )
 from integrations.models.plan_reads import mlflow_uri, registry_read, require_reachable, serving_read
-from integrations.models.policy import KnownGoodPolicy, Rejection, Selection, select_known_good
+from integrations.models.policy import KnownGoodPolicy, Rejection, Selection, select_known_good, training_data_reads
 from integrations.models.registry_actions import ModelCaptureRegistry, ModelQuarantine, QuarantineParams, target_fields
 from integrations.models.targets import read_target
 from integrations.models.verify import VerifyParams, VerifyResult, plan_verify, run_verify
@@ -145,7 +145,9 @@ class ModelRollback(Action[RollbackParams, RollbackResult]):
 
     def policy_statements(self, params: RollbackParams | None) -> list[dict[str, Any]]:
         sagemaker = (*SAGEMAKER_READ, *SAGEMAKER_WRITE, *SAGEMAKER_WRITE_READS)
-        return statements({"sagemaker": sagemaker, "s3": S3_PERMISSIONS}, params)
+        lineage = training_data_reads(getattr(params, "known_good", None))
+        by_registry = {"sagemaker": sagemaker, "s3": S3_PERMISSIONS, "mlflow": ()}
+        return statements({k: (*v, *lineage[k]) for k, v in by_registry.items()}, params)
 
     def plan(self, params: RollbackParams, ctx: ActionContext) -> Plan:
         policy = params.known_good

@@ -19,7 +19,7 @@ from flows.actions.context import ActionContext
 from flows.errors import ActionError
 from flows.record.store import iso
 from integrations.data.lineage import TAINTED_SCHEMA, LineageError, TaintedDataset, taint_of, tainted_list
-from integrations.data.lineage_registries import lineage
+from integrations.data.lineage_registries import date_taints, lineage
 from integrations.models.base import (
     KEY_ATTESTED_AT,
     KEY_ATTESTED_BY,
@@ -71,6 +71,30 @@ class KnownGoodPolicy(BaseModel):
         return self
 
 
+def training_data_reads(known_good: Any) -> dict[str, tuple[str, ...]]:
+    """Per registry, the reads a known-good policy's training-data rules add (all of them while unknown).
+
+    SageMaker lineage reads the training job a model package names; tainted version ids are dated
+    by listing the data's object versions, whatever the registry.
+    """
+    if isinstance(known_good, KnownGoodPolicy):
+        wanted = bool(known_good.exclude_training_data) or known_good.require_training_data
+        dating = any(d.version_ids for d in known_good.exclude_training_data)
+    elif isinstance(known_good, Mapping):  # iam-policy's unvalidated params: templates stay strings
+        from integrations.data.radius import may_date
+
+        raw = known_good.get("exclude_training_data")
+        wanted = bool(raw) or bool(known_good.get("require_training_data"))
+        entries = raw.get("datasets", raw) if isinstance(raw, Mapping) else raw
+        entries = entries if isinstance(entries, list) else [entries]
+        dating = any(may_date(e) for e in entries if e)
+    else:  # None (every permission) or a template
+        wanted = dating = True
+    lineage_reads = ("sagemaker:DescribeTrainingJob",) if wanted else ()
+    dating_reads = ("s3:ListBucketVersions",) if dating else ()
+    return {"sagemaker": lineage_reads + dating_reads, "s3": dating_reads, "mlflow": dating_reads}
+
+
 class Rejection(BaseModel):
     """Why one candidate version did not qualify."""
 
@@ -108,6 +132,7 @@ class Selection(BaseModel):
     hashed_bytes: int = 0
     digests_computed: int = 0
     cutoff: str | None = None
+    warnings: list[str] = Field(default_factory=list, description="Tainted datasets whose version ids were not dated.")
 
     def refusal(self, target: str) -> str:
         """One paragraph naming every rejected candidate and why."""
@@ -220,6 +245,14 @@ def record_tampering(
     )
 
 
+def _dated(policy: KnownGoodPolicy, ctx: ActionContext, selection: Selection) -> KnownGoodPolicy:
+    """``policy`` with its tainted version ids dated, as the blast radius dates them."""
+    if not any(d.version_ids for d in policy.exclude_training_data):
+        return policy
+    dated, selection.warnings = date_taints(ctx, policy.exclude_training_data)
+    return policy.model_copy(update={"exclude_training_data": dated})
+
+
 def select_known_good(
     adapter: RegistryAdapter, policy: KnownGoodPolicy, ctx: ActionContext
 ) -> tuple[Selection, ModelVersion | None]:
@@ -228,6 +261,7 @@ def select_known_good(
     if cutoff.tzinfo is None:
         cutoff = cutoff.replace(tzinfo=UTC)
     selection = Selection(cutoff=iso(cutoff))
+    policy = _dated(policy, ctx, selection)
     start_bytes = adapter.bytes_read
 
     def reject(version: ModelVersion, reason: str, message: str) -> None:

@@ -96,6 +96,38 @@ def test_a_version_id_window_excludes_models_made_before_the_taint(s3: Any, tmp_
         radius(tmp_path, datasets=[{"uri": POISONED, "version_ids": ["nope"]}])
 
 
+def test_rollback_dates_the_taint_by_its_version_ids(s3: Any, tmp_path: Path) -> None:
+    """The rollback reads the window as the blast radius does; ids it cannot date exclude more, not less."""
+    seed_data(s3)
+    admin = context(tmp_path, "attest", step="attest", later=False)
+    target = TargetParams.model_validate(TARGET)
+    clean = str(s3.put_object(Bucket=MODELS, Key=KEY, Body=b"clean")["VersionId"])
+    attest(admin, target, clean, by="ci:train", approve=True, training_data=[f"s3://{DATA}/curated/"])
+    old = str(s3.put_object(Bucket=MODELS, Key=KEY, Body=b"old")["VersionId"])
+    attest(admin, target, old, by="ci:train", approve=True, training_data=[f"s3://{DATA}/shards/"])
+    import time
+
+    time.sleep(1.1)  # S3 stamps whole seconds: the later shard version must be in a later second
+    later = str(s3.put_object(Bucket=DATA, Key="shards/2026-11-02/part-0.csv", Body=b"poison")["VersionId"])
+    s3.put_object(Bucket=MODELS, Key=KEY, Body=b"serving now")  # unattested: the rollback must move off it
+
+    def rollback(name: str, version_ids: list[str]) -> Any:
+        policy = {"exclude_training_data": [{"uri": POISONED, "version_ids": version_ids}]}
+        params = RollbackParams.model_validate({**TARGET, "quarantine_replaced": False, "known_good": policy})
+        return ModelRollback().apply(params, context(tmp_path, name, step="rollback"))
+
+    dated = rollback("dated", [later])
+    assert dated.chosen["id"] == old  # trained before the taint was written
+    assert s3.get_object(Bucket=MODELS, Key=KEY)["Body"].read() == b"old"
+
+    undated = rollback("undated", ["nope"])
+    assert undated.chosen["id"] == clean
+    assert s3.get_object(Bucket=MODELS, Key=KEY)["Body"].read() == b"clean"
+    assert {r.version: r.reason for r in undated.rejections}[old] == "tainted_training_data"
+    selection = (tmp_path / "undated" / "evidence").rglob("*known-good-selection.json")
+    assert "no object version nope" in next(selection).read_text()
+
+
 def test_rollback_skips_the_tainted_attested_version_and_names_the_dataset(
     s3: Any, history: dict[str, Any], tmp_path: Path
 ) -> None:

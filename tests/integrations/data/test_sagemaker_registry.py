@@ -142,6 +142,48 @@ def test_dry_run_plan_previews_the_clean_choice_and_changes_nothing(
     )
 
 
+def test_rollback_reads_the_lineage_with_exactly_the_emitted_policy(
+    history: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under moto's IAM enforcement, the policy ``fireline iam-policy`` emits lets the lineage be read.
+
+    Without ``sagemaker:DescribeTrainingJob`` the version known only from its training job would be
+    rejected as unreadable rather than as trained on the tainted dataset.
+    """
+    import json
+
+    import moto.settings
+
+    from flows.actions.iam_policy import playbook_policy
+    from flows.actions.registry import default_registry
+    from flows.language.spec import Playbook
+
+    step = {**TARGET, "known_good": {"exclude_training_data": [POISONED]}}
+    book = Playbook.model_validate(
+        {
+            "apiVersion": "fireline/v1",
+            "kind": "Playbook",
+            "metadata": {"name": "p", "version": 1, "title": "t"},
+            "steps": [{"id": "rollback", "action": "model.rollback", "with": step}],
+        }
+    )
+    iam = boto3.client("iam", region_name="us-east-1")
+    iam.create_user(UserName="runner")
+    policy = json.dumps(playbook_policy(book, default_registry()))
+    iam.put_user_policy(UserName="runner", PolicyName="fireline", PolicyDocument=policy)
+    key = iam.create_access_key(UserName="runner")["AccessKey"]
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    monkeypatch.setattr(moto.settings, "INITIAL_NO_AUTH_ACTION_COUNT", 0)
+
+    result = ModelRollback().apply(RollbackParams.model_validate(step), context(tmp_path, "rollback", step="rollback"))
+
+    assert result.chosen["id"] == history["clean"]
+    reasons = {r.version: r.reason for r in result.rejections}
+    assert reasons[history["lineage_only"]] == "tainted_training_data"
+
+
 def test_a_version_whose_training_job_is_gone_is_rejected_alone(
     aws_clients: tuple[Any, Any], history: dict[str, str], tmp_path: Path
 ) -> None:
