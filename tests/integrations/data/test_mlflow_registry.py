@@ -109,3 +109,68 @@ def test_rollback_moves_the_alias_past_both_tainted_versions(
     assert reasons[history["via_mlflow"]].endswith(f"(mlflow_dataset_input), inside the tainted dataset {POISONED}")
     tags = client(mlflow_server).get_model_version(history["name"], history["via_mlflow"]).tags
     assert tags[KEY_QUARANTINED].startswith("inc-7: ")
+
+
+def registry_state(server: MlflowServer, name: str) -> dict[str, Any]:
+    """Every version's tags and the model's aliases, read from the MLflow server."""
+    c = client(server)
+    versions = c.search_model_versions(f"name='{name}'")
+    return {
+        "tags": {str(v.version): dict(v.tags) for v in versions},
+        "aliases": dict(c.get_registered_model(name).aliases),
+    }
+
+
+def test_dry_run_plans_name_the_clean_choice_and_tag_nothing(
+    mlflow_server: MlflowServer, history: dict[str, str], tmp_path: Path
+) -> None:
+    from flows.errors import ActionError
+    from integrations.models.actions import ModelQuarantine, QuarantineParams
+
+    target = {"registry": "mlflow", "model_name": history["name"], "tracking_uri": mlflow_server.uri}
+    found = DataBlastRadius().apply(
+        BlastRadiusParams.model_validate({"datasets": [POISONED], "registries": [target]}),
+        context(tmp_path, "radius", step="radius"),
+    )
+    before = registry_state(mlflow_server, history["name"])
+    rollback = RollbackParams.model_validate({**target, "known_good": {"exclude_training_data": [POISONED]}})
+    quarantine = QuarantineParams.model_validate(
+        {**target, "reason": "trained on poisoned data", "blast_radius": found.model_dump(mode="json")}
+    )
+    dry = context(tmp_path, "dry", mode="dry-run", step="rollback")
+
+    plan = ModelRollback().plan(rollback, dry)
+    quarantine_plan = ModelQuarantine().plan(quarantine, dry)
+    with pytest.raises(ActionError, match="refused in dry-run mode"):
+        ModelRollback().apply(rollback, dry)
+
+    assert any(f"{history['name']} v{history['clean']} would be chosen" in line for line in plan.reads), plan.reads
+    which = quarantine_plan.summary.removeprefix("quarantine ").split(" of ")[0]
+    assert sorted(which.split(", ")) == sorted([history["via_mlflow"], history["attested"]])
+    assert registry_state(mlflow_server, history["name"]) == before  # no tag, no alias moved
+
+
+def test_a_malformed_training_data_tag_rejects_that_version_alone(
+    mlflow_server: MlflowServer, history: dict[str, str], tmp_path: Path
+) -> None:
+    from integrations.models.base import KEY_TRAINING_DATA
+
+    client(mlflow_server).set_model_version_tag(history["name"], history["attested"], KEY_TRAINING_DATA, '{"s3://')
+    target = {"registry": "mlflow", "model_name": history["name"], "tracking_uri": mlflow_server.uri}
+
+    found = DataBlastRadius().apply(
+        BlastRadiusParams.model_validate({"datasets": [POISONED], "registries": [target]}),
+        context(tmp_path, "radius", step="radius"),
+    )
+    result = ModelRollback().apply(
+        RollbackParams.model_validate({**target, "known_good": {"exclude_training_data": [POISONED]}}),
+        context(tmp_path, "rollback", step="rollback"),
+    )
+
+    assert [m["version"] for m in found.models] == [history["via_mlflow"]]
+    assert [u["version"] for u in found.unknown] == [history["attested"]]
+    assert "fireline.training_data is malformed" in found.unknown[0]["message"]
+    assert result.chosen["id"] == history["clean"]
+    assert {r.version: r.reason for r in result.rejections}[history["attested"]] == "training_data_unreadable"
+    champion = client(mlflow_server).get_model_version_by_alias(history["name"], "champion")
+    assert str(champion.version) == history["clean"]
