@@ -192,6 +192,8 @@ class IsolateInstance(Action[IsolateParams, IsolateResult]):
     def apply(self, params: IsolateParams, ctx: ActionContext) -> IsolateResult:
         ec2 = client(ctx, "ec2", params.region)
         found = settled_instance(ctx, params.instance_id, params.region)
+        if params.detach_from_asg:  # a refused detach must not come after the network moves
+            ec2_extras.asg_membership(ctx, params.instance_id, params.region)
         vpc_id = found.get("VpcId", "")
         group_id = ec2_extras.quarantine_group(ctx, ec2, vpc_id, params.quarantine_group_name)
         untrack = (

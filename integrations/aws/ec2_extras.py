@@ -8,6 +8,7 @@ from typing import Any
 from flows.actions.context import ActionContext
 from flows.errors import IntegrationError
 from integrations.aws.session import aws_errors, client, paginate, tag_list
+from integrations.aws.stable import ASG_INSTANCE, wait_stable
 
 ASG_PERMISSIONS = ("autoscaling:DescribeAutoScalingInstances", "autoscaling:DetachInstances")
 ELB_PERMISSIONS = (
@@ -146,13 +147,32 @@ def _clean(permissions: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def detach_from_asg(ctx: ActionContext, instance_id: str, region: str | None) -> str | None:
+def asg_membership(ctx: ActionContext, instance_id: str, region: str | None) -> str | None:
+    """The instance's Auto Scaling group once its lifecycle state lets it be detached (None: in no group).
+
+    A ``Pending`` instance, or one a launch lifecycle hook holds in ``Pending:Wait``, refuses
+    DetachInstances; this waits for ``InService`` or ``Standby`` within the step's timeout. A
+    ``Terminating`` one is a clear error: the group is about to destroy the evidence.
+    """
     asg = client(ctx, "autoscaling", region)
-    with aws_errors(f"find the Auto Scaling group of {instance_id}"):
-        found = asg.describe_auto_scaling_instances(InstanceIds=[instance_id])["AutoScalingInstances"]
-    if not found:
+    seen: dict[str, Any] = {}
+
+    def read() -> str:
+        with aws_errors(f"find the Auto Scaling group of {instance_id}"):
+            found = asg.describe_auto_scaling_instances(InstanceIds=[instance_id])["AutoScalingInstances"]
+        seen.clear()
+        seen.update(found[0] if found else {})
+        return str(seen.get("LifecycleState", "InService")) if found else "InService"
+
+    wait_stable(ctx, ASG_INSTANCE, instance_id, read)
+    return str(seen["AutoScalingGroupName"]) if seen else None
+
+
+def detach_from_asg(ctx: ActionContext, instance_id: str, region: str | None) -> str | None:
+    name = asg_membership(ctx, instance_id, region)
+    if name is None:
         return None
-    name = str(found[0]["AutoScalingGroupName"])
+    asg = client(ctx, "autoscaling", region)
     with aws_errors(f"detach {instance_id} from {name}"):
         asg.detach_instances(InstanceIds=[instance_id], AutoScalingGroupName=name, ShouldDecrementDesiredCapacity=False)
     return name

@@ -66,6 +66,8 @@ CONFLICT_CODES: dict[str, tuple[str, ...]] = {
     "OperationAborted": (),
     "ScalingActivityInProgress": (),
     "ConflictException": (),
+    # Auto Scaling's DetachInstances on an instance still Pending (a launch lifecycle hook holds it).
+    "ValidationError": ("not in inservice or standby",),
 }
 # Codes that mean "the thing named does not exist": bad input, never retried.
 NOT_FOUND_MARKERS: tuple[str, ...] = ("NotFound", "NoSuch", "Malformed", "InvalidInstanceID", "ValidationError")

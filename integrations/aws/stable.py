@@ -5,7 +5,9 @@ AWS refuses most changes to a resource that is mid-change: a SageMaker endpoint 
 Reference, UpdateEndpointWeightsAndCapacities and UpdateEndpoint), a Lambda function whose state is
 ``Pending`` or whose last update is ``InProgress`` answers ``ResourceConflictException`` (AWS Lambda
 Developer Guide, "Lambda function states"), an EC2 instance that is ``pending`` or ``stopping``
-answers ``IncorrectInstanceState``. An incident often coincides with a deployment, so a containment
+answers ``IncorrectInstanceState``, an Auto Scaling instance still ``Pending`` (or held by a launch
+lifecycle hook) cannot be detached (``ValidationError: The instance ... is not in InService or
+Standby``). An incident often coincides with a deployment, so a containment
 that treats the refusal as final leaves the resource serving. Every action that mutates such a
 resource first waits here for a stable state, within the step's timeout, and then acts; the
 refusal itself is classed retryable (:data:`integrations.aws.session.CONFLICT_CODES`) for the
@@ -61,6 +63,16 @@ EC2_INSTANCE = States(
 )
 """DescribeInstances ``State.Name`` (Amazon EC2 User Guide, instance state changes)."""
 
+ASG_INSTANCE = States(
+    "Auto Scaling instance",
+    stable=frozenset({"InService", "Standby"}),
+    transitional=frozenset({"Pending", "Pending:Wait", "Pending:Proceed", "EnteringStandby"}),
+    failed=frozenset({"Terminating", "Terminating:Wait", "Terminating:Proceed", "Terminated", "Detaching", "Detached"}),
+)
+"""DescribeAutoScalingInstances ``LifecycleState``: DetachInstances takes only ``InService`` or
+``Standby`` instances (Amazon EC2 Auto Scaling User Guide, instance lifecycle; a ``Pending:Wait``
+instance held by a launch lifecycle hook can stay so for an hour)."""
+
 
 def wait_stable(
     ctx: ActionContext,
@@ -98,11 +110,19 @@ def wait_stable(
         if first:
             ctx.emit("resource.transitional", {"kind": states.kind, "name": name, "state": state})
             first = False
+        # Checked after the sleep too: a sleep that overran the bound on a busy machine still ends
+        # in this retryable error, not in the step's timeout.
         if time.monotonic() + POLL_SECONDS > bound:
-            raise IntegrationError(
-                f"{states.kind} {name} is still {state} after {time.monotonic() - started:.0f}s; "
-                "it refuses changes until it settles",
-                retryable=True,
-                details={"code": "StillTransitioning", "state": state, "conflict": True},
-            )
+            raise _still(states, name, state, started)
         ctx.sleep(POLL_SECONDS)
+        if time.monotonic() > bound:
+            raise _still(states, name, state, started)
+
+
+def _still(states: States, name: str, state: str, started: float) -> IntegrationError:
+    return IntegrationError(
+        f"{states.kind} {name} is still {state} after {time.monotonic() - started:.0f}s; "
+        "it refuses changes until it settles",
+        retryable=True,
+        details={"code": "StillTransitioning", "state": state, "conflict": True},
+    )

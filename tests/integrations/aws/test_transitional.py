@@ -240,3 +240,111 @@ def test_a_drain_that_did_not_take_is_not_reported_as_done(moto_sagemaker: Any, 
         IsolateEndpoint().apply(IsolateEndpointParams(endpoint_name="fraud-detector"), ctx_at(tmp_path))
     assert is_retryable(raised.value)
     assert _weights(moto_sagemaker) == {"primary": 1.0}
+
+
+class HookedLaunch:
+    """An instance held by a launch lifecycle hook in moto's Auto Scaling backend, refusing a detach
+    the way AWS does (``ValidationError: The instance ... is not in InService or Standby``) until it
+    settles after a number of reads."""
+
+    def __init__(self, state: str, settle_after_reads: int) -> None:
+        from moto.autoscaling import models as asg_models
+        from moto.autoscaling.exceptions import ValidationError
+
+        ec2 = boto3.client("ec2", region_name=REGION)
+        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
+        image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+        self.instance_id = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, SubnetId=subnet)["Instances"][0][
+            "InstanceId"
+        ]
+        self.groups = [g["GroupId"] for g in self.described(ec2)["SecurityGroups"]]
+        asg = boto3.client("autoscaling", region_name=REGION)
+        asg.create_launch_configuration(LaunchConfigurationName="lc", ImageId=image, InstanceType="t3.micro")
+        asg.create_auto_scaling_group(
+            AutoScalingGroupName="inference",
+            LaunchConfigurationName="lc",
+            MinSize=0,
+            MaxSize=3,
+            DesiredCapacity=0,
+            VPCZoneIdentifier=subnet,
+        )
+        asg.attach_instances(InstanceIds=[self.instance_id], AutoScalingGroupName="inference")
+        backend = asg_models.autoscaling_backends[ACCOUNT][REGION]
+        member = next(s for s in backend.autoscaling_groups["inference"].instance_states)
+        member.lifecycle_state = state
+        self.reads, self.refused = 0, 0
+        describe, detach = backend.describe_auto_scaling_instances, backend.detach_instances
+
+        def describing(*args: Any, **kwargs: Any) -> Any:
+            self.reads += 1
+            if self.reads > settle_after_reads and member.lifecycle_state == state:
+                member.lifecycle_state = "InService"
+            return describe(*args, **kwargs)
+
+        def detaching(group_name: str, instance_ids: list[str], should_decrement: bool) -> Any:
+            if member.lifecycle_state not in ("InService", "Standby"):
+                self.refused += 1
+                raise ValidationError(f"The instance {self.instance_id} is not in InService or Standby.")
+            return detach(group_name, instance_ids, should_decrement)
+
+        backend.describe_auto_scaling_instances = describing
+        backend.detach_instances = detaching
+
+    def described(self, ec2: Any) -> dict[str, Any]:
+        found: dict[str, Any] = ec2.describe_instances(InstanceIds=[self.instance_id])["Reservations"][0]["Instances"][
+            0
+        ]
+        return found
+
+
+def test_isolation_waits_for_an_instance_held_by_a_launch_hook_then_detaches(fast_polls: None, tmp_path: Path) -> None:
+    from integrations.aws.ec2 import IsolateInstance, IsolateParams
+
+    with mock_aws():
+        launch = HookedLaunch("Pending:Wait", settle_after_reads=3)
+        ctx = ctx_at(tmp_path, step="isolate")
+        result = IsolateInstance().apply(IsolateParams(instance_id=launch.instance_id, detach_from_asg=True), ctx)
+        asg = boto3.client("autoscaling", region_name=REGION)
+        # Read back from moto: out of the group, on the quarantine group; never refused.
+        assert asg.describe_auto_scaling_instances(InstanceIds=[launch.instance_id])["AutoScalingInstances"] == []
+        assert result.asg_name == "inference"
+        assert launch.refused == 0
+        assert launch.reads > 3
+        ec2 = boto3.client("ec2", region_name=REGION)
+        assert [g["GroupId"] for g in launch.described(ec2)["SecurityGroups"]] == [result.quarantine_group_id]
+        events = [json.loads(line) for line in (ctx.record.dir / "events.jsonl").read_text().splitlines()]
+        waits = [e["detail"] for e in events if e["type"] == "resource.transitional"]
+        assert [(w["kind"], w["state"]) for w in waits] == [("Auto Scaling instance", "Pending:Wait")]
+
+
+def test_isolation_of_an_instance_the_group_is_terminating_fails_before_any_change(
+    fast_polls: None, tmp_path: Path
+) -> None:
+    from flows.errors import ActionError
+    from integrations.aws.ec2 import IsolateInstance, IsolateParams
+
+    with mock_aws():
+        launch = HookedLaunch("Terminating:Wait", settle_after_reads=10**6)
+        with pytest.raises(ActionError, match="Terminating:Wait"):
+            IsolateInstance().apply(
+                IsolateParams(instance_id=launch.instance_id, detach_from_asg=True), ctx_at(tmp_path)
+            )
+        ec2 = boto3.client("ec2", region_name=REGION)
+        assert [g["GroupId"] for g in launch.described(ec2)["SecurityGroups"]] == launch.groups  # untouched
+
+
+def test_a_detach_refused_in_a_race_is_retryable() -> None:
+    from botocore.exceptions import ClientError
+
+    refused = ClientError(
+        {"Error": {"Code": "ValidationError", "Message": "The instance i-1 is not in InService or Standby."}},
+        "DetachInstances",
+    )
+    with pytest.raises(IntegrationError) as raised, aws_errors("detach i-1"):
+        raise refused
+    assert is_retryable(raised.value)
+    bad = ClientError({"Error": {"Code": "ValidationError", "Message": "Group x not found"}}, "DetachInstances")
+    with pytest.raises(IntegrationError) as raised, aws_errors("detach i-1"):
+        raise bad
+    assert not is_retryable(raised.value)
