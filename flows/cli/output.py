@@ -43,15 +43,29 @@ def error_line(message: str) -> None:
 
 
 def write_output(path: Any, text: str) -> None:
-    """Write a command's ``--output`` file; a path that cannot be written is one clear error line."""
+    """Write a command's ``--output`` file; a path that cannot be written is one clear error line.
+
+    A regular file is replaced whole (a temporary file beside it, then a rename), so a failed write
+    never leaves half a file; a device or pipe (``/dev/stdout``) is written to directly.
+    """
+    import contextlib
+    import os
     from pathlib import Path
 
     from flows.errors import BadInputError
 
     target = Path(path)
+    real = target.resolve() if target.is_symlink() else target  # a link keeps pointing where it did
+    tmp = real.with_name(f".{real.name}.{os.getpid()}.tmp")
     try:
-        target.write_text(text, encoding="utf-8")
+        if real.exists() and not real.is_file():
+            real.write_text(text, encoding="utf-8")
+        else:
+            tmp.write_text(text, encoding="utf-8")
+            os.replace(tmp, real)
     except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
         reason = e.strerror or type(e).__name__
         if not target.parent.is_dir():
             reason = f"the folder {target.parent} does not exist"

@@ -91,13 +91,23 @@ def test_unwritable_output_is_one_line(cli: Any, tmp_path: Path, command: list[s
     assert "does not exist" in err
 
 
-def test_metrics_average_live_runs_and_list_the_others(cli: Any) -> None:
+def test_metrics_average_live_runs_and_list_the_others(cli: Any, tmp_path: Path) -> None:
+    # A drill of the undone-book playbook: its (fast) containment must not lower the live mean.
+    drill = tmp_path / "runs" / "undone-drill"
+    shutil.copytree(tmp_path / "runs" / "undone", drill)
+    data = json.loads((drill / "run.json").read_text())
+    (drill / "run.json").write_text(json.dumps({**data, "mode": "drill", "run_id": "undone-drill"}))
     code, out, _ = cli("metrics", "--since", "3650d", "--json")
     assert code == 0
     result = json.loads(out)
     books = {b["playbook"]: b for b in result["playbooks"]}
     assert "dry-book" not in books
-    assert [(r["playbook"], r["mode"]) for r in result["excluded"]] == [("dry-book", "dry-run")]
+    assert sorted((r["playbook"], r["mode"]) for r in result["excluded"]) == [
+        ("dry-book", "dry-run"),
+        ("undone-book", "drill"),
+    ]
+    assert books["undone-book"]["runs"] == 1
+    assert books["undone-book"]["mttc"]["n"] == 1
     assert books["rejected-book"]["mtta"]["n"] == 1
     assert books["rejected-book"]["mtta"]["seconds"] is not None
     assert books["compromised-inference-host"]["mttc"]["n"] == 1
@@ -106,7 +116,7 @@ def test_metrics_average_live_runs_and_list_the_others(cli: Any) -> None:
     assert [b["playbook"] for b in json.loads(out)["playbooks"]] == ["undone-book"]
     code, out, _ = cli("metrics", "--since", "3650d")
     assert code == 0
-    assert "Excluded (dry-runs and drills): 1" in out
+    assert "Excluded (dry-runs and drills): 2" in out
     assert "MTTA" in out
     code, _, err = cli("metrics", "--since", "a while")
     assert code == 2
@@ -181,3 +191,19 @@ def test_open_hands_the_html_report_to_the_browser(cli: Any, tmp_path: Path) -> 
     code, _, _ = cli("report", "succeeded", "--format", "md", "--format", "html", "--open")
     assert code == 0  # GenericBrowser waits for its command, so the file is there
     assert opened.read_text() == (tmp_path / "runs" / "succeeded" / "report.html").as_uri()
+
+
+def test_output_replaces_a_file_whole_and_writes_a_device_in_place(cli: Any, tmp_path: Path) -> None:
+    target = tmp_path / "pm.md"
+    target.write_text("an older, longer report " * 1000)
+    code, _, _ = cli("report", "failed", "--format", "md", "--output", str(target))
+    assert code == 0
+    assert target.read_text().startswith("# failed-book@1 — failed")
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temporary left
+    code, _, _ = cli("report", "failed", "--format", "json", "--output", os.devnull)
+    assert code == 0
+    assert Path(os.devnull).is_char_device()  # written to, not replaced by a file
+    code, _, err = cli("report", "failed", "--format", "md", "--output", str(tmp_path))
+    assert code == 1
+    assert f"--output {tmp_path}: cannot write" in _one_line(err)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
