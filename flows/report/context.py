@@ -144,6 +144,27 @@ def _slack(state: dict[str, Any]) -> dict[str, Any] | None:
             "channel_id": channel.get("id") or root.get("channel"), "thread_ts": root.get("ts")}  # fmt: skip
 
 
+def _verify_reports(loaded: LoadedRun) -> dict[str, dict[str, Any]]:
+    """The ``verify-report.json`` each ``model.verify`` step kept in the run directory, by step id."""
+    import json
+
+    found: dict[str, dict[str, Any]] = {}
+    for item in loaded.evidence:
+        location = str(item.get("location") or "")
+        if item.get("name") != "verify-report.json" or "://" in location or not item.get("step"):
+            continue
+        path = (loaded.run_dir / location).resolve()
+        if not path.is_relative_to(loaded.run_dir.resolve()) or not path.is_file() or path.stat().st_size > 1 << 20:
+            continue
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):  # the Evidence section says what is wrong with the item
+            continue
+        if isinstance(doc, dict) and isinstance(doc.get("checks"), list):
+            found[str(item["step"])] = scrub(doc)
+    return found
+
+
 def _run_header(loaded: LoadedRun, steps: list[dict[str, Any]]) -> dict[str, Any]:
     run = loaded.run
     undone = attach_undo(steps, run)
@@ -203,7 +224,7 @@ def build_context(
         "schema": SCHEMA,
         "generated_at": now,
         "run": header,
-        "playbook": {k: playbook.get(k) for k in ("name", "version", "ref", "sha256")},
+        "playbook": {k: playbook.get(k) for k in ("name", "version", "ref", "sha256", "path")},
         "trigger": {**scrub(run.get("trigger") or {}), "alert": alert.get("labels", {}).get("alertname")},
         "severity": (run.get("incident") or {}).get("severity"),
         "people": scrub(run.get("people")) if isinstance(run.get("people"), dict) else None,
@@ -222,7 +243,7 @@ def build_context(
         "timeline": _timeline(events),
         "_events": events,
     }  # fmt: skip
-    ctx["impact"] = impact(steps)
+    ctx["impact"] = impact(steps, _verify_reports(loaded))
     ctx["milestones"] = milestones(run, alert, events, steps)
     ctx["metrics"] = metric_rows(ctx["milestones"])
     ctx["would_have"] = _would_have(steps, guards) if header["mode"] != "live" else []

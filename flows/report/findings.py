@@ -77,7 +77,8 @@ def _ack_findings(events: list[dict[str, Any]], people: dict[str, Any] | None) -
 def compute_findings(ctx: dict[str, Any]) -> list[dict[str, Any]]:
     """The findings for a report context (steps, guards, events, chain state)."""
     findings: list[dict[str, Any]] = []
-    playbook = ctx["playbook"]["name"] or "PLAYBOOK"
+    # iam-policy reads the playbook file: name it as the run recorded it (the name alone is no path).
+    playbook = ctx["playbook"].get("path") or "PLAYBOOK.yaml"
     for step in ctx["actions"]:
         denied = _access_denied(step, playbook)
         if denied is not None:
@@ -129,8 +130,13 @@ def prompts(ctx: dict[str, Any]) -> dict[str, list[str]]:
     """Seeds for the human part of the post-mortem: facts first, then the questions only people can answer."""
     metrics = {m["key"]: m for m in ctx["metrics"]}
     well: list[str] = []
+    late = any(f["kind"] in ("ack_slo_breached", "escalated") for f in ctx["findings"])
+    if metrics["tta"]["seconds"] is not None and not late:  # a late ack is under what went wrong
+        well.append(f"The page was acknowledged {metrics['tta']['display']} after the run started.")
     if metrics["ttc"]["seconds"] is not None:
         well.append(f"Contained {metrics['ttc']['display']} after the run started.")
+    if metrics["ttr"]["seconds"] is not None:
+        well.append(f"Recovered {metrics['ttr']['display']} after the run started.")
     if ctx["evidence"] and all(e["verify"]["status"] == "ok" for e in ctx["evidence"]):
         well.append(f"All {len(ctx['evidence'])} evidence item(s) still match their recorded sha256.")
     wrong = [f["title"] + "." for f in ctx["findings"] if f["kind"] != "retried"]

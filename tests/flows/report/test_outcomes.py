@@ -58,6 +58,8 @@ def test_dry_run_guard_findings_say_would_refuse_once() -> None:
     assert md.startswith("> **DRY-RUN**")
     assert md.index("## What would have happened") < md.index("## Impact")  # the main content comes first
     assert "Time to contain | — |" in md  # a dry-run contains nothing
+    impact = md.split("## Impact\n\n", 1)[1]
+    assert impact.startswith("Nothing was changed (dry-run): the resources below are the targets the steps planned.")
 
 
 def test_rollback_says_why_each_candidate_was_refused() -> None:
