@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -86,6 +87,8 @@ def chromium_page(binary: str, width: int = 1280, height: int = 1600) -> Iterato
                 break
         if url is None:
             raise RuntimeError(f"chromium exited ({proc.wait()}) without a DevTools endpoint")
+        # Keep reading its stderr: a full pipe would block Chromium's logging, and then the page.
+        threading.Thread(target=proc.stderr.read, daemon=True).start()
         with connect(url, max_size=None, open_timeout=60) as ws:
             browser = Page(ws, "")
             target = browser.send("Target.createTarget", url="about:blank")["targetId"]
