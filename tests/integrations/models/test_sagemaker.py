@@ -5,8 +5,10 @@ moto 5.2.5 gaps, said plainly:
   is replaced in these tests by its observable effect on moto: the endpoint is recreated on the new
   configuration. ``test_moto_still_lacks_update_endpoint`` fails as soon as moto implements the
   operation, so the stand-in can then be dropped.
-- Endpoints are ``InService`` at once: the ``Updating`` -> ``InService`` wait is covered with a scripted
-  status sequence (``test_wait_in_service_polls_until_in_service``), not on moto.
+- Endpoints are ``InService`` at once and never refuse an update: the tests put moto's endpoint in
+  ``Updating`` and add AWS's ``Cannot update in-progress endpoint`` refusal to its backend
+  (``test_rollback_waits_for_an_endpoint_mid_update_then_shifts_weights``); the ``Failed`` ending is
+  covered with a scripted status sequence (``test_wait_in_service_polls_until_in_service``).
 - ``UpdateModelPackage`` replaces the whole metadata map and clears an approval status the request
   omits (AWS merges and keeps them); the adapter always sends both, which is correct for either.
 """
@@ -166,6 +168,46 @@ def test_rollback_shifts_weights_when_a_variant_serves_the_known_good(
     }
     assert weights == {"canary": 1.0, "stable": 0.0}
     assert undone.changed
+
+
+def test_rollback_waits_for_an_endpoint_mid_update_then_shifts_weights(
+    aws: dict[str, Any], history: dict[str, Any], tmp_path: Path
+) -> None:
+    """The model.rollback kin of an endpoint drain refused mid-update: it waits, then acts."""
+    from moto.sagemaker import models as sm_models
+    from moto.sagemaker.exceptions import AWSValidationException
+
+    serve(aws, {"canary": (history["v5"], 1.0), "stable": (history["v2"], 0.0)})
+    backend = sm_models.sagemaker_backends["123456789012"]["us-east-1"]
+    endpoint = backend.endpoints[ENDPOINT]
+    endpoint.endpoint_status = "Updating"  # a deployment in flight when the incident starts
+    refused: list[str] = []
+    update = backend.update_endpoint_weights_and_capacities
+
+    def updating(*args: Any, **kwargs: Any) -> Any:
+        if endpoint.endpoint_status != "InService":
+            refused.append(endpoint.endpoint_status)
+            raise AWSValidationException(f'Cannot update in-progress endpoint "{endpoint.arn}".')
+        return update(*args, **kwargs)
+
+    backend.update_endpoint_weights_and_capacities = updating  # moto's backend is reset after the test
+    ctx = ctx_at(tmp_path, history["started"])
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:  # the deployment finishes while the action waits, and only then
+        waits.append(seconds)
+        endpoint.endpoint_status = "InService"
+
+    object.__setattr__(ctx, "sleep", sleep)
+    ModelRollback().apply(params(), ctx)
+    weights = {
+        v["VariantName"]: v.get("CurrentWeight")
+        for v in aws["sm"].describe_endpoint(EndpointName=ENDPOINT)["ProductionVariants"]
+    }
+    assert weights == {"canary": 0.0, "stable": 1.0}  # read back from moto
+    assert refused == []  # it waited for InService instead of being refused
+    assert waits
+    assert [e["detail"]["state"] for e in events(ctx, "resource.transitional")] == ["Updating"]
 
 
 def test_rerun_and_undo(aws: dict[str, Any], history: dict[str, Any], tmp_path: Path) -> None:
