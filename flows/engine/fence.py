@@ -8,8 +8,9 @@ A sync call cannot be interrupted from outside: a timed-out attempt keeps runnin
   since a retry could repeat an effect the abandoned attempt is still making;
 - from the moment of the timeout, whatever the abandoned attempt records is not the step's: its
   events are written as ``attempt.late`` (with the original type inside) and its evidence is not
-  listed in the manifest (:class:`AttemptRecord`). An undoable effect it completed anyway is logged
-  to the saga as ``late``, so ``fireline undo`` can still reverse it.
+  listed in the manifest (:class:`AttemptRecord`), and run.json is sealed again with the new head, so
+  a late line written after the run ended still verifies. An undoable effect it completed anyway
+  is logged to the saga as ``late``, so ``fireline undo`` can still reverse it.
 """
 
 from __future__ import annotations
@@ -47,7 +48,11 @@ class AttemptRecord(RunRecord):
     ) -> dict[str, Any]:
         if self.fenced.is_set():
             late = {"event": type_, "attempt": self.attempt, "detail": detail or {}}
-            return self.base.emit("attempt.late", step=step, item=item, detail=late)
+            event = self.base.emit("attempt.late", step=step, item=item, detail=late)
+            # The run may have ended (run.json written for the last time): seal the new head, or the
+            # late line would read as appended after the run. Atomic against the run's own writes.
+            self.base.update_run()
+            return event
         return self.base.emit(type_, step=step, item=item, detail=detail)
 
     def add_evidence(self, item: EvidenceItem) -> EvidenceItem:

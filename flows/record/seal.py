@@ -11,6 +11,10 @@ The key is ``record.key`` in the settings (write ``secret:NAME``: the variable `
 or, by default, ``<home>/record.key``: 32 random bytes made on first use with permissions 0600. A
 key file readable by others is refused. The seal names the key by ``key_id`` (a one-way
 fingerprint), never by value.
+
+A run.json that fails its checks when a process first writes over it (:func:`rewrite_problems`) is
+never signed again: its new seal says ``unverified`` instead of carrying a MAC, so no later write
+(a crash mark, an undo, a resume) launders an edit.
 """
 
 from __future__ import annotations
@@ -53,9 +57,15 @@ class Sealer:
     def mac(self, run_id: str, doc: dict[str, Any]) -> str:
         return hmac.new(self.key, run_id.encode("utf-8") + b"\0" + canonical(doc), hashlib.sha256).hexdigest()
 
-    def seal(self, run_id: str, doc: dict[str, Any]) -> dict[str, Any]:
-        """``doc`` with a fresh seal (any old one replaced)."""
+    def seal(self, run_id: str, doc: dict[str, Any], *, unverified: str | None = None) -> dict[str, Any]:
+        """``doc`` with a fresh seal (any old one replaced).
+
+        ``unverified`` (why the record failed its checks before this write) gives a seal without a
+        MAC that says so: a record found edited is never signed again.
+        """
         body = {k: v for k, v in doc.items() if k != SEAL_FIELD}
+        if unverified is not None:
+            return {**body, SEAL_FIELD: {"alg": ALGORITHM, "key_id": self.key_id, "unverified": unverified}}
         return {**body, SEAL_FIELD: {"alg": ALGORITHM, "key_id": self.key_id, "hmac": self.mac(run_id, body)}}
 
     def check(self, run_id: str, doc: dict[str, Any]) -> list[str]:
@@ -63,11 +73,46 @@ class Sealer:
         seal = doc.get(SEAL_FIELD)
         if not isinstance(seal, dict):
             return ["run.json carries no seal: it was not signed, or the seal was removed"]
+        if seal.get("unverified"):
+            return [f"run.json was written over a record that had failed its checks: {seal['unverified']}"]
         if seal.get("key_id") != self.key_id:
             return [f"run.json was sealed with key {seal.get('key_id')!r}, not with the configured key {self.key_id}"]
         if not hmac.compare_digest(str(seal.get("hmac", "")), self.mac(run_id, doc)):
             return ["run.json does not match its seal: run.json (outcome, trigger, steps or the event head) was edited"]
         return []
+
+
+def rewrite_problems(run_dir: Path, run_id: str, sealer: Sealer) -> list[str]:
+    """Why run.json at ``run_dir`` may not be sealed again (empty: it may).
+
+    The seal must verify and the chain must reach the head run.json names. The log may go on past
+    that head: events appended since run.json's last write (a crash in between) are the run's next
+    lines, not an edit.
+    """
+    from flows.record.store import verify_events
+
+    try:
+        doc = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        return [f"run.json is unreadable: {e}"]
+    if not isinstance(doc, dict):
+        return ["run.json is not an object"]
+    problems = sealer.check(run_id, doc)
+    head = doc.get("events")
+    if not isinstance(head, dict) or "count" not in head or "head_sha256" not in head:
+        return [*problems, "run.json has no event head"]
+    expected = (int(head["count"]), str(head["head_sha256"]))
+    return problems + verify_events(run_dir / "events.jsonl", expected, longer=True)
+
+
+def unverified_reason(run_json: Path) -> str | None:
+    """The reason an earlier write gave for leaving run.json unverified, if one did."""
+    try:
+        seal = json.loads(run_json.read_text(encoding="utf-8")).get(SEAL_FIELD)
+    except (OSError, ValueError, AttributeError):
+        return None
+    reason = seal.get("unverified") if isinstance(seal, dict) else None
+    return str(reason) if reason else None
 
 
 def _home_key(path: Path) -> bytes:

@@ -203,17 +203,19 @@ def read_events(path: Path) -> Iterator[dict[str, Any]]:
                 yield json.loads(raw)
 
 
-def verify_events(path: Path, expected_head: tuple[int, str] | None = None) -> list[str]:
+def verify_events(path: Path, expected_head: tuple[int, str] | None = None, *, longer: bool = False) -> list[str]:
     """Check the chain; return one line per problem (empty when intact).
 
     Detects edited, inserted, deleted and reordered lines; with ``expected_head`` (from run.json)
-    also a truncated tail.
+    also a truncated tail. With ``longer`` the log may go on past that head (events appended since
+    run.json was last written: a crash in between, or a record about to be written again).
     """
     problems: list[str] = []
     if not path.exists():
         return [f"{path}: missing"]
     prev = ZERO_HASH
     count = 0
+    at_head = (0, ZERO_HASH)
     for number, raw in enumerate(path.read_bytes().splitlines(), start=1):
         try:
             event = json.loads(raw)
@@ -235,6 +237,10 @@ def verify_events(path: Path, expected_head: tuple[int, str] | None = None) -> l
             )
         prev = sha256_bytes(raw)
         count += 1
+        if expected_head is not None and count == int(expected_head[0]):
+            at_head = (count, prev)
+    if longer and expected_head is not None and count > int(expected_head[0]):
+        count, prev = at_head
     if expected_head is not None and (count, prev) != tuple(expected_head):
         problems.append(
             f"{path.name}: ends at line {count} with sha256 {prev[:12]}…, run.json expects line {expected_head[0]} "
@@ -290,7 +296,9 @@ class RunRecord:
         (self.dir / "evidence").mkdir(exist_ok=True)
         self.events = EventLog(self.dir / "events.jsonl", fsync=fsync)
         self.evidence = EvidenceManifest(self.dir, self.run_id)
-        self._run_lock = threading.Lock()
+        self._run_lock = threading.RLock()
+        self._checked = False  # run.json found on disk is checked before this record first writes it
+        self.unverified: str | None = None  # why that run.json failed its checks: never sealed again
         self.sealer = sealer
         self.anchor = anchor
         self._anchored: tuple[int, str] | None = None
@@ -315,11 +323,13 @@ class RunRecord:
         from flows.record import seal
 
         with self._run_lock:
+            self.check_rewrite()
             count, head = self.events.head
             doc = {**data, "events": {"count": count, "head_sha256": head}}
             if self.anchor_error is not None:
                 doc["anchor_error"] = self.anchor_error
-            doc = (self.sealer or seal.current()).seal(self.run_id, json_safe(doc))
+            sealer = self.sealer or seal.current()
+            doc = sealer.seal(self.run_id, json_safe(doc), unverified=self.unverified)
             write_atomic(self.run_json, dump_json(doc, indent=2))
             if self.anchor is not None and self._anchored != (count, head):
                 try:
@@ -328,11 +338,33 @@ class RunRecord:
                 except Exception as e:  # the run goes on; run.json says the anchor is behind, verify says so too
                     self.anchor_error = f"{type(e).__name__}: {e}"
 
+    def check_rewrite(self) -> None:
+        """Check run.json as found before this record first writes it, so an edit is never sealed again.
+
+        A record that fails (:func:`flows.record.seal.rewrite_problems`) is still written, since an
+        undo or a resume must not be blocked in an incident, but with a seal that says why it cannot
+        be verified instead of a MAC, and once a ``record.unverified`` event.
+        """
+        if self._checked:
+            return
+        self._checked = True
+        from flows.record import seal
+
+        if self.run_json.exists():
+            problems = seal.rewrite_problems(self.dir, self.run_id, self.sealer or seal.current())
+            if problems:
+                earlier = seal.unverified_reason(self.run_json)
+                self.unverified = earlier or problems[0]
+                if earlier is None:  # said once, by the first write that found it
+                    self.emit("record.unverified", detail={"problems": problems})
+
     def update_run(self, **changes: Any) -> dict[str, Any]:
-        data = self.read_run()
-        data.update(changes)
-        self.write_run(data)
-        return data
+        """Read run.json, apply ``changes`` and write it, as one step against other writers of this record."""
+        with self._run_lock:
+            data = self.read_run()
+            data.update(changes)
+            self.write_run(data)
+            return data
 
     def emit(
         self, type_: str, *, step: str | None = None, item: Any = None, detail: dict[str, Any] | None = None
