@@ -224,6 +224,10 @@ class RegistryAdapter(ABC):
         """Whether ``state`` already serves exactly ``version`` (a re-run then changes nothing)."""
         return state.versions == [version.id]
 
+    def other_pointers(self) -> dict[str, str]:
+        """Pointers a consumer may load besides the target's own (label -> version id); none by default."""
+        return {}
+
     def status(self) -> tuple[bool, str]:
         """Whether the target is up and serving, with a one-line reason."""
         state = self.serving()

@@ -181,6 +181,12 @@ class MlflowAdapter(RegistryAdapter):
             },
         )
 
+    def other_pointers(self) -> dict[str, str]:
+        """The model's other aliases (``NAME@ALIAS`` -> version): a consumer may load any of them."""
+        with mlflow_errors(f"read the aliases of {self.name}"):
+            aliases = dict(self.client.get_registered_model(self.name).aliases or {})
+        return {f"{self.name}@{a}": str(v) for a, v in sorted(aliases.items()) if a != self.target.alias}
+
     def _pointers(self, state: ServingState) -> str:
         alias = f"{self.name}@{self.target.alias} -> v{state.detail['version']}" if state.detail["version"] else ""
         staged = ", ".join(f"v{v}" for v in state.detail["stage_versions"])

@@ -109,9 +109,20 @@ def _same(expected: Any, got: Any, tolerance: float) -> bool:
     return bool(expected == got)
 
 
+def _other_pointer_checks(adapter: RegistryAdapter, result: VerifyResult) -> None:
+    """A quarantined version that another pointer (an MLflow alias the target does not name) still
+    resolves to may still serve whoever loads that pointer: not recovered."""
+    for pointer, vid in adapter.other_pointers().items():
+        meta = adapter.version(vid).metadata or {}
+        if meta.get(KEY_QUARANTINED):
+            detail = f"{pointer} still resolves to quarantined v{vid} ({meta[KEY_QUARANTINED]})"
+            result.checks.append(Check(name="rejected", ok=False, detail=detail, figures={"pointer": pointer}))
+
+
 def _digest_checks(adapter: RegistryAdapter, params: VerifyParams, result: VerifyResult) -> None:
     state = adapter.serving()
     result.serving = state.versions
+    _other_pointer_checks(adapter, result)
     if len(state.versions) != 1:
         # Every pointer that serves is checked (an alias and a stage may serve different versions):
         # a rejected version behind any of them means the target is not recovered.

@@ -123,3 +123,24 @@ def test_alias_only_registries_keep_working_with_stage_off(mlflow_server: Mlflow
     ModelRollback().apply(params, ctx_at(tmp_path, seeded["started"]))
     assert str(client(mlflow_server).get_model_version_by_alias(name, "champion").version) == seeded["v2"]
     assert _stages(mlflow_server, name)[seeded["v3"]] == "Production"  # stage ignored, as asked
+
+
+def test_verify_refuses_while_another_alias_resolves_to_the_quarantined_version(
+    mlflow_server: MlflowServer, tmp_path: Path
+) -> None:
+    """The target names the Production stage; consumers of models:/NAME@prod still load the poisoned v3."""
+    seeded = _seed_case_17(mlflow_server, tmp_path)
+    name = seeded["name"]
+    client(mlflow_server).set_registered_model_alias(name, "prod", seeded["v3"])
+    params = RollbackParams(registry="mlflow", model_name=name, tracking_uri=mlflow_server.uri)
+    ModelRollback().apply(params, ctx_at(tmp_path, seeded["started"]))
+    assert _stages(mlflow_server, name)[seeded["v2"]] == "Production"
+    assert KEY_QUARANTINED in client(mlflow_server).get_model_version(name, seeded["v3"]).tags
+    ctx = ctx_at(tmp_path, seeded["started"], step="verify")
+    verify = VerifyParams(registry="mlflow", model_name=name, tracking_uri=mlflow_server.uri)
+    with pytest.raises(ActionError, match=rf"{name}@prod still resolves to quarantined v{seeded['v3']}"):
+        ModelVerify().apply(verify, ctx)
+    # Once that alias is moved too (read back from the server), verify agrees.
+    client(mlflow_server).set_registered_model_alias(name, "prod", seeded["v2"])
+    assert str(client(mlflow_server).get_model_version_by_alias(name, "prod").version) == seeded["v2"]
+    ModelVerify().apply(verify, ctx)
