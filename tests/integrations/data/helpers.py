@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import tempfile
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flows.actions.context import ActionContext, make_context
 from flows.language.spec import Mode
+
+if TYPE_CHECKING:
+    from tests.fixtures.mlflow import MlflowServer
 
 DATA = "ml-training-data"
 SHARDS = {
@@ -44,3 +50,32 @@ def all_tags(s3: Any, bucket: str) -> dict[str, dict[str, str]]:
         tags = s3.get_object_tagging(Bucket=bucket, Key=v["Key"], VersionId=v["VersionId"])["TagSet"]
         found[f"{v['Key']}?versionId={v['VersionId']}"] = {t["Key"]: t["Value"] for t in tags}
     return found
+
+
+def client(server: MlflowServer) -> Any:
+    """An MLflow client of the loopback server (tracking and registry)."""
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=server.uri, registry_uri=server.uri)
+
+
+def train(server: MlflowServer, name: str, weights: bytes, dataset_uri: str | None) -> str:
+    """A run (with ``dataset_uri`` as its training dataset input, if any) registered as a new version."""
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    c = client(server)
+    experiment = c.get_experiment_by_name("fireline-data-tests")
+    experiment_id = experiment.experiment_id if experiment else c.create_experiment("fireline-data-tests")
+    run = c.create_run(experiment_id)
+    if dataset_uri:
+        dataset = Dataset(
+            name="fraud-train", digest=uuid.uuid4().hex[:8], source_type="s3", source=json.dumps({"uri": dataset_uri})
+        )
+        c.log_inputs(
+            run.info.run_id, datasets=[DatasetInput(dataset, tags=[InputTag("mlflow.data.context", "training")])]
+        )
+    with tempfile.TemporaryDirectory() as scratch:
+        (Path(scratch) / "weights.bin").write_bytes(weights)
+        c.log_artifacts(run.info.run_id, scratch, "model")
+    version = c.create_model_version(name, source=f"{run.info.artifact_uri}/model", run_id=run.info.run_id)
+    return str(version.version)

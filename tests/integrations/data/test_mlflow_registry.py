@@ -6,8 +6,6 @@ dataset input (``log_inputs``), and its attestation names no training data.
 
 from __future__ import annotations
 
-import json
-import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
@@ -19,37 +17,9 @@ from integrations.models.actions import ModelRollback, RollbackParams
 from integrations.models.attest import attest
 from integrations.models.base import KEY_QUARANTINED, TargetParams
 from tests.fixtures.mlflow import MlflowServer
-from tests.integrations.data.helpers import DATA, POISONED, context
+from tests.integrations.data.helpers import DATA, POISONED, client, context, train
 
 pytestmark = pytest.mark.mlflow
-
-
-def client(server: MlflowServer) -> Any:
-    from mlflow import MlflowClient
-
-    return MlflowClient(tracking_uri=server.uri, registry_uri=server.uri)
-
-
-def train(server: MlflowServer, name: str, weights: bytes, dataset_uri: str | None) -> str:
-    """A run (with ``dataset_uri`` as its training dataset input, if any) registered as a new version."""
-    from mlflow.entities import Dataset, DatasetInput, InputTag
-
-    c = client(server)
-    experiment = c.get_experiment_by_name("fireline-data-tests")
-    experiment_id = experiment.experiment_id if experiment else c.create_experiment("fireline-data-tests")
-    run = c.create_run(experiment_id)
-    if dataset_uri:
-        dataset = Dataset(
-            name="fraud-train", digest=uuid.uuid4().hex[:8], source_type="s3", source=json.dumps({"uri": dataset_uri})
-        )
-        c.log_inputs(
-            run.info.run_id, datasets=[DatasetInput(dataset, tags=[InputTag("mlflow.data.context", "training")])]
-        )
-    with tempfile.TemporaryDirectory() as scratch:
-        (Path(scratch) / "weights.bin").write_bytes(weights)
-        c.log_artifacts(run.info.run_id, scratch, "model")
-    version = c.create_model_version(name, source=f"{run.info.artifact_uri}/model", run_id=run.info.run_id)
-    return str(version.version)
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""The shipped training-data-poisoning playbook against the sandbox on the loopback moto server.
+"""The shipped training-data-poisoning playbook against the sandbox on the loopback moto server
+(and, for its MLflow branch, the real MLflow server on loopback).
 
 A dry-run changes nothing at the target; a live run quarantines the poisoned shard and the model
 versions trained on it, rolls the endpoint back past the newest attested (tainted) version to the
@@ -8,6 +9,7 @@ clean one, and starts the reprocessing pipeline: every effect is read back from 
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -20,17 +22,26 @@ from flows.engine.runner import run_playbook
 from flows.record.store import read_events
 from integrations.aws.sandbox import World, seed_buckets
 from integrations.data.seed import DATA_BUCKET, ENDPOINT, PIPELINE, POISONED_PREFIX, poisoning_alert, seed_training_data
-from integrations.models.base import KEY_QUARANTINED
+from integrations.models.attest import attest
+from integrations.models.base import KEY_QUARANTINED, TargetParams
+from tests.fixtures.mlflow import MlflowServer
 from tests.fixtures.moto import AwsEnv
-from tests.integrations.data.helpers import all_tags
+from tests.integrations.data.helpers import all_tags, client, context, train
 
 pytestmark = pytest.mark.moto_server
 REPO = Path(__file__).resolve().parents[3]
 PLAYBOOK = REPO / "playbooks" / "training-data-poisoning.yaml"
-# The on-call acknowledges the page at once (no Slack here); an approver approves.
-RESPONDERS = Responders(
-    approvals={"approve-containment": [Answer(by="alice", decision="approve")]}, acks={"page-on-call": [("bob", 0.0)]}
-)
+
+
+def responders() -> Responders:
+    """The on-call acknowledges the page at once (no Slack here); an approver approves.
+
+    A fresh script per run: a run consumes the answers it is given.
+    """
+    return Responders(
+        approvals={"approve-containment": [Answer(by="alice", decision="approve")]},
+        acks={"page-on-call": [("bob", 0.0)]},
+    )
 
 
 def settings(aws: AwsEnv, tmp_path: Path) -> Settings:
@@ -88,10 +99,7 @@ def test_live_run_rolls_back_past_the_tainted_version_and_reprocesses(aws: AwsEn
         PLAYBOOK,
         alert=poisoning_alert(world),
         settings=settings(aws, tmp_path),
-        responders=Responders(
-            approvals={"approve-containment": [Answer(by="alice", decision="approve")]},
-            acks={"page-on-call": [("bob", 0.0)]},
-        ),
+        responders=responders(),
     )
 
     assert summary.outcome == "succeeded", [
@@ -157,7 +165,7 @@ def test_taint_reaching_no_serving_version_leaves_the_endpoint_alone(aws: AwsEnv
         PLAYBOOK,
         alert=alert,
         settings=settings(aws, tmp_path),
-        responders=RESPONDERS,
+        responders=responders(),
     )
 
     statuses = {k: v.status for k, v in summary.steps.items()}
@@ -168,3 +176,60 @@ def test_taint_reaching_no_serving_version_leaves_the_endpoint_alone(aws: AwsEnv
     assert after["weights"] == before["weights"]  # canary (v3) still serves: it was not trained on curated/
     assert {k for k, v in after["quarantined"].items() if v} == {"v1"}
     assert after["executions"] == []
+
+
+@pytest.mark.mlflow
+def test_live_run_also_rolls_an_mlflow_model_back_past_the_taint(
+    aws: AwsEnv, mlflow_server: MlflowServer, tmp_path: Path
+) -> None:
+    """With ``mlflow_model`` set, the MLflow branch plans (dry-run) and runs too: read back from MLflow.
+
+    v1 was trained on curated data; v2's run logged the whole shards prefix as a dataset input;
+    v3, the newest attested version and the champion, is attested as trained on it.
+    """
+    world = aws.seed(seed_buckets, seed_training_data)
+    name = f"fraud-{uuid.uuid4().hex[:8]}"
+    mlflow = client(mlflow_server)
+    mlflow.create_registered_model(name)
+    admin = context(tmp_path, "attest", step="attest")
+    target = TargetParams(registry="mlflow", model_name=name, tracking_uri=mlflow_server.uri)
+    shards = f"s3://{DATA_BUCKET}/datasets/fraud/shards/"
+    clean = train(mlflow_server, name, b"clean", f"s3://{DATA_BUCKET}/datasets/fraud/curated/")
+    via_inputs = train(mlflow_server, name, b"via inputs", shards)
+    attested = train(mlflow_server, name, b"attested", None)
+    for version, data in ((clean, []), (via_inputs, []), (attested, [f"{shards}@{'b' * 64}"])):
+        attest(admin, target, version, by="ci:train-pipeline", approve=True, training_data=data)
+    mlflow.set_registered_model_alias(name, "champion", attested)
+    alert = poisoning_alert(world)
+    alert["labels"]["mlflow_model"] = name
+    base = settings(aws, tmp_path)
+    models = base.models.model_copy(update={"mlflow_tracking_uri": mlflow_server.uri})
+
+    configured = base.model_copy(update={"models": models})
+
+    def registry() -> dict[str, Any]:
+        versions = {str(v.version): dict(v.tags) for v in mlflow.search_model_versions(f"name='{name}'")}
+        return {"tags": versions, "aliases": dict(mlflow.get_registered_model(name).aliases)}
+
+    before = registry()
+    dry = run_playbook(PLAYBOOK, alert=alert, mode="dry-run", settings=configured)
+    assert dry.outcome == "succeeded", {k: str(v.error)[:300] for k, v in dry.steps.items() if v.error}
+    assert dry.steps["rollback-mlflow"].status == "succeeded"  # planned, with the registry read
+    assert registry() == before
+
+    summary = run_playbook(PLAYBOOK, alert=alert, settings=configured, responders=responders())
+
+    statuses = {k: v.status for k, v in summary.steps.items()}
+    errors = {k: str(v.error)[:300] for k, v in summary.steps.items() if v.error}
+    assert summary.outcome == "succeeded", (statuses, errors)
+    assert (statuses["rollback-mlflow"], statuses["quarantine-mlflow-models"]) == ("succeeded", "succeeded")
+    assert str(mlflow.get_model_version_by_alias(name, "champion").version) == clean
+    marks = {v: mlflow.get_model_version(name, v).tags.get(KEY_QUARANTINED) for v in (clean, via_inputs, attested)}
+    assert marks[clean] is None
+    assert marks[via_inputs] is not None
+    assert marks[attested] is not None
+    reached = {(m["registry"], m["version"]) for m in summary.steps["radius"].output["models"]}
+    assert {("mlflow", via_inputs), ("mlflow", attested)} <= reached
+    rejected = {r["version"]: r["reason"] for r in summary.steps["rollback-mlflow"].output["rejections"]}
+    assert rejected == {attested: "tainted_training_data", via_inputs: "tainted_training_data"}
+    assert snapshot(world)["weights"] == {"stable": 1.0, "canary": 0.0}  # the SageMaker branch ran as well
