@@ -233,3 +233,18 @@ def test_live_run_also_rolls_an_mlflow_model_back_past_the_taint(
     rejected = {r["version"]: r["reason"] for r in summary.steps["rollback-mlflow"].output["rejections"]}
     assert rejected == {attested: "tainted_training_data", via_inputs: "tainted_training_data"}
     assert snapshot(world)["weights"] == {"stable": 1.0, "canary": 0.0}  # the SageMaker branch ran as well
+
+
+def test_a_reprocess_pipeline_that_does_not_exist_fails_that_step_alone(aws: AwsEnv, tmp_path: Path) -> None:
+    world = aws.seed(seed_buckets, seed_training_data)
+    alert = poisoning_alert(world)
+    alert["labels"]["reprocess_pipeline"] = "no-such-pipeline"
+
+    summary = run_playbook(PLAYBOOK, alert=alert, settings=settings(aws, tmp_path), responders=responders())
+
+    statuses = {k: v.status for k, v in summary.steps.items()}
+    assert statuses["reprocess"] == "failed"
+    assert str(summary.steps["reprocess"].error).endswith("sagemaker pipeline no-such-pipeline does not exist")
+    assert "Traceback" not in str(summary.steps["reprocess"].error)
+    assert (statuses["rollback"], statuses["verify"], statuses["quarantine-models"]) == ("succeeded",) * 3
+    assert snapshot(world)["weights"] == {"stable": 1.0, "canary": 0.0}  # the rollback happened all the same
