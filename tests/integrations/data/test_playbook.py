@@ -248,3 +248,32 @@ def test_a_reprocess_pipeline_that_does_not_exist_fails_that_step_alone(aws: Aws
     assert "Traceback" not in str(summary.steps["reprocess"].error)
     assert (statuses["rollback"], statuses["verify"], statuses["quarantine-models"]) == ("succeeded",) * 3
     assert snapshot(world)["weights"] == {"stable": 1.0, "canary": 0.0}  # the rollback happened all the same
+
+
+def test_a_protected_data_bucket_is_never_quarantined(aws: AwsEnv, tmp_path: Path) -> None:
+    """data.quarantine is guarded like every containment: a protected bucket is refused, untouched."""
+    world = aws.seed(seed_buckets, seed_training_data)
+    s3 = world.client("s3")
+    s3.put_bucket_tagging(Bucket=DATA_BUCKET, Tagging={"TagSet": [{"Key": "fireline/protected", "Value": "true"}]})
+    book = tmp_path / "quarantine.yaml"
+    step = {"uri": f"s3://{DATA_BUCKET}/{POISONED_PREFIX}", "reason": "poisoned", "deny_roles": ["{{ inputs.role }}"]}
+    book.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "fireline/v1",
+                "kind": "Playbook",
+                "metadata": {"name": "quarantine-only", "version": 1, "title": "t"},
+                "inputs": {"role": {"type": "string"}},
+                "steps": [{"id": "quarantine-data", "action": "data.quarantine", "with": step}],
+            }
+        )
+    )
+    tags = all_tags(s3, DATA_BUCKET)
+
+    role = world.data["training_role_arn"]
+    summary = run_playbook(book, inputs={"role": role}, settings=settings(aws, tmp_path))
+
+    assert summary.steps["quarantine-data"].status == "failed"
+    assert "protected tag fireline/protected=true" in str(summary.steps["quarantine-data"].error)
+    assert all_tags(s3, DATA_BUCKET) == tags
+    assert snapshot(world)["policy"] is None
