@@ -124,7 +124,10 @@ def _mounts(manager: RunManager, mounts: Mapping[str, Any] | None) -> dict[str, 
 
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto IPPROTO_TCP, not 0: asyncio turns Nagle's algorithm off (TCP_NODELAY) only on sockets whose
+    # proto says TCP, and the connections accepted here inherit it. With Nagle on, the body of every
+    # answer (uvicorn writes it after the headers) waited for the client's delayed ACK, ~40 ms.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
