@@ -6,8 +6,9 @@ back-off, events and idempotency on both backends): the task run stands for the 
 all its attempts included, and carries the step's policy in its name (``isolate[i-0abc] (retries
 3, timeout 2m)``). Prefect's own task retries stay at 0. Planning a step runs outside task runs;
 a step that fails before it has any task run (a template, ``plan()`` or a guard) gets a failed
-task run ``<step>:plan`` (:meth:`PrefectExecutor.fail_unit`), so the flow run never looks red with
-only green tasks.
+task run ``<step>:plan`` (:meth:`PrefectExecutor.fail_unit`), and a unit whose action failed or
+timed out ends its task run Failed with the error, so the flow run never looks red with only green
+tasks.
 
 Task runs carry no tags on purpose: Prefect checks tag concurrency limits with one API call per
 task run that has any tag, and under SQLite contention that call meets 503s and 2 s back-offs.
@@ -48,10 +49,33 @@ def step_policies(playbook: Playbook) -> dict[str, str]:
     return policies
 
 
+class UnitFailed(Exception):
+    """Raised inside the task run of a unit that failed (an action error, a timeout), so that the task
+    run is Failed with the error; the executor hands the unit's result back to the engine."""
+
+    def __init__(self, result: Any, message: str) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+def unit_failure(result: Any) -> str | None:
+    """The error of a unit's result that failed or timed out, else None."""
+    from flows.engine.outcomes import FAILED, TIMED_OUT
+    from flows.engine.units import ItemResult
+
+    if isinstance(result, ItemResult) and result.status in (FAILED, TIMED_OUT):
+        return result.error or result.status
+    return None
+
+
 @task(name="step", task_run_name="{unit}", cache_policy=NO_CACHE, persist_result=False, retries=0)
-def _step_item(work: Callable[[], Any], unit: str) -> Any:
-    """Run one step item (all its attempts) as a Prefect task run named ``unit``."""
-    return work()
+def step_item(work: Callable[[], Any], unit: str) -> Any:
+    """Run one step item (all its attempts) as a Prefect task run named ``unit``; Failed when it failed."""
+    result = work()
+    error = unit_failure(result)
+    if error is not None:
+        raise UnitFailed(result, error[:2000])
+    return result
 
 
 class PlanningFailed(Exception):
@@ -112,8 +136,11 @@ class PrefectExecutor:
         # One task, named per run through its parameter: Task.with_options() per call costs ~25 ms.
         # No tags (not even the flow run's, which the context carries): see the module docstring.
         with TagsContext(current_tags=set()):
-            # A sync task called in a flow run returns its value; Prefect's overloads cannot tell.
-            return cast(T, _step_item(fn, name + self._policies.get(step_id, "")))
+            try:
+                # A sync task called in a flow run returns its value; Prefect's overloads cannot tell.
+                return cast(T, step_item(fn, name + self._policies.get(step_id, "")))
+            except UnitFailed as failed:  # the task run is Failed; the engine gets the unit's result
+                return cast(T, failed.result)
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

@@ -35,6 +35,7 @@ from flows.config import Settings
 from flows.engine.prefect_executor import DEFAULT_MAX_WORKERS, PrefectExecutor, step_policies
 
 if TYPE_CHECKING:
+    from flows.engine import prefect_attach
     from flows.engine.outcomes import RunSummary
     from flows.language.spec import Playbook
 
@@ -142,10 +143,13 @@ def respond_body(
     from prefect.states import Failed
 
     from flows.config import load_settings
-    from flows.engine import run_playbook
+    from flows.engine import prefect_attach, run_playbook
     from flows.engine.prefect_answers import PrefectAnswerSource
     from flows.engine.runner import new_run_id, resolve_playbook
 
+    attachment = prefect_attach.current()
+    if attachment is not None:  # the run started before this flow run (fireline serve): follow it
+        return _follow(attachment)
     settings = _SETTINGS.get() or load_settings()
     logger = get_run_logger()
     resolved = resolve_playbook(playbook, settings)
@@ -187,6 +191,23 @@ def respond_body(
         _SUMMARIES[summary.run_id] = summary
     _publish_report(summary.run_id, summary.run_dir)
     logger.info(f"run {summary.run_id} {summary.outcome} ({summary.mode}): {summary.run_dir}")
+    doc = {"run_id": summary.run_id, "run_dir": str(summary.run_dir), "mode": summary.mode, "outcome": summary.outcome}
+    if not summary.ok:
+        return Failed(message=f"run {summary.run_id} {summary.outcome}", data=doc)  # type: ignore[return-value]  # a returned State sets the final state
+    return doc
+
+
+def _follow(attachment: prefect_attach.Attachment) -> dict[str, Any]:
+    """The flow body of a run that started before its flow run: attach, follow it, end in its state."""
+    from prefect.runtime import flow_run
+    from prefect.states import Failed
+
+    attachment.follow(str(flow_run.id))
+    summary = attachment.summary
+    if summary is None:
+        message = f"run {attachment.run_id} did not start: {attachment.error}".splitlines()[0]
+        return Failed(message=message)  # type: ignore[return-value]  # a returned State sets the final state
+    _publish_report(summary.run_id, summary.run_dir)
     doc = {"run_id": summary.run_id, "run_dir": str(summary.run_dir), "mode": summary.mode, "outcome": summary.outcome}
     if not summary.ok:
         return Failed(message=f"run {summary.run_id} {summary.outcome}", data=doc)  # type: ignore[return-value]  # a returned State sets the final state

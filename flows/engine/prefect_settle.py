@@ -14,7 +14,7 @@ from typing import Any
 from flows.config import Settings
 
 
-def settle_flow_runs(run_id: str, outcome: str, api_url: str) -> list[str]:
+def settle_flow_runs(run_id: str, outcome: str, api_url: str, why: str = "after fireline resume") -> list[str]:
     """Set the final state of the run's unfinished or crashed flow runs; return their ids."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
@@ -28,7 +28,7 @@ def settle_flow_runs(run_id: str, outcome: str, api_url: str) -> list[str]:
             state = flow_run.state
             if state is not None and state.is_final() and not state.is_crashed():
                 continue
-            message = f"run {run_id} {outcome} after fireline resume"
+            message = f"run {run_id} {outcome} {why}"
             final: Any = Completed(message=message) if outcome.startswith("succeeded") else Failed(message=message)
             client.set_flow_run_state(flow_run.id, final, force=True)
             settled.append(str(flow_run.id))

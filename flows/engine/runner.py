@@ -279,7 +279,7 @@ def _drive(launch: _Launch) -> RunSummary:
     clock = time.monotonic()
     from flows.triggers import live  # alerts of this incident reach the run while it goes on
 
-    live.register(run_id, record, launch.scope)
+    live.register(run_id, record, launch.scope, launch.doc.get("trigger") or {})
     try:
         steps = Scheduler(env, runner, launch.scope).run()
     finally:

@@ -12,16 +12,19 @@ import contextlib
 import contextvars
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from flows.config import Settings
 from flows.errors import RunError
 from flows.record.store import iso, utcnow
+
+if TYPE_CHECKING:
+    from flows.engine.outcomes import RunSummary
 
 
 class RunRequest(BaseModel):
@@ -43,6 +46,9 @@ class RunRequest(BaseModel):
 # storm's runs must all reach their first containment step soon: with 8, the 50 runs of bench/storm.py
 # queued behind each other for tens of seconds.
 MAX_RUNS = 64
+# Seconds a run handed to this server may go before its flow run is created (see prefect_attach):
+# until no run of this server is on its way to its first unit of work, or this long.
+HEAD_START = 2.0
 
 
 @dataclass
@@ -58,6 +64,7 @@ class RunSlot:
     error: str | None = None
     accepted_at: str = field(default_factory=lambda: iso(utcnow()))
     thread: threading.Thread | None = None
+    engine_done: threading.Event | None = None  # set when the run itself has ended (its flow run may lag)
 
     def public(self) -> dict[str, Any]:
         return {
@@ -141,27 +148,66 @@ class RunManager:
         slot.status = "submitted"
 
     def _run(self, slot: RunSlot, playbook: str, request: RunRequest) -> None:
+        """Start the engine at once, then the ``respond`` flow run that attaches to it (containment first).
+
+        See :mod:`flows.engine.prefect_attach`: the run's first step does not wait for the flow run's
+        round trips to the Prefect server. The slot's outcome is the engine's.
+        """
+        from flows.engine import prefect_attach
         from flows.engine.prefect_flow import run_respond
 
         with self._capacity, self._shared_client():
             slot.status = "running"
+            attachment = prefect_attach.start_attached(
+                lambda att: self._engine(att, slot, playbook, request), self._policies(playbook), slot.run_id
+            )
+            slot.engine_done = attachment.done
+            attachment.head_start(HEAD_START)
+            token = prefect_attach.bound(attachment)
+            flow_error: str | None = None
             try:
-                state, summary = run_respond(
-                    playbook,
-                    alert=request.alert,
-                    mode=request.mode,
-                    run_id=slot.run_id,
-                    inputs=request.inputs,
-                    trigger=request.trigger,
-                    settings=self.settings,
-                    alerts=request.alerts,
-                )
-            except BaseException as e:
-                slot.status, slot.error = "error", f"{type(e).__name__}: {e}"
+                state, _ = run_respond(
+                    playbook, alert=request.alert, mode=request.mode, run_id=slot.run_id, inputs=request.inputs,
+                    trigger=request.trigger, settings=self.settings, alerts=request.alerts,
+                )  # fmt: skip
+                if not state.is_final() or state.is_crashed():
+                    flow_error = f"flow run ended {state.type.value}: {state.message}"
+            except BaseException as e:  # the flow run could not be created: the run goes on without it
+                flow_error = f"{type(e).__name__}: {e}"
+            finally:
+                prefect_attach.unbind(token)
+            attachment.done.wait()
+            attachment.executor.shutdown()
+            summary = attachment.summary
+            if summary is None:
+                slot.status, slot.error = "error", f"{type(attachment.error).__name__}: {attachment.error}"
                 return
-            slot.outcome = summary.outcome if summary is not None else None
-            slot.error = None if summary is not None else f"flow run ended {state.type.value}: {state.message}"
-            slot.status = "finished" if summary is not None else "error"
+            slot.outcome, slot.status, slot.error = summary.outcome, "finished", flow_error
+
+    def _policies(self, playbook: str) -> dict[str, str]:
+        from flows.engine.prefect_executor import step_policies
+        from flows.engine.runner import resolve_playbook
+
+        return step_policies(resolve_playbook(playbook, self.settings).playbook)
+
+    def _engine(self, attachment: Any, slot: RunSlot, playbook: str, request: RunRequest) -> Callable[[], RunSummary]:
+        """What the engine thread runs: the playbook with the attachment's executor, answers and step lines."""
+        import os
+        import socket
+
+        from flows.engine import run_playbook
+
+        trigger = {
+            **(request.trigger or {}),
+            "via": (request.trigger or {}).get("via", "prefect"),
+            **attachment.trigger_keys,
+            "ran_on": {"host": socket.gethostname(), "pid": os.getpid(), "parent_pid": os.getppid()},
+        }
+        return lambda: run_playbook(
+            playbook, inputs=request.inputs, alert=request.alert, mode=request.mode,
+            settings=self.settings, run_id=slot.run_id, executor=attachment.executor, trigger=trigger,
+            answer_sources=[attachment.answers], progress=attachment.progress, alerts=request.alerts,
+        )  # fmt: skip
 
     @contextlib.contextmanager
     def _shared_client(self) -> Iterator[None]:
@@ -198,22 +244,33 @@ class RunManager:
             slot.error = message if state in ("FAILED", "CRASHED", "CANCELLED") else None
         return slot
 
-    def in_flight(self) -> list[RunSlot]:
+    def _alive(self) -> list[RunSlot]:
         with self._lock:
             return [s for s in self._slots.values() if s.thread is not None and s.thread.is_alive()]
 
+    def in_flight(self) -> list[RunSlot]:
+        """Runs still going (a run that has ended while its flow run catches up is not in flight)."""
+        return [s for s in self._alive() if s.engine_done is None or not s.engine_done.is_set()]
+
     def shutdown(self, grace: float, stop_now: threading.Event) -> list[str]:
-        """Stop accepting, wait up to ``grace`` for in-flight runs, mark the rest; return their ids."""
+        """Stop accepting, wait up to ``grace`` for in-flight runs, mark the rest; return their ids.
+
+        Runs that have ended but whose flow run had not caught up by then get their flow run's
+        final state from their outcome; the runs still going are interrupted (flow run Crashed).
+        """
         self.accepting = False
         deadline = time.monotonic() + grace
-        while self.in_flight() and time.monotonic() < deadline and not stop_now.is_set():
+        while self._alive() and time.monotonic() < deadline and not stop_now.is_set():
             time.sleep(0.1)
         left = self.in_flight()
+        lagging = [s for s in self._alive() if s not in left]
         for slot in left:
             slot.status = "interrupted"
         if left:
             self._context.copy().run(crash_flow_runs, [s.run_id for s in left])
-        elif self._client is not None:
+        if lagging:
+            self._context.copy().run(end_flow_runs, {s.run_id: s.outcome or "failed" for s in lagging})
+        if not left and not lagging and self._client is not None:
             self._client.client.__exit__(None, None, None)
         return [s.run_id for s in left]
 
@@ -230,3 +287,19 @@ def crash_flow_runs(run_ids: list[str]) -> None:
                 if not run.state or not run.state.is_final():
                     message = "fireline serve stopped before this run finished; fireline resume continues it"
                     client.set_flow_run_state(run.id, Crashed(message=message), force=True)
+
+
+def end_flow_runs(outcomes: dict[str, str]) -> None:
+    """Give the flow runs of runs that ended (run id: outcome) their final state, if they have none yet."""
+    from prefect.settings import PREFECT_API_URL
+
+    from flows.engine.prefect_settle import settle_flow_runs
+
+    api_url = PREFECT_API_URL.value()
+    for run_id, outcome in outcomes.items():
+        try:
+            settle_flow_runs(
+                run_id, outcome, str(api_url), why="(fireline serve stopped before its flow run caught up)"
+            )
+        except Exception:  # the run is done; a Prefect API that is gone must not stop the shutdown
+            continue

@@ -23,16 +23,17 @@ class _Emitter(Protocol):
 class LiveRun:
     record: _Emitter
     alerts: list[dict[str, Any]]
+    trigger: dict[str, Any]  # the run's trigger as run.json shows it (set values of existing keys only)
 
 
 _LIVE: dict[str, LiveRun] = {}
 _LOCK = threading.Lock()
 
 
-def register(run_id: str, record: _Emitter, scope: dict[str, Any]) -> None:
+def register(run_id: str, record: _Emitter, scope: dict[str, Any], trigger: dict[str, Any] | None = None) -> None:
     alerts = scope.setdefault("alerts", [])
     with _LOCK:
-        _LIVE[run_id] = LiveRun(record, alerts)
+        _LIVE[run_id] = LiveRun(record, alerts, trigger if trigger is not None else {})
 
 
 def unregister(run_id: str) -> None:

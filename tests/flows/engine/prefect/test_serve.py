@@ -118,9 +118,10 @@ def test_serve_runs_a_handed_over_playbook_and_stops_cleanly(tmp_path: Path) -> 
         assert httpx.post(f"{base}/alerts/nagios", json={}).status_code == 404
 
         def alert_run() -> dict[str, object] | None:
+            # The run starts before its flow run, which attaches (trigger.flow_run_id) when it is created.
             for found in settings.runs_dir.glob("*-alert-check-*/run.json"):
                 doc = json.loads(found.read_text())
-                return doc if doc.get("status") == "finished" else None
+                return doc if doc.get("status") == "finished" and doc["trigger"].get("flow_run_id") else None
             return None
 
         alerted = wait_for(alert_run, 60, "the alert's run")
