@@ -34,6 +34,12 @@ from flows.triggers.routing import Route, load_library, route
 from flows.triggers.spool import Incident, Spool
 
 SWEEP_EVERY = 0.5  # seconds between sweeps while the spool keeps receiving
+# Batches per drain: one write transaction each, during which the receiver's commits wait, and
+# whose new incidents start at its end. 25 keeps both short under a storm (100 held them ~0.1-1 s).
+DRAIN_BATCHES = 25
+# Seconds a drain goes on handling batches in its transaction: on a busy interpreter 25 batches held
+# the receiver's commits (and so its answers) up to ~0.1 s; a shorter hold costs only more fsyncs.
+HOLD = 0.01
 
 
 class Starter(Protocol):
@@ -78,6 +84,7 @@ class Dispatcher:
         self.library = load_library(playbooks_dir)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._appended: dict[str, float] = {}  # run id: when notes last reached its finished record
         # New incidents of the drain going on, started together after one commit (None: start at once).
         self._deferred: dict[str, tuple[Route, list[Alert], dict[str, Any]]] | None = None
 
@@ -97,12 +104,12 @@ class Dispatcher:
         while not self._stop.is_set():
             self.spool.new_batch.clear()
             try:
-                busy = self.drain()
+                busy = self.drain(DRAIN_BATCHES, hold=HOLD)
                 # While batches keep coming, sweep at most every SWEEP_EVERY: each sweep rewrites the
                 # record of every finished run with new notes, and under a storm a sweep after every
                 # drain took a third of the dispatcher's time (py-spy), time the runs needed.
                 if not busy or time.monotonic() - swept >= SWEEP_EVERY:
-                    self.sweep()
+                    self.sweep(throttle=True)
                     swept = time.monotonic()
             except Exception as e:  # a dispatcher that dies silently loses every later alert
                 logging.getLogger("fireline.triggers").exception("dispatcher: %s", e)
@@ -110,19 +117,27 @@ class Dispatcher:
             if not busy:
                 self.spool.new_batch.wait(0.2)
 
-    def drain(self, limit: int = 100) -> bool:
-        """Handle up to ``limit`` pending batches; True when there were any."""
+    def drain(self, limit: int = 100, *, hold: float | None = None) -> bool:
+        """Handle up to ``limit`` pending batches (for at most about ``hold`` seconds); True when there were any.
+
+        The loop drains :data:`DRAIN_BATCHES` at a time with :data:`HOLD`.
+        """
         batches = self.spool.pending(limit)
+        handled: list[int] = []
         with self.spool.transaction():  # one commit before the drain's runs start, one at its end
             self._deferred = {}
+            began = time.monotonic()
             try:
                 for batch_id, source, doc in batches:
                     self.handle(batch_id, source, doc)
+                    handled.append(batch_id)
+                    if hold is not None and time.monotonic() - began >= hold:  # the receiver's commits wait
+                        break
                 deferred = self._deferred
             finally:
                 self._deferred = None
             self._start_all(deferred)
-            for batch_id, _, _ in batches:  # done once its runs are started: a crash before replays it
+            for batch_id in handled:  # done once its runs are started: a crash before replays it
                 self.spool.mark_done(batch_id)
         self.metrics.spool_depth.set(self.spool.depth())
         return bool(batches)
@@ -268,10 +283,15 @@ class Dispatcher:
         return self.spool.add_note(run_id, kind, detail, uniq=f"{run_id}|{kind}|{batch_id}|{alert.fingerprint}")
 
     # -- runs going on and finished ----------------------------------------------------------
-    def sweep(self) -> None:
-        """Flush notes into run records and close incidents whose runs finished."""
+    def sweep(self, *, throttle: bool = False) -> None:
+        """Flush notes into run records and close incidents whose runs finished.
+
+        With ``throttle``, the notes of a run no process drives reach its record at most every
+        :data:`SWEEP_EVERY` seconds: each append re-reads and checks the record, and a storm that
+        kept emptying the spool swept every ~20 ms (py-spy: a third of the dispatcher's time).
+        """
         from flows.triggers import live
-        from flows.triggers.record import append_to_finished, run_status
+        from flows.triggers.record import append_to_finished, coalesce, run_status
 
         for incident in self.spool.open_incidents():
             if incident.state == "starting":
@@ -289,12 +309,15 @@ class Dispatcher:
             notes = self.spool.notes(run_id)
             running = live.get(run_id)
             if running is not None:
-                for _, kind, detail in notes:
+                for _, kind, detail in coalesce(notes):
                     running.record.emit(kind, detail=detail)
                     if kind == "alert.attached":
                         running.alerts.append(detail["alert"])
                 self.spool.mark_flushed([n[0] for n in notes])
+            elif throttle and time.monotonic() - self._appended.get(run_id, float("-inf")) < SWEEP_EVERY:
+                continue
             elif append_to_finished(self.runs_dir / run_id, notes):
+                self._appended[run_id] = time.monotonic()
                 self.spool.mark_flushed([n[0] for n in notes])
 
 

@@ -37,6 +37,8 @@ CREATE TABLE IF NOT EXISTS incidents (
 CREATE TABLE IF NOT EXISTS notes (
     id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, type TEXT NOT NULL, detail TEXT NOT NULL,
     at REAL NOT NULL, flushed INTEGER NOT NULL DEFAULT 0, uniq TEXT UNIQUE);
+CREATE INDEX IF NOT EXISTS notes_pending ON notes(flushed, run_id, id);
+CREATE INDEX IF NOT EXISTS incidents_open ON incidents(state);
 """
 
 
@@ -73,6 +75,10 @@ class Spool:
         self._lock = threading.RLock()  # the dispatcher's connection (a transaction spans many calls)
         self._peek = connect(path)  # the receiver's reads, never behind the dispatcher's transaction
         self._peek_lock = threading.Lock()
+        # Held around every write transaction of this process, the writer's and the dispatcher's: one
+        # waits for the other on a lock that wakes it at once, not in SQLite's busy handler, which
+        # sleeps in steps of up to 100 ms and held each request of a storm that long.
+        self._gate = threading.Lock()
         self._queue: queue.Queue[tuple[str, str, Future[int]] | None] = queue.Queue()
         self._writer = threading.Thread(target=self._write_loop, name="fireline-spool", daemon=True)
         self.new_batch = threading.Event()
@@ -111,14 +117,15 @@ class Spool:
                     break
                 group.append(item)
             try:
-                conn.execute("BEGIN IMMEDIATE")
-                ids = [
-                    conn.execute(
-                        "INSERT INTO batches(received_at, source, doc) VALUES (?, ?, ?)", (time.time(), src, doc)
-                    ).lastrowid
-                    for src, doc, _ in group
-                ]
-                conn.execute("COMMIT")
+                with self._gate:
+                    conn.execute("BEGIN IMMEDIATE")
+                    ids = [
+                        conn.execute(
+                            "INSERT INTO batches(received_at, source, doc) VALUES (?, ?, ?)", (time.time(), src, doc)
+                        ).lastrowid
+                        for src, doc, _ in group
+                    ]
+                    conn.execute("COMMIT")
                 self.commits += 1
             except sqlite3.Error as e:
                 conn.execute("ROLLBACK") if conn.in_transaction else None
@@ -151,15 +158,19 @@ class Spool:
         (``SQLITE_BUSY_SNAPSHOT``, which no busy timeout retries).
         """
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
+            self._gate.acquire()
             try:
-                yield
-            except BaseException:
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield
+                except BaseException:
+                    if self._conn.in_transaction:
+                        self._conn.execute("ROLLBACK")
+                    raise
                 if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
-                raise
-            if self._conn.in_transaction:
-                self._conn.execute("COMMIT")
+                    self._conn.execute("COMMIT")
+            finally:
+                self._gate.release()
 
     @contextmanager
     def committed(self) -> Iterator[None]:
@@ -171,9 +182,11 @@ class Spool:
         with self._lock:
             if self._conn.in_transaction:
                 self._conn.execute("COMMIT")
+            self._gate.release()
             try:
                 yield
             finally:
+                self._gate.acquire()
                 self._conn.execute("BEGIN IMMEDIATE")
 
     # -- the dispatcher side -----------------------------------------------------------------
@@ -247,5 +260,10 @@ class Spool:
             return [r[0] for r in self._conn.execute("SELECT DISTINCT run_id FROM notes WHERE flushed = 0")]
 
     def mark_flushed(self, note_ids: list[int]) -> None:
+        """Mark notes written to their run's record, in one transaction (one fsync, not one per note)."""
         with self._lock:
-            self._conn.executemany("UPDATE notes SET flushed = 1 WHERE id = ?", [(i,) for i in note_ids])
+            if self._conn.in_transaction:
+                self._conn.executemany("UPDATE notes SET flushed = 1 WHERE id = ?", [(i,) for i in note_ids])
+                return
+            with self.transaction():
+                self._conn.executemany("UPDATE notes SET flushed = 1 WHERE id = ?", [(i,) for i in note_ids])

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -130,6 +131,49 @@ def test_repeat_attach_and_resolve_are_recorded_on_the_run(world: Any) -> None:
     from flows.record.store import RunRecord
 
     assert RunRecord(starter.runs_dir / run_id).verify() == []  # the chain and run.json's head agree
+
+
+def test_a_storm_of_one_repeated_alert_is_one_event_with_its_count(world: Any) -> None:
+    spool, starter, dispatcher, _ = world
+    spool.append("alertmanager", doc_of(am_payload(am_alert("i-1", "f1"))))
+    dispatcher.drain()
+    settle(dispatcher, starter)
+    (run_id,) = starter.started
+    ids = [spool.append("alertmanager", doc_of(am_payload(am_alert("i-1", "f1")))) for _ in range(40)]
+    spool.append("alertmanager", doc_of(am_payload(am_alert("i-3", "f3"))))  # another alert: kept apart
+    while dispatcher.drain():
+        pass
+    dispatcher.sweep()
+    repeated = [e for e in events(starter.runs_dir / run_id) if e["type"] == "alert.repeated"]
+    assert len(repeated) == 1
+    assert repeated[0]["detail"]["count"] == 40
+    assert (repeated[0]["detail"]["batch"], repeated[0]["detail"]["last_batch"]) == (ids[0], ids[-1])
+    assert spool.notes(run_id) == []  # every repeat's note is flushed
+    from flows.record.store import RunRecord
+
+    assert RunRecord(starter.runs_dir / run_id).verify() == []
+
+
+def test_notes_reach_a_finished_record_at_most_every_sweep_interval_when_throttled(world: Any) -> None:
+    from flows.triggers.dispatcher import SWEEP_EVERY
+
+    spool, starter, dispatcher, _ = world
+    spool.append("alertmanager", doc_of(am_payload(am_alert("i-1", "f1"))))
+    dispatcher.drain()
+    settle(dispatcher, starter)
+    (run_id,) = starter.started
+    spool.append("alertmanager", doc_of(am_payload(am_alert("i-1", "f1"))))
+    dispatcher.drain()
+    dispatcher.sweep(throttle=True)
+    assert spool.notes(run_id) == []
+    spool.append("alertmanager", doc_of(am_payload(am_alert("i-1", "f1"))))
+    dispatcher.drain()
+    dispatcher._appended[run_id] = time.monotonic()  # as if it had just been appended to
+    dispatcher.sweep(throttle=True)
+    assert len(spool.notes(run_id)) == 1  # waits for the next interval, kept in the spool
+    dispatcher._appended[run_id] = time.monotonic() - SWEEP_EVERY
+    dispatcher.sweep(throttle=True)
+    assert spool.notes(run_id) == []
 
 
 def test_after_the_window_a_finished_incident_starts_a_new_run(world: Any) -> None:
