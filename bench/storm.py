@@ -151,6 +151,30 @@ def bare_floor(args: argparse.Namespace) -> float:
         proc.wait(10)
 
 
+def breakdown(root: Path, first: dict[int, float], applied: dict[str, float]) -> dict[str, list[float]]:
+    """Where each run's latency went: request to spooled, spooled to run.started, run.started to apply()."""
+    from datetime import datetime
+
+    spooled: dict[str, float] = {}
+    with sqlite3.connect(root / "home" / "triggers" / "spool.db") as db:
+        for received, doc in db.execute("SELECT received_at, doc FROM batches ORDER BY id"):
+            spooled.setdefault(json.loads(doc)["alerts"][0]["labels"]["host"], received)
+    legs: dict[str, list[float]] = {"to spool": [], "spool to run.started": [], "run.started to apply()": []}
+    for run_dir in (root / "runs").iterdir() if (root / "runs").exists() else []:
+        try:
+            host = json.loads((run_dir / "run.json").read_text())["alert"]["labels"]["host"]
+            with (run_dir / "events.jsonl").open() as events:
+                started = datetime.fromisoformat(json.loads(events.readline())["at"].replace("Z", "+00:00"))
+        except (OSError, ValueError, KeyError):
+            continue
+        fp = int(host[1:])
+        if host in spooled and host in applied and fp in first:
+            legs["to spool"].append(spooled[host] - first[fp])
+            legs["spool to run.started"].append(started.timestamp() - spooled[host])
+            legs["run.started to apply()"].append(applied[host] - started.timestamp())
+    return legs
+
+
 def fireline_storm(args: argparse.Namespace, root: Path, floor: float) -> None:
     marks = root / "marks"
     marks.mkdir()
@@ -191,6 +215,9 @@ def fireline_storm(args: argparse.Namespace, root: Path, floor: float) -> None:
         print(f"runs started: {len(runs)} (goal {args.fingerprints}); containment applied in {len(applied)}")
         print(f"request to first containment apply(), warm: p50 {pct(latencies, 0.5):.2f}s, "
               f"p95 {pct(latencies, 0.95):.2f}s, max {max(latencies, default=float('nan')):.2f}s")  # fmt: skip
+        legs = breakdown(root, first, applied)
+        print("  of which (median, max): " + "; ".join(f"{k} {pct(v, 0.5):.2f}s, {max(v, default=0):.2f}s"
+                                                    for k, v in legs.items()))  # fmt: skip
     finally:
         server.send_signal(signal.SIGTERM)
         try:
@@ -205,12 +232,17 @@ def main() -> None:
     parser.add_argument("--fingerprints", type=int, default=50)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--wait", type=float, default=300.0, help="Seconds to wait for every run's containment.")
+    parser.add_argument("--keep", type=Path, help="Run in this new folder and keep it (records, spool, marks).")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # run the clean-up of the server processes
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     floor = bare_floor(args)
-    with tempfile.TemporaryDirectory(prefix="fireline-storm-") as tmp:
-        fireline_storm(args, Path(tmp), floor)
+    if args.keep is not None:  # for a look at the run records and the spool afterwards
+        args.keep.mkdir(parents=True, exist_ok=False)
+        fireline_storm(args, args.keep, floor)
+    else:
+        with tempfile.TemporaryDirectory(prefix="fireline-storm-") as tmp:
+            fireline_storm(args, Path(tmp), floor)
     print(f"load average {os.getloadavg()[0]:.1f} at the end")
 
 

@@ -13,6 +13,7 @@ from flows.record.store import RunRecord, iso, utcnow
 
 RUNNING = "running"
 FINISHED = "finished"
+_SEEN_FINISHED: set[str] = set()  # run directories this process has read as finished (see mark_crashed_runs)
 CRASHED = "crashed"
 
 
@@ -155,20 +156,29 @@ def force_takeover(run_dir: Path, reason: str, by: str) -> None:
 
 
 def mark_crashed_runs(settings: Settings) -> list[str]:
-    """Mark crashed every run under ``settings.runs_dir`` left running by a dead process (start-up sweep)."""
+    """Mark crashed every run under ``settings.runs_dir`` left running by a dead process (start-up sweep).
+
+    Runs this process has seen finished are not read again: a finished run never runs again, and
+    every run start sweeps, so a long-lived ``fireline serve`` read every run.json of the directory
+    once per new run (an alert storm's 50 runs read each other's 1,250 times).
+    """
     root = settings.runs_dir
     crashed: list[str] = []
     if not root.is_dir():
         return crashed
     for run_dir in root.iterdir():
+        if str(run_dir) in _SEEN_FINISHED:
+            continue
         try:
             if adopt_orphan(run_dir, settings):
                 crashed.append(run_dir.name)
-            elif (
-                (run_dir / "run.json").is_file()
-                and read_run_json(run_dir).get("status") == RUNNING
-                and detect_crash(run_dir)
-            ):
+                continue
+            if not (run_dir / "run.json").is_file():
+                continue
+            status = read_run_json(run_dir).get("status")
+            if status == FINISHED:
+                _SEEN_FINISHED.add(str(run_dir))
+            elif status == RUNNING and detect_crash(run_dir):
                 crashed.append(run_dir.name)
         except RecordError:
             continue  # an unreadable record is reported by runs show / audit, not by a sweep
