@@ -26,6 +26,20 @@ steps:
     with: {message: "{{ alert.labels.nowhere }}"}
 """
 
+FAILS_IN_APPLY = """\
+apiVersion: fireline/v1
+kind: Playbook
+metadata: {name: fails-in-apply, version: 1, title: A step's action fails}
+steps:
+  - id: fine
+    action: log
+    with: {message: "fine"}
+  - id: stuck
+    action: fail
+    needs: [fine]
+    with: {message: "door stuck"}
+"""
+
 NEEDS_ALERT = """\
 apiVersion: fireline/v1
 kind: Playbook
@@ -73,6 +87,22 @@ def test_logs_reach_prefect_and_an_early_failure_is_a_failed_task_run(
     messages = _logs(flow_run_id, "bad failed")
     assert any(m.startswith("fine succeeded") for m in messages)
     assert any(m.startswith("bad failed") for m in messages)
+
+
+def test_a_step_whose_action_fails_is_a_failed_task_run(prefect_session: PrefectSession, tmp_path: Path) -> None:
+    from flows.engine.prefect_flow import run_respond
+
+    book = tmp_path / "fails-in-apply.yaml"
+    book.write_text(FAILS_IN_APPLY)
+    state, summary = run_respond(str(book), mode="live", settings=prefect_session.settings_for(tmp_path))
+    assert state.is_failed()
+    assert summary is not None
+    assert summary.outcome == "failed"
+    runs = {r.name: r for r in _task_runs(state.state_details.flow_run_id, expected=2)}
+    assert runs["fine"].state.is_completed()
+    assert runs["stuck"].state.is_failed()  # not a green task under a red flow run
+    assert "door stuck" in (runs["stuck"].state.message or "")
+    assert "stuck:plan" not in runs  # it had a task run of its own
 
 
 def test_mode_is_an_enum_and_a_missing_alert_is_one_line(prefect_session: PrefectSession, tmp_path: Path) -> None:
