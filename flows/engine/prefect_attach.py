@@ -169,6 +169,7 @@ class Attachment:
         self.trigger_keys = {"flow_run_id": None}  # seeded so that attaching never grows the run's trigger
         self.done = threading.Event()
         self._left = False
+        self._arrival = threading.Lock()
         self.summary: RunSummary | None = None
         self.error: BaseException | None = None
         self.run_id = ""
@@ -182,20 +183,24 @@ class Attachment:
         self.news.put(_Line(time.time(), level, f"{step} {status}{extra}"))
         if failed:
             self.news.put(_PlanFailed(step, f"{step} {status}{extra}"))
+        if status not in ("running", "retrying"):  # waiting for people, skipped, ended: no longer on its way
+            self._arrived()
 
     def head_start(self, most: float) -> None:
         """Wait until no run of this process is still on its way to its first unit of work, or ``most`` seconds.
 
-        A run is on its way until its first unit of work has ended, or it has ended. The flow run's
-        creation then does not compete for the interpreter with containment, this run's or that of
-        the other new runs of an alert storm.
+        A run is on its way until its first unit of work has ended, it waits for people, a step
+        ends, or the run ends. The flow run's creation then does not compete for the interpreter
+        with containment, this run's or that of the other new runs of an alert storm.
         """
         _HEADING.wait_clear(time.monotonic() + most)
 
     def _arrived(self) -> None:
-        if not self._left:
+        with self._arrival:
+            if self._left:
+                return
             self._left = True
-            _HEADING.leave()
+        _HEADING.leave()
 
     def drive(self, run: Callable[[], RunSummary]) -> None:
         """Run the engine (on the caller's thread) and mark the end, whatever it is."""
