@@ -12,9 +12,10 @@ or, by default, ``<home>/record.key``: 32 random bytes made on first use with pe
 key file readable by others is refused. The seal names the key by ``key_id`` (a one-way
 fingerprint), never by value.
 
-A run.json that fails its checks when a process first writes over it (:func:`rewrite_problems`) is
-never signed again: its new seal says ``unverified`` instead of carrying a MAC, so no later write
-(a crash mark, an undo, a resume) launders an edit.
+A run.json that fails its checks when a process first writes over it
+(:func:`flows.record.store.rewrite_problems`) is never signed again: its new seal says
+``unverified`` instead of carrying a MAC, so no later write (a crash mark, an undo, a resume)
+launders an edit.
 """
 
 from __future__ import annotations
@@ -80,29 +81,6 @@ class Sealer:
         if not hmac.compare_digest(str(seal.get("hmac", "")), self.mac(run_id, doc)):
             return ["run.json does not match its seal: run.json (outcome, trigger, steps or the event head) was edited"]
         return []
-
-
-def rewrite_problems(run_dir: Path, run_id: str, sealer: Sealer) -> list[str]:
-    """Why run.json at ``run_dir`` may not be sealed again (empty: it may).
-
-    The seal must verify and the chain must reach the head run.json names. The log may go on past
-    that head: events appended since run.json's last write (a crash in between) are the run's next
-    lines, not an edit.
-    """
-    from flows.record.store import verify_events
-
-    try:
-        doc = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        return [f"run.json is unreadable: {e}"]
-    if not isinstance(doc, dict):
-        return ["run.json is not an object"]
-    problems = sealer.check(run_id, doc)
-    head = doc.get("events")
-    if not isinstance(head, dict) or "count" not in head or "head_sha256" not in head:
-        return [*problems, "run.json has no event head"]
-    expected = (int(head["count"]), str(head["head_sha256"]))
-    return problems + verify_events(run_dir / "events.jsonl", expected, longer=True)
 
 
 def unverified_reason(run_json: Path) -> str | None:

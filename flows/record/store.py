@@ -249,6 +249,27 @@ def verify_events(path: Path, expected_head: tuple[int, str] | None = None, *, l
     return problems
 
 
+def rewrite_problems(run_dir: Path, run_id: str, sealer: Sealer) -> list[str]:
+    """Why run.json at ``run_dir`` may not be sealed again (empty: it may).
+
+    The seal must verify and the chain must reach the head run.json names. The log may go on past
+    that head: events appended since run.json's last write (a crash in between) are the run's next
+    lines, not an edit.
+    """
+    try:
+        doc = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        return [f"run.json is unreadable: {e}"]
+    if not isinstance(doc, dict):
+        return ["run.json is not an object"]
+    problems = sealer.check(run_id, doc)
+    head = doc.get("events")
+    if not isinstance(head, dict) or "count" not in head or "head_sha256" not in head:
+        return [*problems, "run.json has no event head"]
+    expected = (int(head["count"]), str(head["head_sha256"]))
+    return problems + verify_events(run_dir / "events.jsonl", expected, longer=True)
+
+
 class EvidenceManifest:
     """``evidence/manifest.json``, rewritten atomically on each addition."""
 
@@ -341,7 +362,7 @@ class RunRecord:
     def check_rewrite(self) -> None:
         """Check run.json as found before this record first writes it, so an edit is never sealed again.
 
-        A record that fails (:func:`flows.record.seal.rewrite_problems`) is still written, since an
+        A record that fails (:func:`rewrite_problems`) is still written, since an
         undo or a resume must not be blocked in an incident, but with a seal that says why it cannot
         be verified instead of a MAC, and once a ``record.unverified`` event.
         """
@@ -351,7 +372,7 @@ class RunRecord:
         from flows.record import seal
 
         if self.run_json.exists():
-            problems = seal.rewrite_problems(self.dir, self.run_id, self.sealer or seal.current())
+            problems = rewrite_problems(self.dir, self.run_id, self.sealer or seal.current())
             if problems:
                 earlier = seal.unverified_reason(self.run_json)
                 self.unverified = earlier or problems[0]
