@@ -36,7 +36,14 @@ from uuid import UUID
 
 from flows.engine.approvals import Answer
 from flows.engine.executor import PLAN_SUFFIX
-from flows.engine.prefect_executor import DEFAULT_MAX_WORKERS, PrefectExecutor, step_item, unit_failure
+from flows.engine.prefect_executor import (
+    DEFAULT_MAX_WORKERS,
+    PrefectExecutor,
+    step_item,
+    step_line,
+    unit_failure,
+    unit_step,
+)
 
 if TYPE_CHECKING:
     from flows.engine.outcomes import RunSummary
@@ -131,8 +138,7 @@ class AttachableExecutor:
             error = f"{type(e).__name__}: {e}"
             raise
         finally:
-            step_id = name.split("[", 1)[0].split(".", 1)[0]
-            self._news.put(_Unit(name + self._policies.get(step_id, ""), started, time.time(), error))
+            self._news.put(_Unit(name + self._policies.get(unit_step(name), ""), started, time.time(), error))
             self._first_ended()
 
     def attach(self, prefect: PrefectExecutor) -> None:
@@ -177,12 +183,10 @@ class Attachment:
     # -- the engine's side -------------------------------------------------------------------
     def progress(self, step: str, status: str, detail: dict[str, Any]) -> None:
         """The run's step lines, queued for the flow run's log (and failed planning for a task run)."""
-        extra = f": {detail['error']}" if detail.get("error") else ""
-        failed = status in ("failed", "timed_out")
-        level = logging.WARNING if failed or status == "rejected" else logging.INFO
-        self.news.put(_Line(time.time(), level, f"{step} {status}{extra}"))
+        level, line, failed = step_line(step, status, detail)
+        self.news.put(_Line(time.time(), level, line))
         if failed:
-            self.news.put(_PlanFailed(step, f"{step} {status}{extra}"))
+            self.news.put(_PlanFailed(step, line))
         if status not in ("running", "retrying"):  # waiting for people, skipped, ended: no longer on its way
             self._arrived()
 
@@ -264,7 +268,7 @@ class Attachment:
             for news in batch:
                 if isinstance(news, _Unit):
                     _backfill(client, flow_run_id, news)
-                    prefect.task_steps.add(news.name.split("[", 1)[0].split(".", 1)[0].split(" (", 1)[0])
+                    prefect.task_steps.add(unit_step(news.name))
             if lines:
                 client.create_logs(lines)
         for news in batch:

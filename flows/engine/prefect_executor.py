@@ -49,6 +49,20 @@ def step_policies(playbook: Playbook) -> dict[str, str]:
     return policies
 
 
+def step_line(step: str, status: str, detail: dict[str, Any]) -> tuple[int, str, bool]:
+    """A step status change as a flow run log line: (logging level, text, whether the step failed)."""
+    import logging
+
+    extra = f": {detail['error']}" if detail.get("error") else ""
+    failed = status in ("failed", "timed_out")
+    return (logging.WARNING if failed or status == "rejected" else logging.INFO), f"{step} {status}{extra}", failed
+
+
+def unit_step(unit: str) -> str:
+    """The step id of a unit's name: ``isolate[i-0abc] (retries 3)`` and ``isolate.on_failure`` are ``isolate``."""
+    return unit.split("[", 1)[0].split(".", 1)[0].split(" (", 1)[0]
+
+
 class UnitFailed(Exception):
     """Raised inside the task run of a unit that failed (an action error, a timeout), so that the task
     run is Failed with the error; the executor hands the unit's result back to the engine."""
@@ -130,7 +144,7 @@ class PrefectExecutor:
             pass  # the task run is Failed, which is all it is for; the engine records the step
 
     def _run(self, name: str, fn: Callable[[], T]) -> T:
-        step_id = name.split("[", 1)[0].split(".", 1)[0]
+        step_id = unit_step(name)
         with self._lock:
             self.task_steps.add(step_id)
         # One task, named per run through its parameter: Task.with_options() per call costs ~25 ms.

@@ -32,7 +32,7 @@ from prefect import flow
 from prefect.context import tags as prefect_tags
 
 from flows.config import Settings
-from flows.engine.prefect_executor import DEFAULT_MAX_WORKERS, PrefectExecutor, step_policies
+from flows.engine.prefect_executor import DEFAULT_MAX_WORKERS, PrefectExecutor, step_line, step_policies
 
 if TYPE_CHECKING:
     from flows.engine import prefect_attach
@@ -116,11 +116,10 @@ def _progress_logger(executor: PrefectExecutor) -> Callable[[str, str, dict[str,
     context = contextvars.copy_context()  # approval waits report from a thread without the flow's context
 
     def report(step: str, status: str, detail: dict[str, Any]) -> None:
-        extra = f": {detail['error']}" if detail.get("error") else ""
-        failed = status in ("failed", "timed_out")
-        (logger.warning if failed or status == "rejected" else logger.info)(f"{step} {status}{extra}")
+        level, line, failed = step_line(step, status, detail)
+        logger.log(level, line)
         if failed:
-            executor.fail_unit(step, f"{step} {status}{extra}")
+            executor.fail_unit(step, line)
 
     def progress(step: str, status: str, detail: dict[str, Any]) -> None:
         context.copy().run(report, step, status, detail)
