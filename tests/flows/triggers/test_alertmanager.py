@@ -166,7 +166,14 @@ def test_firing_group_then_resolution_from_a_real_alertmanager(
         lines = [json.loads(x) for x in (run_dir / "events.jsonl").read_text().splitlines()]
         return [e for e in lines if e["type"] == "alert.resolved"]
 
-    events = wait_for(lambda: len(resolved()) >= 2 and resolved(), 90, "the resolution to be recorded")
+    def recorded() -> bool:
+        # run.json is the append's last write, after the events: until then the chain runs ahead of it
+        doc = json.loads((run_dir / "run.json").read_text())
+        return len(doc.get("alerts_resolved", [])) >= 2
+
+    wait_for(recorded, 90, "the resolution to reach run.json")
+    events = resolved()
+    assert len(events) == 2
     assert sorted(e["detail"]["alert"]["labels"]["instance_id"] for e in events) == ["i-0aaa", "i-0bbb"]
     assert starter.started == [run_id]  # the resolution started nothing
     assert sorted(p.name for p in starter.runs_dir.iterdir()) == [run_id]
