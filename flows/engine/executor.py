@@ -15,6 +15,7 @@ refusal, a template or validation error, a rejected approval) fails at once.
 from __future__ import annotations
 
 import concurrent.futures
+import queue
 from collections.abc import Callable
 from typing import Protocol, TypeVar
 
@@ -52,6 +53,19 @@ class ThreadExecutor:
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def take_batch(source: queue.Queue[T], timeout: float | None) -> list[T]:
+    """The next item of ``source`` (waiting up to ``timeout`` seconds) and all queued behind it; [] if none came."""
+    try:
+        batch = [source.get(timeout=timeout)]
+    except queue.Empty:
+        return []
+    while True:
+        try:
+            batch.append(source.get_nowait())
+        except queue.Empty:
+            return batch
 
 
 def is_retryable(error: BaseException) -> bool:

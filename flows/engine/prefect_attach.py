@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
 from flows.engine.approvals import Answer
-from flows.engine.executor import PLAN_SUFFIX
+from flows.engine.executor import PLAN_SUFFIX, take_batch
 from flows.engine.prefect_executor import (
     DEFAULT_MAX_WORKERS,
     PrefectExecutor,
@@ -233,7 +233,7 @@ class Attachment:
             running.record.emit("prefect.attached", detail={"flow_run_id": flow_run_id})
         logger = get_run_logger()
         while True:
-            batch = self._take()
+            batch = take_batch(self.news, FOLLOW_POLL)
             if batch:
                 self._record(batch, flow_run_id, prefect)
             elif self.done.is_set():
@@ -242,17 +242,6 @@ class Attachment:
             _attach_to_finished(self.summary.run_dir, flow_run_id)
         if self.error is None and self.summary is not None:
             logger.info(f"run {self.run_id} {self.summary.outcome} ({self.summary.mode}): {self.summary.run_dir}")
-
-    def _take(self) -> list[Any]:
-        try:
-            batch = [self.news.get(timeout=FOLLOW_POLL)]
-        except queue.Empty:
-            return []
-        while True:
-            try:
-                batch.append(self.news.get_nowait())
-            except queue.Empty:
-                return batch
 
     def _record(self, batch: list[Any], flow_run_id: str, prefect: PrefectExecutor) -> None:
         from prefect.client.orchestration import get_client

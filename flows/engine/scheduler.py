@@ -21,7 +21,7 @@ from typing import Any
 
 from flows.actions.registry import ActionKind
 from flows.engine.activity import Activity
-from flows.engine.executor import PLAN_SUFFIX, StepExecutor
+from flows.engine.executor import PLAN_SUFFIX, StepExecutor, take_batch
 from flows.engine.outcomes import FAILED, FAILURES, REJECTED, SKIPPED, SUCCEEDED, TERMINAL, TIMED_OUT, StepOutcome
 from flows.engine.templates import Placeholder, condition, render_value
 from flows.engine.units import ItemResult, PlannedItem, Unit, item_key, plan_items, planned_targets
@@ -127,15 +127,7 @@ class Scheduler:
         (``concurrent.futures.wait``) costs a lock per pending future on every call, which a
         thousand waiting approvals turned into the scheduler's main cost.
         """
-        try:
-            done = [self._completed.get(timeout=timeout)]
-        except queue.Empty:
-            return []
-        while True:
-            try:
-                done.append(self._completed.get_nowait())
-            except queue.Empty:
-                return done
+        return take_batch(self._completed, timeout)
 
     def _track(self, future: concurrent.futures.Future[Any], entry: tuple[str, str, PlannedItem | None]) -> None:
         self.futures[future] = entry
