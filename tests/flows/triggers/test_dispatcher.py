@@ -133,12 +133,19 @@ def test_repeat_attach_and_resolve_are_recorded_on_the_run(world: Any) -> None:
     assert RunRecord(starter.runs_dir / run_id).verify() == []  # the chain and run.json's head agree
 
 
-def test_a_storm_of_one_repeated_alert_is_one_event_with_its_count(world: Any) -> None:
+def finished_run(world: Any) -> str:
+    """The id of the run one firing alert (i-1, fingerprint f1) started, once it has finished."""
     spool, starter, dispatcher, _ = world
     spool.append("alertmanager", doc_of(am_payload(am_alert("i-1", "f1"))))
     dispatcher.drain()
     settle(dispatcher, starter)
     (run_id,) = starter.started
+    return str(run_id)
+
+
+def test_a_storm_of_one_repeated_alert_is_one_event_with_its_count(world: Any) -> None:
+    spool, starter, dispatcher, _ = world
+    run_id = finished_run(world)
     ids = [spool.append("alertmanager", doc_of(am_payload(am_alert("i-1", "f1")))) for _ in range(40)]
     spool.append("alertmanager", doc_of(am_payload(am_alert("i-3", "f3"))))  # another alert: kept apart
     while dispatcher.drain():
@@ -157,11 +164,8 @@ def test_a_storm_of_one_repeated_alert_is_one_event_with_its_count(world: Any) -
 def test_notes_reach_a_finished_record_at_most_every_sweep_interval_when_throttled(world: Any) -> None:
     from flows.triggers.dispatcher import SWEEP_EVERY
 
-    spool, starter, dispatcher, _ = world
-    spool.append("alertmanager", doc_of(am_payload(am_alert("i-1", "f1"))))
-    dispatcher.drain()
-    settle(dispatcher, starter)
-    (run_id,) = starter.started
+    spool, _, dispatcher, _ = world
+    run_id = finished_run(world)
     spool.append("alertmanager", doc_of(am_payload(am_alert("i-1", "f1"))))
     dispatcher.drain()
     dispatcher.sweep(throttle=True)

@@ -69,19 +69,24 @@ def _logs(flow_run_id: Any, wanted: str, timeout: float = 20.0) -> list[str]:
             time.sleep(0.2)
 
 
-def test_logs_reach_prefect_and_an_early_failure_is_a_failed_task_run(
-    prefect_session: PrefectSession, tmp_path: Path
-) -> None:
+def _failed_run(prefect_session: PrefectSession, tmp_path: Path, text: str, mode: str) -> tuple[Any, dict[str, Any]]:
+    """Run a playbook that fails as a flow run; return the flow run id and its task runs by name."""
     from flows.engine.prefect_flow import run_respond
 
-    book = tmp_path / "fails-early.yaml"
-    book.write_text(FAILS_BEFORE_TASK)
-    state, summary = run_respond(str(book), mode="dry-run", settings=prefect_session.settings_for(tmp_path))
+    book = tmp_path / "fails.yaml"
+    book.write_text(text)
+    state, summary = run_respond(str(book), mode=mode, settings=prefect_session.settings_for(tmp_path))
     assert state.is_failed()
     assert summary is not None
     assert summary.outcome == "failed"
     flow_run_id = state.state_details.flow_run_id
-    runs = {r.name: r for r in _task_runs(flow_run_id, expected=2)}
+    return flow_run_id, {r.name: r for r in _task_runs(flow_run_id, expected=2)}
+
+
+def test_logs_reach_prefect_and_an_early_failure_is_a_failed_task_run(
+    prefect_session: PrefectSession, tmp_path: Path
+) -> None:
+    flow_run_id, runs = _failed_run(prefect_session, tmp_path, FAILS_BEFORE_TASK, "dry-run")
     assert runs["fine"].state.is_completed()
     assert runs["bad:plan"].state.is_failed()  # the UI shows which step failed
     messages = _logs(flow_run_id, "bad failed")
@@ -90,15 +95,7 @@ def test_logs_reach_prefect_and_an_early_failure_is_a_failed_task_run(
 
 
 def test_a_step_whose_action_fails_is_a_failed_task_run(prefect_session: PrefectSession, tmp_path: Path) -> None:
-    from flows.engine.prefect_flow import run_respond
-
-    book = tmp_path / "fails-in-apply.yaml"
-    book.write_text(FAILS_IN_APPLY)
-    state, summary = run_respond(str(book), mode="live", settings=prefect_session.settings_for(tmp_path))
-    assert state.is_failed()
-    assert summary is not None
-    assert summary.outcome == "failed"
-    runs = {r.name: r for r in _task_runs(state.state_details.flow_run_id, expected=2)}
+    _, runs = _failed_run(prefect_session, tmp_path, FAILS_IN_APPLY, "live")
     assert runs["fine"].state.is_completed()
     assert runs["stuck"].state.is_failed()  # not a green task under a red flow run
     assert "door stuck" in (runs["stuck"].state.message or "")
