@@ -259,14 +259,16 @@ class Dispatcher:
             if isinstance(received, int | float):
                 self.metrics.dispatch_latency.observe(max(0.0, time.time() - received))
 
-    def _settle_start(self, incident: Incident) -> None:
-        """A started run whose record is not there yet: wait, or start it again if this process lost it."""
+    def _settle_start(self, incident: Incident) -> bool:
+        """A started run whose record is not there yet: wait, or start it again if this process lost it.
+
+        True when its record is there: the incident is then ``running``, for the caller to save.
+        """
         if self.starter.exists(incident.run_id, incident.key):
             incident.state = "running"
-            self.spool.save_incident(incident)
-            return
+            return True
         if self.starter.in_progress(incident.run_id) or incident.request is None:
-            return
+            return False
         request = incident.request
         book = next((b for p, b in self.library if str(p) == request.get("path")), None)
         alerts = [Alert.model_validate({**a, "raw": request.get("raw")}) for a in request.get("alerts", [])]
@@ -274,9 +276,10 @@ class Dispatcher:
         if not found:
             incident.state, incident.outcome = "finished", "not started: its playbook no longer takes the alert"
             self.spool.save_incident(incident)
-            return
+            return False
         with self.spool.transaction():
             self._ensure_started(incident, found[0], alerts, request)
+        return False
 
     def _note(self, run_id: str, kind: str, batch_id: int, alert: Alert) -> bool:
         detail = {"alert": alert.brief(), "batch": batch_id}
@@ -290,21 +293,42 @@ class Dispatcher:
         :data:`SWEEP_EVERY` seconds: each append re-reads and checks the record, and a storm that
         kept emptying the spool swept every ~20 ms (py-spy: a third of the dispatcher's time).
         """
-        from flows.triggers import live
-        from flows.triggers.record import append_to_finished, coalesce, run_status
+        self._settle_incidents()
+        self._flush_notes(throttle)
 
+    def _settle_incidents(self) -> None:
+        """Mark started runs running and ended runs finished, all in one transaction."""
+        from flows.triggers import live
+        from flows.triggers.record import run_status
+
+        changed: list[Incident] = []
+        ended: list[Incident] = []
         for incident in self.spool.open_incidents():
             if incident.state == "starting":
-                self._settle_start(incident)
+                if self._settle_start(incident):
+                    changed.append(incident)
                 continue
+            if live.get(incident.run_id) is not None:
+                continue  # going on in this process: its record says running, no need to read it
             run_dir = self.runs_dir / incident.run_id
             status, outcome = run_status(run_dir)
-            if status == "running" and live.get(incident.run_id) is None and _crashed(run_dir):
+            if status == "running" and _crashed(run_dir):
                 status, outcome = "crashed", "crashed"  # its process died (serve killed): fireline resume RUN
             if status in ("finished", "crashed") and incident.state == "running":
                 incident.state, incident.outcome = "finished", outcome or status
-                self.spool.save_incident(incident)
+                changed.append(incident)
+                ended.append(incident)
+        if changed:
+            with self.spool.transaction():  # one commit for all of them
+                for incident in changed:
+                    self.spool.save_incident(incident)
+            for incident in ended:
                 self.metrics.runs.labels(outcome=incident.outcome).inc()
+
+    def _flush_notes(self, throttle: bool) -> None:
+        from flows.triggers import live
+        from flows.triggers.record import append_to_finished, coalesce
+
         for run_id in self.spool.runs_with_notes():
             notes = self.spool.notes(run_id)
             running = live.get(run_id)

@@ -1,13 +1,15 @@
-"""Group commit in the spool: batches that wait together share one commit, and none is answered before it."""
+"""The spool: batches that wait together share one commit, none is answered before it, writes take turns."""
 
 from __future__ import annotations
 
 import sqlite3
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from flows.triggers.spool import Spool, connect
+from flows.triggers.spool import FairLock, Incident, Spool, connect
 
 
 def test_waiting_batches_share_one_commit_and_none_is_acknowledged_before_it(tmp_path: Path) -> None:
@@ -41,5 +43,56 @@ def test_a_batch_json_cannot_carry_is_refused_before_it_is_queued(tmp_path: Path
             spool.submit("generic", {"value": float("nan")})
         assert spool.append("generic", {"value": 1}) >= 1
         assert spool.commits == 1
+    finally:
+        spool.close()
+
+
+def _until_waiting(gate: FairLock, count: int) -> None:
+    """Poll (no fixed sleep) until ``count`` threads have asked for the gate."""
+    while gate.waiting() < count:
+        time.sleep(0.001)
+
+
+def test_a_writer_that_commits_again_at_once_cannot_starve_the_dispatcher() -> None:
+    # Under a storm the spool's writer released the gate and took it again at once, commit after
+    # commit; with a plain lock the dispatcher waiting for it started no run until the storm ended.
+    gate = FairLock()
+    gate.acquire()  # the writer commits
+    went = threading.Event()
+
+    def dispatcher() -> None:
+        gate.acquire()
+        went.set()
+        gate.release()
+
+    thread = threading.Thread(target=dispatcher)
+    thread.start()
+    _until_waiting(gate, 1)
+    gate.release()
+    gate.acquire()  # the writer's next commit, asked for at once
+    assert went.is_set(), "the writer took the gate again before the dispatcher that was waiting"
+    gate.release()
+    thread.join()
+
+
+def test_an_incident_saved_outside_a_transaction_waits_at_the_gate_not_in_sqlite(tmp_path: Path) -> None:
+    # Outside the gate, the write met the writer's lock in SQLite's busy handler, which sleeps up to
+    # 100 ms at a time: each of a sweep's updates waited that long under a storm.
+    spool = Spool(tmp_path / "spool.db")
+    try:
+        incident = Incident(key="k", playbook="p", run_id="r1", seq=1, state="running", started_at=1.0,
+                            last_at=1.0, fingerprints={"fp": 1.0})  # fmt: skip
+        spool._gate.acquire()  # the receiver's writer is committing
+        saved = threading.Event()
+        thread = threading.Thread(target=lambda: (spool.save_incident(incident), saved.set()))
+        thread.start()
+        _until_waiting(spool._gate, 1)
+        assert not saved.is_set()
+        spool._gate.release()
+        thread.join()
+        assert saved.is_set()
+        found = spool.incident("k")
+        assert found is not None
+        assert found.run_id == "r1"
     finally:
         spool.close()
