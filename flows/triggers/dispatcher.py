@@ -302,7 +302,6 @@ class Dispatcher:
         from flows.triggers.record import run_status
 
         changed: list[Incident] = []
-        ended: list[Incident] = []
         for incident in self.spool.open_incidents():
             if incident.state == "starting":
                 if self._settle_start(incident):
@@ -317,13 +316,13 @@ class Dispatcher:
             if status in ("finished", "crashed") and incident.state == "running":
                 incident.state, incident.outcome = "finished", outcome or status
                 changed.append(incident)
-                ended.append(incident)
         if changed:
             with self.spool.transaction():  # one commit for all of them
                 for incident in changed:
                     self.spool.save_incident(incident)
-            for incident in ended:
-                self.metrics.runs.labels(outcome=incident.outcome).inc()
+            for incident in changed:
+                if incident.state == "finished":
+                    self.metrics.runs.labels(outcome=incident.outcome).inc()
 
     def _flush_notes(self, throttle: bool) -> None:
         from flows.triggers import live
