@@ -78,11 +78,12 @@ class _PlanFailed:
 
 
 class _Heading:
-    """How many runs of this process are on their way to their first unit of work."""
+    """How many runs of this process are on their way to their first unit of work, and whether intake is busy."""
 
     def __init__(self) -> None:
         self._count = 0
         self._cond = threading.Condition()
+        self.busy: Callable[[], bool] = lambda: False
 
     def enter(self) -> None:
         with self._cond:
@@ -96,11 +97,27 @@ class _Heading:
 
     def wait_clear(self, deadline: float) -> None:
         with self._cond:
-            while self._count > 0 and (left := deadline - time.monotonic()) > 0:
+            while (left := deadline - time.monotonic()) > 0:
+                if self._count <= 0:
+                    if not self.busy():
+                        return
+                    left = min(left, BUSY_POLL)  # busy has no event: look again
                 self._cond.wait(left)
 
 
 _HEADING = _Heading()
+BUSY_POLL = 0.1  # seconds between looks at the intake while a flow run waits for it
+
+
+def defer_flow_runs_while(busy: Callable[[], bool] | None) -> None:
+    """Hold new flow runs (within their head start) while ``busy()`` says intake is busy; None: never.
+
+    ``fireline serve`` passes its alert spool's :meth:`~flows.triggers.spool.Spool.receiving`:
+    during an alert storm the flow runs of the runs it starts cost more of the interpreter than
+    the receiver, the dispatcher and the runs' containment together (py-spy), so they wait for
+    the storm to pass. The runs themselves never wait.
+    """
+    _HEADING.busy = busy if busy is not None else (lambda: False)
 
 
 def current() -> Attachment | None:
@@ -191,7 +208,8 @@ class Attachment:
             self._arrived()
 
     def head_start(self, most: float) -> None:
-        """Wait until no run of this process is still on its way to its first unit of work, or ``most`` seconds.
+        """Wait until no run of this process is on its way to its first unit of work and intake is
+        not busy (:func:`defer_flow_runs_while`), or ``most`` seconds.
 
         A run is on its way until its first unit of work has ended, it waits for people, a step
         ends, or the run ends. The flow run's creation then does not compete for the interpreter

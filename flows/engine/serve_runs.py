@@ -47,8 +47,9 @@ class RunRequest(BaseModel):
 # queued behind each other for tens of seconds.
 MAX_RUNS = 64
 # Seconds a run handed to this server may go before its flow run is created (see prefect_attach):
-# until no run of this server is on its way to its first unit of work, or this long.
-HEAD_START = 2.0
+# until no run of this server is on its way to its first unit of work and the alert spool has
+# received nothing for a moment, or this long. A storm's flow runs wait it out, up to this bound.
+HEAD_START = 10.0
 
 
 @dataclass

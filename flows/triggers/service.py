@@ -80,6 +80,9 @@ class TriggerService:
         return routes(self.receiver, ready=ready)
 
     def stop(self) -> None:
+        from flows.engine.prefect_attach import defer_flow_runs_while
+
+        defer_flow_runs_while(None)
         self.dispatcher.stop()
         self.spool.close()
 
@@ -100,4 +103,7 @@ def build_service(
         metrics=metrics,
     )
     dispatcher.start()
+    from flows.engine.prefect_attach import defer_flow_runs_while
+
+    defer_flow_runs_while(spool.receiving)  # a storm's flow runs wait for it to pass (containment first)
     return TriggerService(spool, receiver, dispatcher)

@@ -79,6 +79,9 @@ class FairLock:
         self.release()
 
 
+RECEIVING_WINDOW = 0.5  # seconds after a commit during which the spool counts as receiving
+
+
 @dataclass
 class Incident:
     key: str
@@ -120,6 +123,7 @@ class Spool:
         self._writer = threading.Thread(target=self._write_loop, name="fireline-spool", daemon=True)
         self.new_batch = threading.Event()
         self.commits = 0  # transactions the writer committed: fewer than batches when requests share one
+        self._last_commit = float("-inf")  # time.monotonic() of the writer's last commit
         self._writer.start()
 
     # -- the receiver side -------------------------------------------------------------------
@@ -164,6 +168,7 @@ class Spool:
                     ]
                     conn.execute("COMMIT")
                 self.commits += 1
+                self._last_commit = time.monotonic()
             except sqlite3.Error as e:
                 conn.execute("ROLLBACK") if conn.in_transaction else None
                 for _, _, fut in group:
@@ -172,6 +177,10 @@ class Spool:
             for (_, _, fut), row_id in zip(group, ids, strict=True):
                 fut.set_result(int(row_id or 0))
             self.new_batch.set()
+
+    def receiving(self, within: float = RECEIVING_WINDOW) -> bool:
+        """Whether a batch was committed in the last ``within`` seconds (an alert storm going on)."""
+        return time.monotonic() - self._last_commit < within
 
     def close(self) -> None:
         self._queue.put(None)

@@ -76,3 +76,25 @@ def test_a_failed_unit_is_recorded_with_its_error() -> None:
     news = att.news.get_nowait()
     assert (news.name, news.error) == ("stuck", "door stuck")
     att.executor.shutdown()
+
+
+def test_flow_runs_wait_while_intake_is_busy_and_go_on_when_it_is_not_or_at_the_bound() -> None:
+    busy = threading.Event()
+    busy.set()  # an alert storm going on
+    prefect_attach.defer_flow_runs_while(busy.is_set)
+    try:
+        gate = threading.Event()
+        att = _start(gate, lambda a: a.executor.submit("contain", lambda: None).result())
+        gate.set()
+        assert att.done.wait(60)  # the run itself never waits for intake
+        returned = _head_start_returns(att)
+        assert not returned.wait(0.3)  # no run on its way, but intake busy: the flow run waits
+        busy.clear()
+        assert returned.wait(60)
+        busy.set()
+        bounded = threading.Event()
+        threading.Thread(target=lambda: (att.head_start(0.2), bounded.set()), daemon=True).start()
+        assert bounded.wait(60)  # a storm that goes on holds it no longer than its head start
+        att.executor.shutdown()
+    finally:
+        prefect_attach.defer_flow_runs_while(None)

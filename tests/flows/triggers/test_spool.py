@@ -96,3 +96,14 @@ def test_an_incident_saved_outside_a_transaction_waits_at_the_gate_not_in_sqlite
         assert found.run_id == "r1"
     finally:
         spool.close()
+
+
+def test_the_spool_is_receiving_for_a_moment_after_each_commit(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool.db")
+    try:
+        assert not spool.receiving()
+        spool.append("generic", {"alerts": []})
+        assert spool.receiving(within=3600)
+        assert not spool.receiving(within=0)
+    finally:
+        spool.close()
