@@ -160,14 +160,17 @@ def mark_crashed_runs(settings: Settings) -> list[str]:
 
     Runs this process has seen finished are not read again: a finished run never runs again, and
     every run start sweeps, so a long-lived ``fireline serve`` read every run.json of the directory
-    once per new run (an alert storm's 50 runs read each other's 1,250 times).
+    once per new run (an alert storm's 50 runs read each other's 1,250 times). Nor are the runs this
+    process drives: they have not crashed.
     """
+    from flows.triggers import live
+
     root = settings.runs_dir
     crashed: list[str] = []
     if not root.is_dir():
         return crashed
     for run_dir in root.iterdir():
-        if str(run_dir) in _SEEN_FINISHED:
+        if str(run_dir) in _SEEN_FINISHED or live.get(run_dir.name) is not None:
             continue
         try:
             if adopt_orphan(run_dir, settings):

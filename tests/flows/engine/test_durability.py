@@ -150,3 +150,18 @@ def test_undo_of_unknown_step_is_an_error(tmp_path: Path, target: Path) -> None:
     first = run_playbook(_book(tmp_path, target), settings=settings, registry=registry)
     with pytest.raises(RunError, match="no step 'nope'"):
         undo_run(first.run_id, "nope", settings=settings, registry=registry)
+
+
+def test_the_start_up_sweep_passes_over_runs_this_process_drives(tmp_path: Path, target: Path) -> None:
+    from flows.engine.runs import mark_crashed_runs
+    from flows.triggers import live
+
+    settings, registry = make_settings(tmp_path), make_registry()
+    first = run_playbook(_book(tmp_path, target), settings=settings, registry=registry)
+    _crash(first.run_dir, drop=["last"])
+    live.register(first.run_id, record=None, scope={})  # type: ignore[arg-type]  # driven here: not crashed
+    try:
+        assert mark_crashed_runs(settings) == []
+    finally:
+        live.unregister(first.run_id)
+    assert mark_crashed_runs(settings) == [first.run_id]  # nobody drives it: its dead owner makes it crashed
