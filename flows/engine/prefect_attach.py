@@ -44,6 +44,7 @@ from flows.engine.prefect_executor import (
     unit_failure,
     unit_step,
 )
+from flows.engine.turns import HEADING, TURNS, heading
 
 if TYPE_CHECKING:
     from flows.engine.outcomes import RunSummary
@@ -77,38 +78,6 @@ class _PlanFailed:
     message: str
 
 
-class _Heading:
-    """How many runs of this process are on their way to their first unit of work, and whether intake is busy."""
-
-    def __init__(self) -> None:
-        self._count = 0
-        self._cond = threading.Condition()
-        self.busy: Callable[[], bool] = lambda: False
-
-    def enter(self) -> None:
-        with self._cond:
-            self._count += 1
-
-    def leave(self) -> None:
-        with self._cond:
-            self._count -= 1
-            if self._count <= 0:
-                self._cond.notify_all()
-
-    def wait_clear(self, deadline: float) -> None:
-        with self._cond:
-            while (left := deadline - time.monotonic()) > 0:
-                if self._count <= 0:
-                    if not self.busy():
-                        return
-                    left = min(left, BUSY_POLL)  # busy has no event: look again
-                self._cond.wait(left)
-
-
-_HEADING = _Heading()
-BUSY_POLL = 0.1  # seconds between looks at the intake while a flow run waits for it
-
-
 def defer_flow_runs_while(busy: Callable[[], bool] | None) -> None:
     """Hold new flow runs (within their head start) while ``busy()`` says intake is busy; None: never.
 
@@ -117,7 +86,7 @@ def defer_flow_runs_while(busy: Callable[[], bool] | None) -> None:
     the receiver, the dispatcher and the runs' containment together (py-spy), so they wait for
     the storm to pass. The runs themselves never wait.
     """
-    _HEADING.busy = busy if busy is not None else (lambda: False)
+    HEADING.busy = busy if busy is not None else (lambda: False)
 
 
 def current() -> Attachment | None:
@@ -193,6 +162,7 @@ class Attachment:
         self.done = threading.Event()
         self._left = False
         self._arrival = threading.Lock()
+        self._turn: object | None = None
         self.summary: RunSummary | None = None
         self.error: BaseException | None = None
         self.run_id = ""
@@ -215,19 +185,23 @@ class Attachment:
         ends, or the run ends. The flow run's creation then does not compete for the interpreter
         with containment, this run's or that of the other new runs of an alert storm.
         """
-        _HEADING.wait_clear(time.monotonic() + most)
+        HEADING.wait_clear(time.monotonic() + most)
 
     def _arrived(self) -> None:
         with self._arrival:
             if self._left:
                 return
             self._left = True
-        _HEADING.leave()
+        HEADING.leave()
+        if self._turn is not None:
+            TURNS.give(self._turn)
 
     def drive(self, run: Callable[[], RunSummary]) -> None:
-        """Run the engine (on the caller's thread) and mark the end, whatever it is."""
+        """Run the engine (on the caller's thread), in its turn (:mod:`flows.engine.turns`); mark the end."""
         try:
-            self.summary = run()
+            self._turn = TURNS.take()
+            with heading(self._arrived):
+                self.summary = run()
         except BaseException as e:
             self.error = e
         finally:
@@ -323,7 +297,7 @@ def start_attached(
     """Start the engine at once on a thread of its own (in a copy of the caller's context)."""
     attachment = Attachment(policies)
     attachment.run_id = run_id
-    _HEADING.enter()
+    HEADING.enter()
     run = start_engine(attachment)
     thread = threading.Thread(
         target=contextvars.copy_context().run, args=(attachment.drive, run), name=f"fireline-engine:{run_id}",

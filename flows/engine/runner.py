@@ -39,6 +39,7 @@ from flows.engine.resumable import load_resumable
 from flows.engine.runs import CRASHED, FINISHED, RUNNING, find_run, mark_crashed_runs
 from flows.engine.scheduler import Scheduler
 from flows.engine.state import RunState
+from flows.engine.turns import finishing
 from flows.engine.work import Progress, RunDoc, RunEnv
 from flows.errors import RunError
 from flows.language.spec import Mode, Playbook
@@ -282,6 +283,7 @@ def _drive(launch: _Launch) -> RunSummary:
     live.register(run_id, record, launch.scope, launch.doc.get("trigger") or {})
     try:
         steps = Scheduler(env, runner, launch.scope).run()
+        finishing()  # runs of this process still on their way to containment go first (a storm's)
     finally:
         live.unregister(run_id)
         if own_executor:

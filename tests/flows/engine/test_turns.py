@@ -1,0 +1,122 @@
+"""Heading runs go first: first come, first served turns, lapsing turns, and ends that wait."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from flows.engine import prefect_attach, turns
+
+
+def _taker(t: turns.Turns, got: list[str], name: str) -> tuple[threading.Thread, threading.Event, list[object]]:
+    done, ticket = threading.Event(), []
+
+    def take() -> None:
+        ticket.append(t.take())
+        got.append(name)
+        done.set()
+
+    thread = threading.Thread(target=take, daemon=True)
+    thread.start()
+    return thread, done, ticket
+
+
+def _until(predicate: Any) -> None:
+    """Wait for a state another thread reaches (no fixed sleep)."""
+    ready = threading.Event()
+    while not predicate():
+        ready.wait(0.005)
+
+
+def test_turns_go_first_come_first_served_width_at_a_time() -> None:
+    t = turns.Turns(width=1, hold=600)
+    got: list[str] = []
+    first = t.take()
+    _, b_done, b_ticket = _taker(t, got, "b")
+    _until(lambda: t.waiting() == 1)
+    _, c_done, _ = _taker(t, got, "c")
+    _until(lambda: t.waiting() == 2)
+    assert got == []
+    t.give(first)
+    assert b_done.wait(60)
+    assert got == ["b"]  # c came later: it still waits
+    assert t.waiting() == 1
+    t.give(b_ticket[0])
+    assert c_done.wait(60)
+    assert got == ["b", "c"]
+
+
+def test_two_turns_at_once_and_a_third_waits() -> None:
+    t = turns.Turns(width=2, hold=600)
+    first, second = t.take(), t.take()
+    got: list[str] = []
+    _, done, _ = _taker(t, got, "third")
+    _until(lambda: t.waiting() == 1)
+    t.give(second)
+    assert done.wait(60)
+    t.give(first)
+    t.give(first)  # given back twice: nothing happens
+
+
+def test_a_turn_held_too_long_lapses_and_the_next_run_goes() -> None:
+    t = turns.Turns(width=1, hold=0.05)
+    t.take()  # a run that waits on the network and never gives its turn back
+    got: list[str] = []
+    _, done, _ = _taker(t, got, "next")
+    assert done.wait(60)
+
+
+def test_a_finished_run_waits_while_another_run_is_heading() -> None:
+    turns.HEADING.enter()  # another run on its way to its first unit
+    returned = threading.Event()
+    threading.Thread(target=lambda: (turns.finishing(120), returned.set()), daemon=True).start()
+    try:
+        assert not returned.wait(0.3)
+    finally:
+        turns.HEADING.leave()
+    assert returned.wait(60)
+
+
+def test_a_run_that_never_arrived_does_not_wait_for_itself() -> None:
+    turns.HEADING.enter()  # this run: it has no step, so nothing marked it arrived
+    with turns.heading(turns.HEADING.leave):
+        returned = threading.Event()
+        threading.Thread(
+            target=lambda: (turns.finishing(120), returned.set()), daemon=True
+        ).start()  # not in the context: waits
+        assert not returned.wait(0.3)
+        turns.finishing(120)  # in it: marks it arrived first, so the other one goes too
+    assert returned.wait(60)
+    assert turns.HEADING.count() == 0
+
+
+def test_a_second_run_starts_its_engine_when_the_first_reaches_its_unit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(prefect_attach, "TURNS", turns.Turns(width=1, hold=600))
+    gate, order = threading.Event(), []
+
+    def engine(name: str, wait: threading.Event | None) -> Any:
+        def start(att: prefect_attach.Attachment) -> Any:
+            def run() -> Any:
+                order.append(f"{name} started")
+                if wait is not None:
+                    assert wait.wait(60)
+                att.executor.submit("contain", lambda: order.append(f"{name} applied")).result()
+                return object()
+
+            return run
+
+        return start
+
+    first = prefect_attach.start_attached(engine("a", gate), {}, "run-a")
+    _until(lambda: order == ["a started"])
+    second = prefect_attach.start_attached(engine("b", None), {}, "run-b")
+    _until(lambda: prefect_attach.TURNS.waiting() == 1)
+    assert order == ["a started"]  # b waits for its turn
+    gate.set()
+    assert first.done.wait(60)
+    assert second.done.wait(60)
+    assert order == ["a started", "a applied", "b started", "b applied"]
+    for att in (first, second):
+        att.executor.shutdown()
