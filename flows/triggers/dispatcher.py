@@ -40,6 +40,7 @@ DRAIN_BATCHES = 25
 # Seconds a drain goes on handling batches in its transaction: on a busy interpreter 25 batches held
 # the receiver's commits (and so its answers) up to ~0.1 s; a shorter hold costs only more fsyncs.
 HOLD = 0.01
+WORKING_WINDOW = 0.5  # seconds after a drain that found batches during which the dispatcher counts as working
 
 
 class Starter(Protocol):
@@ -84,9 +85,14 @@ class Dispatcher:
         self.library = load_library(playbooks_dir)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._worked = float("-inf")  # when a drain last found batches (monotonic)
         self._appended: dict[str, float] = {}  # run id: when notes last reached its finished record
         # New incidents of the drain going on, started together after one commit (None: start at once).
         self._deferred: dict[str, tuple[Route, list[Alert], dict[str, Any]]] | None = None
+
+    def working(self, within: float = WORKING_WINDOW) -> bool:
+        """Whether a drain found batches in the last ``within`` seconds (runs of a storm still starting)."""
+        return time.monotonic() - self._worked < within
 
     # -- the loop ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -123,6 +129,8 @@ class Dispatcher:
         The loop drains :data:`DRAIN_BATCHES` at a time with :data:`HOLD`.
         """
         batches = self.spool.pending(limit)
+        if batches:
+            self._worked = time.monotonic()
         handled: list[int] = []
         with self.spool.transaction():  # one commit before the drain's runs start, one at its end
             self._deferred = {}

@@ -105,5 +105,6 @@ def build_service(
     dispatcher.start()
     from flows.engine.prefect_attach import defer_flow_runs_while
 
-    defer_flow_runs_while(spool.receiving)  # a storm's flow runs wait for it to pass (containment first)
+    # A storm's flow runs wait for it to pass, and for its runs to be started (containment first).
+    defer_flow_runs_while(lambda: spool.receiving() or dispatcher.working())
     return TriggerService(spool, receiver, dispatcher)

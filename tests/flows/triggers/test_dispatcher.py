@@ -318,3 +318,16 @@ def test_a_start_lost_with_its_process_is_made_again_from_the_incident(tmp_path:
         assert spool.open_incidents() == []
     finally:
         spool.close()
+
+
+def test_the_dispatcher_counts_as_working_while_batches_come(world: Any) -> None:
+    # fireline serve holds new flow runs while this is true: a storm's runs are still being started.
+    spool, starter, dispatcher, _ = world
+    assert not dispatcher.working()
+    dispatcher.drain()  # nothing spooled: not working
+    assert not dispatcher.working()
+    spool.append("alertmanager", doc_of(am_payload(am_alert("i-1", "f1"))))
+    dispatcher.drain()
+    assert dispatcher.working()
+    assert not dispatcher.working(within=0.0)
+    settle(dispatcher, starter)
