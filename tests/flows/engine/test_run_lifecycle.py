@@ -199,3 +199,27 @@ def test_a_bad_approvers_file_refuses_the_run_before_it_starts(
     with pytest.raises(ConfigError, match=message):
         run_playbook(write_playbook(tmp_path, steps), settings=settings, registry=make_registry())
     assert not settings.runs_dir.exists() or list(settings.runs_dir.iterdir()) == []
+
+
+def test_a_playbook_is_parsed_once_per_content_and_again_once_edited(tmp_path: Path) -> None:
+    from flows.engine.requests import resolve_playbook
+
+    settings = make_settings(tmp_path)
+    path = _book(tmp_path)
+    first, again = resolve_playbook(path, settings), resolve_playbook(path, settings)
+    assert again.playbook is first.playbook  # parsed once: a warm server resolves it several times per run
+    edited = path.read_text().replace("{{ inputs.name }}", "edited {{ inputs.name }}")
+    path.write_text(edited)  # same path, perhaps the same mtime: the bytes decide
+    changed = resolve_playbook(path, settings)
+    assert changed.playbook is not first.playbook
+    assert changed.sha256 != first.sha256
+    assert changed.playbook.steps[0].with_["message"].startswith("edited")
+
+
+def test_the_engine_warm_up_leaves_nothing_behind(tmp_path: Path) -> None:
+    from flows.engine.serve import _warm_engine
+
+    settings = make_settings(tmp_path)
+    assert _warm_engine(settings) > 0
+    assert not settings.runs_dir.exists()  # its run went to a scratch directory, removed after
+    assert list_runs(settings) == []
