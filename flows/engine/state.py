@@ -86,8 +86,6 @@ class RunState:
         self._owner_fd: int | None = None
         self._saga_lock = threading.Lock()
         self._saga_checked = False
-        self._stop_heartbeat = threading.Event()
-        self._heartbeat: threading.Thread | None = None
 
     def create(self, meta: dict[str, Any]) -> None:
         """Make the state directory, owned by this process from the start (see :func:`adopt_orphan`).
@@ -196,9 +194,7 @@ class RunState:
         if not self.claim() or self._foreign_owner_alive(_read_json(self.lock_path)):
             raise RunError(f"run {self.dir.parent.name} is driven by another live process")
         self._write_lock()
-        self._stop_heartbeat.clear()
-        self._heartbeat = threading.Thread(target=self._beat, name="fireline-lease", daemon=True)
-        self._heartbeat.start()
+        _LEASES.add(self)
 
     def _write_lock(self) -> None:
         pid = os.getpid()
@@ -210,18 +206,12 @@ class RunState:
             "at": iso(utcnow()),
             "lease_until": time.time() + LEASE_SECONDS,
         }
-        write_atomic(self.lock_path, _dump(doc))
-
-    def _beat(self) -> None:
-        """Renew the lease while the run is driven, so another host can tell a live owner from a dead one."""
-        while not self._stop_heartbeat.wait(LEASE_SECONDS / 3):
-            try:
-                self._write_lock()
-            except OSError:
-                continue  # a full disk now and then must not end the run; the lease may lapse
+        # No fsync: after a power cut the owner is dead whatever the file says, and a lost or older
+        # lock.json judges it dead (no lease) or as the lease it last had on disk.
+        write_atomic(self.lock_path, _dump(doc), durable=False)
 
     def release(self) -> None:
-        self._stop_heartbeat.set()
+        _LEASES.remove(self)
         try:
             self.lock_path.unlink()
         except FileNotFoundError:
@@ -270,3 +260,43 @@ class RunState:
             self.lock_path.unlink()
         except FileNotFoundError:
             pass
+
+
+class _Leases:
+    """Renews the lease of every run this process drives, on one thread.
+
+    A thread per run cost a thread start in each run's way to its first step (under an alert storm,
+    a wait for the interpreter as well). The lock is held while a lease is written, so a run that
+    has released its lock never gets its lock.json back.
+    """
+
+    def __init__(self, every: float | None = None) -> None:
+        self.every = every  # seconds between renewals; None: a third of LEASE_SECONDS
+        self._lock = threading.Lock()
+        self._runs: set[RunState] = set()
+        self._thread: threading.Thread | None = None
+
+    def add(self, state: RunState) -> None:
+        with self._lock:
+            self._runs.add(state)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._renew, name="fireline-lease", daemon=True)
+                self._thread.start()
+
+    def remove(self, state: RunState) -> None:
+        with self._lock:
+            self._runs.discard(state)
+
+    def _renew(self) -> None:
+        rest = threading.Event()  # never set: the thread lives as long as the process
+        while True:
+            rest.wait(self.every or LEASE_SECONDS / 3)
+            with self._lock:
+                for state in list(self._runs):
+                    try:
+                        state._write_lock()
+                    except OSError:
+                        continue  # a full disk now and then must not end the run; the lease may lapse
+
+
+_LEASES = _Leases()
