@@ -113,7 +113,7 @@ def run_playbook(
     run_id = run_id or new_run_id(book.metadata.name)
     started = utcnow()
     trigger = {**default_trigger(), **(trigger or {})}
-    mark_crashed_runs(settings)
+    _sweep_crashed(settings)
     incident = Incident(
         id=str(trigger.get("incident_id") or run_id),
         started_at=started,
@@ -181,6 +181,23 @@ def run_playbook(
             cache=cache,
         )
     )  # fmt: skip
+
+
+_SWEPT: dict[str, float] = {}  # runs directory: when this process last swept it for crashed runs
+SWEEP_EVERY = 1.0  # seconds; a warm server starting runs back to back sweeps at most this often
+
+
+def _sweep_crashed(settings: Settings) -> None:
+    """The start-up sweep for crashed runs (:func:`mark_crashed_runs`), at most every :data:`SWEEP_EVERY`.
+
+    Each sweep lists the runs directory; under an alert storm it was ~0.7 ms of each run's way to its
+    first step, finding nothing new. ``fireline runs`` marks crashed runs on its own.
+    """
+    key = str(settings.runs_dir)
+    now = time.monotonic()
+    if now - _SWEPT.get(key, float("-inf")) >= SWEEP_EVERY:
+        _SWEPT[key] = now
+        mark_crashed_runs(settings)
 
 
 def resume_run(
