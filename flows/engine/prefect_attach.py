@@ -292,19 +292,24 @@ def _backfill(client: Any, flow_run_id: str, unit: _Unit) -> None:
 
 
 def start_attached(
-    start_engine: Callable[[Attachment], Callable[[], RunSummary]], policies: dict[str, str], run_id: str
+    start_engine: Callable[[Attachment], Callable[[], RunSummary]],
+    policies: dict[str, str],
+    run_id: str,
+    *,
+    launch: Callable[..., Any] | None = None,
 ) -> Attachment:
-    """Start the engine at once on a thread of its own (in a copy of the caller's context)."""
+    """Start the engine at once, in a copy of the caller's context: ``launch(fn, *args)`` runs it on
+    another thread (default: a new daemon thread)."""
     attachment = Attachment(policies)
     attachment.run_id = run_id
     HEADING.enter()
     run = start_engine(attachment)
-    thread = threading.Thread(
-        target=contextvars.copy_context().run, args=(attachment.drive, run), name=f"fireline-engine:{run_id}",
-        daemon=True,
-    )  # fmt: skip
-    thread.start()
+    (launch or _new_thread)(contextvars.copy_context().run, attachment.drive, run)
     return attachment
+
+
+def _new_thread(fn: Callable[..., Any], *args: Any) -> None:
+    threading.Thread(target=fn, args=args, name="fireline-engine", daemon=True).start()
 
 
 def bound(attachment: Attachment) -> contextvars.Token[Attachment | None]:

@@ -208,6 +208,20 @@ def _warm_engine(settings: Settings) -> float:
     return time.monotonic() - started
 
 
+def _freeze_heap() -> None:
+    """Move every object alive after the warm-up out of the garbage collector's sight (``gc.freeze``).
+
+    The warm runtime holds about a million long-lived objects (Prefect, pydantic, SQLAlchemy), and a
+    full collection walked them all: ~0.15 s during which no thread ran, in the middle of an alert
+    storm's first runs. Frozen objects are never collected, which costs nothing here: they live as
+    long as the process.
+    """
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
 def serve(
     settings: Settings,
     *,
@@ -253,6 +267,9 @@ def serve(
         with prefect_runtime(settings, ui=ui) as runtime:
             warm = _warm_up() + _warm_engine(settings)
             manager = RunManager(settings, deployment=deployment)
+            if deployment is None:
+                manager.warm()
+            _freeze_heap()
             token = secrets.token_urlsafe(32)
             mine = effective_settings(settings, dispatch="deployment" if deployment else "embedded")
             extra: list[Any] = []

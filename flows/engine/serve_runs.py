@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from flows.config import Settings
+from flows.engine.workers import Workers
 from flows.errors import RunError
 from flows.record.store import iso, utcnow
 
@@ -50,6 +51,7 @@ MAX_RUNS = 64
 # until no run of this server is on its way to its first unit of work and the alert spool has
 # received nothing for a moment, or this long. A storm's flow runs wait it out, up to this bound.
 HEAD_START = 10.0
+WARM_RUNS = 50  # runs whose threads fireline serve starts ahead (an alert storm's worth)
 
 
 @dataclass
@@ -64,8 +66,12 @@ class RunSlot:
     outcome: str | None = None
     error: str | None = None
     accepted_at: str = field(default_factory=lambda: iso(utcnow()))
-    thread: threading.Thread | None = None
+    ended: threading.Event | None = None  # set when the slot's work (run and flow run) is over
     engine_done: threading.Event | None = None  # set when the run itself has ended (its flow run may lag)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the run and its flow run are over; False at the timeout (or if it never started here)."""
+        return self.ended is not None and self.ended.wait(timeout)
 
     def public(self) -> dict[str, Any]:
         return {
@@ -90,6 +96,10 @@ class RunManager:
         self._slots: dict[str, RunSlot] = {}
         self._lock = threading.Lock()
         self._capacity = threading.BoundedSemaphore(max_runs)
+        # Runs and their engines go to started threads (flows.engine.workers); two pools, so that a
+        # run waiting for capacity never holds the thread its engine needs.
+        self._runs = Workers("fireline-run")
+        self._engines = Workers("fireline-engine")
         self.accepting = True
         self._client: Any = None  # one Prefect API client shared by every run (see _shared_client)
         self._client_lock = threading.Lock()
@@ -113,15 +123,15 @@ class RunManager:
         if self.deployment is not None:
             self._submit(slot, resolved.playbook.metadata.name, request)
             return slot
-        thread = threading.Thread(
-            target=self._context.copy().run,
-            args=(self._run, slot, playbook, request),
-            name=f"fireline-run:{run_id}",
-            daemon=True,
-        )
-        slot.thread = thread
-        thread.start()
+        slot.ended = self._runs.submit(self._context.copy().run, self._run, slot, playbook, request)
         return slot
+
+    def warm(self, runs: int = WARM_RUNS) -> None:
+        """Start the threads of ``runs`` runs ahead, and the shared Prefect client, so that an alert
+        storm's runs start neither (the first run built the client, ~0.2 s, while the others waited)."""
+        self._runs.warm(runs)
+        self._engines.warm(runs)
+        self._context.copy().run(self._make_client)
 
     def _submit(self, slot: RunSlot, name: str, request: RunRequest) -> None:
         from flows.engine.prefect_deploy import submit_to_deployment
@@ -160,8 +170,9 @@ class RunManager:
         with self._capacity, self._shared_client():
             slot.status = "running"
             attachment = prefect_attach.start_attached(
-                lambda att: self._engine(att, slot, playbook, request), self._policies(playbook), slot.run_id
-            )
+                lambda att: self._engine(att, slot, playbook, request), self._policies(playbook), slot.run_id,
+                launch=self._engines.submit,
+            )  # fmt: skip
             slot.engine_done = attachment.done
             attachment.head_start(HEAD_START)
             token = prefect_attach.bound(attachment)
@@ -222,16 +233,21 @@ class RunManager:
         """
         from prefect.context import SyncClientContext
 
-        with self._client_lock:
-            if self._client is None:
-                client = SyncClientContext()  # in this run's context: the runtime's API settings
-                client.client.__enter__()
-                self._client = client
+        self._make_client()
         token = SyncClientContext.__var__.set(self._client)
         try:
             yield
         finally:
             SyncClientContext.__var__.reset(token)
+
+    def _make_client(self) -> None:
+        from prefect.context import SyncClientContext
+
+        with self._client_lock:
+            if self._client is None:
+                client = SyncClientContext()  # in this run's context: the runtime's API settings
+                client.client.__enter__()
+                self._client = client
 
     def get(self, run_id: str) -> RunSlot | None:
         with self._lock:
@@ -247,7 +263,7 @@ class RunManager:
 
     def _alive(self) -> list[RunSlot]:
         with self._lock:
-            return [s for s in self._slots.values() if s.thread is not None and s.thread.is_alive()]
+            return [s for s in self._slots.values() if s.ended is not None and not s.ended.is_set()]
 
     def in_flight(self) -> list[RunSlot]:
         """Runs still going (a run that has ended while its flow run catches up is not in flight)."""

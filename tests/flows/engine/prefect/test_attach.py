@@ -45,8 +45,7 @@ def _run(
     path.write_text(book.format(name=name, second=second, with_=with_))
     manager = RunManager(prefect_session.settings_for(tmp_path))
     slot = manager.start(RunRequest(playbook=str(path), mode="live"))
-    assert slot.thread is not None
-    slot.thread.join(300)  # a guard against a hang only
+    assert slot.wait(300)  # a guard against a hang only
     manager.shutdown(0.0, threading.Event())
     with get_client(sync_client=True) as client:
         flt = FlowRunFilter(tags=FlowRunFilterTags(all_=[f"run:{slot.run_id}"]))

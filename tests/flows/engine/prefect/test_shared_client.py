@@ -32,8 +32,7 @@ def test_concurrent_runs_share_one_client_and_complete(prefect_session: PrefectS
     manager = RunManager(prefect_session.settings_for(tmp_path))
     slots = [manager.start(RunRequest(playbook=str(book), mode="dry-run")) for _ in range(3)]
     for slot in slots:
-        assert slot.thread is not None
-        slot.thread.join(300)  # a guard against a hang only
+        assert slot.wait(300)  # a guard against a hang only
     assert [s.status for s in slots] == ["finished"] * 3, [s.error for s in slots]
     shared = manager._client
     assert shared is not None
