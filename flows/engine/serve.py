@@ -22,6 +22,7 @@ in-process: each becomes a flow run of that deployment, which Prefect workers pi
 from __future__ import annotations
 
 import hmac
+import logging
 import os
 import secrets
 import signal
@@ -153,7 +154,7 @@ def _warm_up() -> float:
     default_registry()
 
     # With a parameter, as the respond flow has: Prefect serialises parameters with FastAPI's encoder,
-    # whose first import (~0.3 s) a storm's first flow runs otherwise paid, beside its runs.
+    # whose first import (~0.27 s) a storm's first flow runs otherwise paid, beside its runs.
     @flow(name=WARM_UP_NAME, flow_run_name=WARM_UP_NAME, persist_result=False)
     def warm_up(parameters: dict[str, Any]) -> None:
         executor = PrefectExecutor(max_workers=1)
@@ -203,18 +204,21 @@ def _warm_engine(settings: Settings) -> float:
                 "slack": SlackSettings(),
             }
         )
-        run_playbook(book, alert={"labels": {"host": "warm-up"}}, mode="dry-run", settings=scratch,
-                     trigger={"by": "fireline:warm-up", "how": "warm-up"})  # fmt: skip
+        try:
+            run_playbook(book, alert={"labels": {"host": "warm-up"}}, mode="dry-run", settings=scratch,
+                         trigger={"by": "fireline:warm-up", "how": "warm-up"})  # fmt: skip
+        except FirelineError as e:  # a configuration every run refuses (an approvers file): they say so
+            logging.getLogger("fireline.serve").warning("engine warm-up skipped: %s", e)
     return time.monotonic() - started
 
 
 def _freeze_heap() -> None:
     """Move every object alive after the warm-up out of the garbage collector's sight (``gc.freeze``).
 
-    The warm runtime holds about a million long-lived objects (Prefect, pydantic, SQLAlchemy), and a
-    full collection walked them all: ~0.15 s during which no thread ran, in the middle of an alert
-    storm's first runs. Frozen objects are never collected, which costs nothing here: they live as
-    long as the process.
+    The warm runtime holds ~148,000 long-lived objects the collector tracks (Prefect, pydantic,
+    SQLAlchemy), and a full collection walked them all: 146-176 ms during which no thread ran, in the
+    middle of an alert storm's first runs. Frozen objects are never collected, which costs nothing
+    here: they live as long as the process.
     """
     import gc
 

@@ -18,7 +18,7 @@ from flows.engine import resume_run, run_playbook
 from flows.engine.inputs import InputError
 from flows.engine.runs import list_runs, read_run_json
 from flows.engine.state import RunState
-from flows.errors import RunError
+from flows.errors import ConfigError, RunError
 from tests.flows.engine.engine_helpers import events, make_registry, make_settings, run_json, write_playbook
 
 REPO = Path(__file__).resolve().parents[3]
@@ -223,3 +223,12 @@ def test_the_engine_warm_up_leaves_nothing_behind(tmp_path: Path) -> None:
     assert _warm_engine(settings) > 0
     assert not settings.runs_dir.exists()  # its run went to a scratch directory, removed after
     assert list_runs(settings) == []
+
+
+def test_the_engine_warm_up_does_not_stop_serve_on_a_configuration_every_run_refuses(tmp_path: Path) -> None:
+    from flows.engine.serve import _warm_engine
+
+    settings = make_settings(tmp_path).model_copy(update={"approvers_file": tmp_path / "missing.yaml"})
+    with pytest.raises(ConfigError, match="no such file"):  # what each run says
+        run_playbook(_book(tmp_path), inputs={"name": "x"}, mode="dry-run", settings=settings)
+    assert _warm_engine(settings) > 0  # serve still starts; its runs refuse, one line each
