@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,3 +58,10 @@ def events(run_dir: Path, type_: str | None = None, step: str | None = None) -> 
 def run_json(run_dir: Path) -> dict[str, Any]:
     data: dict[str, Any] = json.loads((run_dir / "run.json").read_text())
     return data
+
+
+def wait_until(predicate: Callable[[], bool]) -> None:
+    """Wait for a state another thread reaches (polling, no fixed sleep; pytest-timeout bounds a hang)."""
+    rest = threading.Event()
+    while not predicate():
+        rest.wait(0.005)

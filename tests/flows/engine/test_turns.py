@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from flows.engine import prefect_attach, turns
+from tests.flows.engine.engine_helpers import wait_until
 
 
 def _taker(t: turns.Turns, got: list[str], name: str) -> tuple[threading.Thread, threading.Event, list[object]]:
@@ -23,21 +24,14 @@ def _taker(t: turns.Turns, got: list[str], name: str) -> tuple[threading.Thread,
     return thread, done, ticket
 
 
-def _until(predicate: Any) -> None:
-    """Wait for a state another thread reaches (no fixed sleep)."""
-    ready = threading.Event()
-    while not predicate():
-        ready.wait(0.005)
-
-
 def test_turns_go_first_come_first_served_width_at_a_time() -> None:
     t = turns.Turns(width=1, hold=600)
     got: list[str] = []
     first = t.take()
     _, b_done, b_ticket = _taker(t, got, "b")
-    _until(lambda: t.waiting() == 1)
+    wait_until(lambda: t.waiting() == 1)
     _, c_done, _ = _taker(t, got, "c")
-    _until(lambda: t.waiting() == 2)
+    wait_until(lambda: t.waiting() == 2)
     assert got == []
     t.give(first)
     assert b_done.wait(60)
@@ -53,7 +47,7 @@ def test_two_turns_at_once_and_a_third_waits() -> None:
     first, second = t.take(), t.take()
     got: list[str] = []
     _, done, _ = _taker(t, got, "third")
-    _until(lambda: t.waiting() == 1)
+    wait_until(lambda: t.waiting() == 1)
     t.give(second)
     assert done.wait(60)
     t.give(first)
@@ -110,9 +104,9 @@ def test_a_second_run_starts_its_engine_when_the_first_reaches_its_unit(monkeypa
         return start
 
     first = prefect_attach.start_attached(engine("a", gate), {}, "run-a")
-    _until(lambda: order == ["a started"])
+    wait_until(lambda: order == ["a started"])
     second = prefect_attach.start_attached(engine("b", None), {}, "run-b")
-    _until(lambda: prefect_attach.TURNS.waiting() == 1)
+    wait_until(lambda: prefect_attach.TURNS.waiting() == 1)
     assert order == ["a started"]  # b waits for its turn
     gate.set()
     assert first.done.wait(60)

@@ -12,7 +12,7 @@ import pytest
 from flows.engine import runner
 from flows.engine.state import RunState, _Leases
 from flows.engine.workers import Workers
-from tests.flows.engine.engine_helpers import make_settings, write_playbook
+from tests.flows.engine.engine_helpers import make_settings, wait_until, write_playbook
 
 
 def test_warm_workers_take_jobs_without_starting_threads() -> None:
@@ -28,7 +28,7 @@ def test_warm_workers_take_jobs_without_starting_threads() -> None:
     gate.set()
     assert all(d.wait(60) for d in done)
     assert sorted(map(str, ran)) == ["0", "1", "2", "extra"]
-    _until(lambda: workers.idle() == 4)
+    wait_until(lambda: workers.idle() == 4)
 
 
 def test_a_job_that_raises_leaves_its_worker_working() -> None:
@@ -38,12 +38,6 @@ def test_a_job_that_raises_leaves_its_worker_working() -> None:
     ran: list[str] = []
     assert workers.submit(ran.append, "after").wait(60)
     assert ran == ["after"]
-
-
-def _until(predicate: object) -> None:
-    rest = threading.Event()
-    while not predicate():  # type: ignore[operator]
-        rest.wait(0.005)
 
 
 def _lease(state: RunState) -> float:
@@ -58,13 +52,13 @@ def test_one_keeper_renews_every_lease_and_never_brings_back_a_released_lock(tmp
         state._write_lock()
         keeper.add(state)
     leases = _lease(first), _lease(second)
-    _until(lambda: _lease(first) > leases[0] and _lease(second) > leases[1])  # both renewed by the one thread
+    wait_until(lambda: _lease(first) > leases[0] and _lease(second) > leases[1])  # both renewed by the one thread
     keeper.remove(first)
     first.lock_path.unlink()  # what release() does after leaving the keeper
     renewed = _lease(second)
-    _until(lambda: _lease(second) > renewed)
+    wait_until(lambda: _lease(second) > renewed)
     renewed = _lease(second)
-    _until(lambda: _lease(second) > renewed)  # two more rounds of the keeper
+    wait_until(lambda: _lease(second) > renewed)  # two more rounds of the keeper
     assert not first.lock_path.exists()
     keeper.remove(second)
     for state in (first, second):
