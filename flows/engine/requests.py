@@ -35,7 +35,6 @@ class ResolvedPlaybook:
 
 def resolve_playbook(ref: str | Path, settings: Settings) -> ResolvedPlaybook:
     """Load a playbook from a path, or by name from ``settings.playbooks_dir``."""
-
     path = Path(ref)
     if not path.is_file():
         folder = settings.playbooks_dir

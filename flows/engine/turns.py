@@ -32,10 +32,9 @@ BUSY_POLL = 0.1  # seconds between looks at the intake while a flow run waits fo
 class Turns:
     """First come, first served turns, ``width`` at a time, each lapsing after ``hold`` seconds."""
 
-    def __init__(self, width: int = WIDTH, hold: float = HOLD, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, width: int = WIDTH, hold: float = HOLD) -> None:
         self.width = width
         self.hold = hold
-        self._clock = clock
         self._cond = threading.Condition()
         self._queue: deque[object] = deque()  # tickets waiting, oldest first
         self._holding: dict[object, float] = {}  # ticket: when its turn lapses
@@ -46,7 +45,7 @@ class Turns:
         with self._cond:
             self._queue.append(ticket)
             while True:
-                now = self._clock()
+                now = time.monotonic()
                 for held, until in list(self._holding.items()):
                     if until <= now:
                         del self._holding[held]
