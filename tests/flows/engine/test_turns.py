@@ -114,3 +114,83 @@ def test_a_second_run_starts_its_engine_when_the_first_reaches_its_unit(monkeypa
     assert order == ["a started", "a applied", "b started", "b applied"]
     for att in (first, second):
         att.executor.shutdown()
+
+
+def test_only_the_run_at_the_head_of_the_queue_is_woken(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ten waiting runs go one by one, each woken at most twice; one wake-up for all at each give
+    woke them ~55 times."""
+    woken: list[int] = []
+
+    class Counting(threading.Condition):
+        def wait(self, timeout: float | None = None) -> bool:
+            result = super().wait(timeout)
+            woken.append(threading.get_ident())
+            return result
+
+    monkeypatch.setattr(turns.threading, "Condition", Counting)
+    t = turns.Turns(width=1, hold=600)
+    first = t.take()
+    got: list[str] = []
+    runs = []
+    for i in range(10):
+        thread, _, _ = _taker(t, got, f"r{i}")
+        runs.append(thread)
+        wait_until(lambda i=i: t.waiting() == i + 1)  # queued in order
+    t.give(first)
+    for i in range(10):
+        wait_until(lambda i=i: len(got) == i + 1)
+        t.give(next(iter(t._holding)))
+    monkeypatch.undo()
+    assert got == [f"r{i}" for i in range(10)]  # first come, first served
+    takers = {thread.ident for thread in runs}
+    assert 10 <= sum(1 for ident in woken if ident in takers) <= 20
+
+
+class _Clocks:
+    def __init__(self) -> None:
+        self.wall = 100.0
+        self.cpu = 5.0
+        self.heading = True
+
+
+def _share(clocks: _Clocks, share: float = 0.25, most: float = 0.05) -> turns.Share:
+    return turns.Share(
+        share, most=most, heading=lambda: clocks.heading, cpu=lambda: clocks.cpu, clock=lambda: clocks.wall
+    )
+
+
+def test_intake_waits_for_its_share_while_runs_head() -> None:
+    clocks = _Clocks()
+    share = _share(clocks)
+    assert share.delay() == 0.0  # runs began heading: the count starts here
+    clocks.wall += 0.010
+    clocks.cpu += 0.002  # 20% of the time: under the 25% share
+    assert share.delay() == 0.0
+    clocks.wall += 0.010
+    clocks.cpu += 0.006  # 8 ms of CPU in 20 ms: 40%
+    assert share.delay() == pytest.approx(0.008 / 0.25 - 0.020)  # wait until 8 ms is 25% of the time
+    clocks.cpu += 0.100  # far over: one request never waits more than `most`
+    assert share.delay() == 0.05
+
+
+def test_intake_never_waits_while_no_run_heads_and_the_count_starts_again() -> None:
+    clocks = _Clocks()
+    share = _share(clocks)
+    clocks.heading = False
+    clocks.cpu += 1.0
+    assert share.delay() == 0.0
+    clocks.heading = True
+    assert share.delay() == 0.0  # CPU spent while no run headed is not owed
+    clocks.wall += 0.01
+    clocks.cpu += 0.01
+    assert share.delay() > 0
+    clocks.heading = False
+    assert share.delay() == 0.0
+    clocks.heading = True
+    assert share.delay() == 0.0
+
+
+@pytest.mark.parametrize("bad", [0.0, -0.1, 1.5])
+def test_a_share_outside_0_to_1_is_refused(bad: float) -> None:
+    with pytest.raises(ValueError, match="share"):
+        turns.Share(bad)
