@@ -37,8 +37,9 @@ def _resolve_run(run: str) -> tuple[Path, Any]:
     from flows.engine.runs import find_run
 
     settings = load_settings()
-    path = Path(run)  # any directory with an evidence manifest, even one without run.json
-    return (path if (path / "evidence").is_dir() else find_run(run, settings)), settings
+    path = Path(run)  # a run directory, or any directory with an evidence folder, even one without run.json
+    is_dir = (path / "evidence").is_dir() or (path / "run.json").is_file()
+    return (path if is_dir else find_run(run, settings)), settings
 
 
 @evidence_app.command("verify")

@@ -37,8 +37,7 @@ class Snapshot:
     def write(self, run_dir: Path) -> dict[str, Any]:
         """Copy the documents into ``state/people/``; returns the run.json ``people`` entry."""
         folder = _folder(run_dir)
-        folder.mkdir(parents=True, exist_ok=True)
-        for name, raw in self.files.items():
+        for name, raw in self.files.items():  # write_atomic makes the folder: none when there is no file
             write_atomic(folder / name, raw)
         return self.entry
 

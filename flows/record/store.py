@@ -319,7 +319,6 @@ class RunRecord:
         self.dir = run_dir
         self.run_id = run_id or run_dir.name
         self.dir.mkdir(parents=True, exist_ok=True)
-        (self.dir / "evidence").mkdir(exist_ok=True)
         self.events = EventLog(self.dir / "events.jsonl", fsync=fsync)
         self.evidence = EvidenceManifest(self.dir, self.run_id)
         self._run_lock = threading.RLock()

@@ -108,3 +108,10 @@ def test_a_run_without_evidence_verifies_with_nothing_to_check(capsys: pytest.Ca
     assert "no evidence was collected" in capsys.readouterr().out
     assert main(["evidence", "verify", "latest", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["items"] == []
+    from flows.config import load_settings
+    from flows.engine.runs import find_run
+
+    run_dir = find_run(run_id, load_settings())
+    assert not (run_dir / "evidence").exists()  # no evidence, no folder for it
+    assert main(["evidence", "verify", str(run_dir), "--json"]) == 0  # a run directory is named by its path too
+    assert json.loads(capsys.readouterr().out)["items"] == []
