@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from flows.engine.turns import Share
 from flows.triggers import auth
 from flows.triggers.adapters import SnsVerifier, parse
 from flows.triggers.config import TriggersSettings
@@ -52,6 +53,8 @@ class Receiver:
     metrics: Metrics = field(default_factory=Metrics)
     fetch_cert: Callable[[str], bytes] | None = None
     clock: Callable[[], float] = time.time
+    # Intake's share of the interpreter while runs head for containment (fireline serve sets it).
+    share: Share | None = None
     _buckets: dict[str, TokenBucket] = field(default_factory=dict)
     _known: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -166,6 +169,10 @@ def routes(receiver: Receiver, *, ready: Callable[[], bool] = lambda: True) -> l
     from starlette.routing import Route
 
     async def post_alert(request: Request) -> Response:
+        import asyncio
+
+        if receiver.share is not None and (wait := receiver.share.delay()):
+            await asyncio.sleep(wait)  # runs heading for containment go first (flows.engine.turns.Share)
         source = request.path_params["source"]
         if source not in SOURCES or not receiver.settings.source(source).enabled:
             receiver.metrics.count("unknown", "unknown_source")

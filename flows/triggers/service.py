@@ -94,7 +94,9 @@ def build_service(
     spool = Spool(settings.triggers.spool_path(settings.home))
     metrics = Metrics()
     library = load_library(settings.playbooks_dir)
-    receiver = Receiver(settings.triggers, spool, library, metrics=metrics, fetch_cert=fetch_cert)
+    from flows.engine.turns import Share
+
+    receiver = Receiver(settings.triggers, spool, library, metrics=metrics, fetch_cert=fetch_cert, share=Share())
     dispatcher = Dispatcher(
         spool,
         ManagerStarter(manager, settings),

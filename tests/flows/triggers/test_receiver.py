@@ -173,3 +173,35 @@ def test_metrics_and_healthz(receiver: Receiver) -> None:
     health = post(receiver, "/healthz", b"", method="GET")
     assert health.status_code == 200
     assert health.json()["spool_depth"] == 1
+
+
+def test_intake_waits_its_share_while_runs_head_for_containment(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While runs head for containment, each request first waits what Share.delay() answers."""
+    import asyncio
+
+    from flows.engine.turns import Share
+
+    slept: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def sleep(seconds: float, *args: Any) -> Any:
+        slept.append(seconds)
+        return await real_sleep(0, *args)
+
+    clocks = {"wall": 0.0, "cpu": 0.0}
+
+    def tick(name: str, step: float) -> float:  # between two requests: 10 ms of CPU in 20 ms
+        clocks[name] += step
+        return clocks[name]
+
+    receiver.share = Share(
+        0.25, most=0.05, heading=lambda: True, cpu=lambda: tick("cpu", 0.010), clock=lambda: tick("wall", 0.020)
+    )
+    monkeypatch.setattr(asyncio, "sleep", sleep)
+    body = json.dumps({"labels": {"alertname": "X"}}).encode()
+    assert post(receiver, "/alerts/generic", body, signed(body)).status_code == 202  # the first: runs began heading
+    assert post(receiver, "/alerts/generic", body, signed(body)).status_code == 202
+    assert slept[-1] == pytest.approx(0.010 / 0.25 - 0.020)  # wait until the 10 ms are 25% of the time
+    assert len(receiver.spool.pending()) == 2  # both spooled: intake waits, it never refuses
