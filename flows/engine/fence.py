@@ -15,6 +15,7 @@ A sync call cannot be interrupted from outside: a timed-out attempt keeps runnin
 
 from __future__ import annotations
 
+import contextvars
 import threading
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
@@ -85,7 +86,6 @@ class Attempt(Generic[T]):
         self.done = threading.Event()
         self._callbacks: list[Callable[[], None]] = []
         self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._target, name=f"fireline-attempt:{what}", daemon=True)
 
     def _target(self) -> None:
         try:
@@ -101,7 +101,10 @@ class Attempt(Generic[T]):
 
     def run(self, timeout: float, cancel: threading.Event) -> T:
         """The call's result; on expiry fence the record, set ``cancel`` and raise :class:`AbandonedAttempt`."""
-        self._thread.start()
+        from flows.engine.workers import ATTEMPTS
+
+        # On a started daemon worker, in a new empty context: as on the new daemon thread it once was.
+        ATTEMPTS.submit(contextvars.Context().run, self._target)
         if not self.done.wait(timeout):
             if self.record is not None:
                 self.record.fenced.set()

@@ -129,8 +129,10 @@ class RunManager:
     def warm(self, runs: int = WARM_RUNS) -> None:
         """Start the threads of ``runs`` runs ahead, and the shared Prefect client, so that an alert
         storm's runs start neither (the first run built the client, ~0.2 s, while the others waited)."""
-        self._runs.warm(runs)
-        self._engines.warm(runs)
+        from flows.engine.workers import ATTEMPTS, STEPS
+
+        for workers in (self._runs, self._engines, STEPS, ATTEMPTS):
+            workers.warm(runs)
         self._context.copy().run(self._make_client)
 
     def _submit(self, slot: RunSlot, name: str, request: RunRequest) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from flows.engine import runner
 from flows.engine.state import RunState, _Leases
-from flows.engine.workers import Workers
+from flows.engine.workers import ATTEMPTS, Pool, Workers
 from tests.flows.engine.engine_helpers import make_settings, wait_until, write_playbook
 
 
@@ -90,3 +90,56 @@ def test_the_warm_heap_is_frozen_out_of_the_collectors_sight() -> None:
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+
+
+def test_a_pool_runs_at_most_its_limit_at_once_and_queues_the_rest() -> None:
+    workers = Workers("test-pool")
+    pool = Pool(workers, limit=2)
+    gates = [threading.Event() for _ in range(4)]
+    running: list[int] = []
+    futures = [pool.submit(lambda i=i: (running.append(i), gates[i].wait(60), i * 10)[2]) for i in range(4)]
+    wait_until(lambda: running == [0, 1])
+    assert workers.started() == 2  # the other two wait in the pool, not on workers
+    gates[0].set()
+    assert futures[0].result(60) == 0
+    wait_until(lambda: running == [0, 1, 2])  # a freed place goes to the oldest queued job
+    for gate in gates[1:]:
+        gate.set()
+    assert [f.result(60) for f in futures] == [0, 10, 20, 30]
+    assert workers.started() == 2
+
+
+def test_a_pool_carries_errors_cancels_queued_jobs_and_refuses_after_shutdown() -> None:
+    pool = Pool(Workers("test-pool"), limit=1)
+    gate = threading.Event()
+    failing = pool.submit(lambda: (gate.wait(60), 1 / 0))
+    queued = pool.submit(lambda: "never")
+    closed = threading.Event()
+    threading.Thread(target=lambda: (pool.shutdown(wait=True, cancel_futures=True), closed.set()), daemon=True).start()
+    wait_until(queued.cancelled)
+    assert not closed.wait(0.05)  # the running job is waited for
+    gate.set()
+    assert closed.wait(60)
+    with pytest.raises(ZeroDivisionError):
+        failing.result(60)
+    with pytest.raises(RuntimeError, match="after shutdown"):
+        pool.submit(lambda: None)
+
+
+def test_jobs_start_in_an_empty_context_as_on_a_new_thread() -> None:
+    import contextvars
+
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("test_pool_var", default="unset")
+    pool = Pool(Workers("test-pool"), limit=1)
+    var.set("caller")
+    assert pool.submit(lambda: (var.set("first job"), var.get())[1]).result(60) == "first job"
+    assert pool.submit(var.get).result(60) == "unset"  # same worker: neither the caller's nor the last job's
+
+
+def test_action_attempts_run_on_started_workers() -> None:
+    from flows.engine.fence import run_with_timeout
+
+    ATTEMPTS.warm(2)
+    started = ATTEMPTS.started()
+    assert run_with_timeout(lambda: "applied", 60, threading.Event(), "test") == "applied"
+    assert ATTEMPTS.started() == started
