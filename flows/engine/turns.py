@@ -14,7 +14,7 @@ things keep the first containment step early:
 - ``busy`` (:meth:`Heading.wait_clear`) lets a flow run also wait while the alert spool receives.
 - :class:`Share` keeps alert intake (the receiver, on the event loop) under :data:`INTAKE_SHARE` of
   the interpreter's time while runs head: the spool holds what it accepted, so an answer a few
-  milliseconds later costs nothing, and the runs go at up to twice the speed.
+  milliseconds later costs nothing, and the runs get the rest of the interpreter.
 """
 
 from __future__ import annotations
@@ -126,7 +126,8 @@ class Share:
     :meth:`delay` is asked before each unit of work (an alert request, on the event loop's thread)
     and answers how long to wait first: 0 while no run heads, else what brings the thread's CPU time
     since the runs began heading back under ``share`` of the time since, at most ``most`` seconds.
-    ``cpu`` and ``clock`` are that thread's CPU clock and a monotonic clock (seconds; injectable).
+    ``cpu`` and ``clock`` are that thread's CPU clock and a monotonic clock (seconds; injectable); one
+    thread asks (the event loop's), so it keeps no lock.
     """
 
     def __init__(
@@ -157,6 +158,8 @@ class Share:
             return 0.0
         owed = (used - self._since[1]) / self.share - (now - self._since[0])
         return min(max(0.0, owed), self.most)
+
+
 _ARRIVED: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar("fireline_arrived", default=None)
 
 

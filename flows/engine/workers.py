@@ -126,7 +126,8 @@ class Pool:
             with self._lock:
                 if not self._queued:
                     self._running -= 1
-                    self._idle.notify_all()
+                    if not self._running:
+                        self._idle.notify_all()  # shutdown(wait=True) waits for this
                     return
                 future, fn, args = self._queued.popleft()
 
