@@ -62,16 +62,33 @@ def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:
     """Replace ``path`` with ``data`` so that readers see the old or the new file, never half.
 
     ``durable=False`` skips the fsync, for files whose loss in a power cut loses nothing (a lock
-    that only says who is alive).
+    that only says who is alive). The folder is made when it is missing.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    with tmp.open("wb") as fh:
-        fh.write(data)
-        if durable:
-            fh.flush()
-            os.fsync(fh.fileno())
+    try:
+        fd = os.open(tmp, _CREATE, 0o666)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, _CREATE, 0o666)
+    try:
+        _write_all(fd, data, durable=durable)
+    finally:
+        os.close(fd)
     os.replace(tmp, path)
+
+
+# Plain descriptors, not Python file objects: open() adds fstat, isatty and lseek calls, and under
+# an alert storm each system call hands the GIL to another thread and waits to get it back.
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
+_APPEND = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
+
+
+def _write_all(fd: int, data: bytes, *, durable: bool) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+    if durable:
+        os.fsync(fd)
 
 
 def read_json_object(path: Path) -> dict[str, Any]:
@@ -188,11 +205,11 @@ class EventLog:
                 "prev_sha256": self._prev,
             }
             line = dumps_line(event)
-            with self.path.open("ab") as fh:
-                fh.write(line + b"\n")
-                fh.flush()
-                if self.fsync:
-                    os.fsync(fh.fileno())
+            fd = os.open(self.path, _APPEND, 0o666)
+            try:
+                _write_all(fd, line + b"\n", durable=self.fsync)
+            finally:
+                os.close(fd)
             self._seq += 1
             self._prev = sha256_bytes(line)
             for listener in list(self._listeners):  # under the lock: listeners see events in seq order
