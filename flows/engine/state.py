@@ -35,7 +35,7 @@ try:
 except ImportError:  # no flock on this platform: the pid check of lock.json decides
     _HAVE_FLOCK = False
 from flows.engine.owner import boot_id, pid_alive, process_start_time, same_kernel
-from flows.record.store import dump_json, iso, utcnow, write_atomic
+from flows.record.store import append_line, dump_json, iso, utcnow, write_atomic
 
 LEASE_SECONDS = 90.0
 """How long a run owner's lease lasts without renewal."""
@@ -150,10 +150,7 @@ class RunState:
             if not self._saga_checked:
                 self._drop_torn_saga_tail()
                 self._saga_checked = True
-            with self.saga_path.open("ab") as fh:
-                fh.write(line + b"\n")
-                fh.flush()
-                os.fsync(fh.fileno())
+            append_line(self.saga_path, line)
 
     def saga(self) -> list[dict[str, Any]]:
         if not self.saga_path.exists():

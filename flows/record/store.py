@@ -83,6 +83,15 @@ _CREATE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
 _APPEND = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
 
 
+def append_line(path: Path, line: bytes, *, durable: bool = True) -> None:
+    """Append ``line`` and a newline to ``path`` (made if missing) in one write; fsync it unless not ``durable``."""
+    fd = os.open(path, _APPEND, 0o666)
+    try:
+        _write_all(fd, line + b"\n", durable=durable)
+    finally:
+        os.close(fd)
+
+
 def _write_all(fd: int, data: bytes, *, durable: bool) -> None:
     view = memoryview(data)
     while view:
@@ -205,11 +214,7 @@ class EventLog:
                 "prev_sha256": self._prev,
             }
             line = dumps_line(event)
-            fd = os.open(self.path, _APPEND, 0o666)
-            try:
-                _write_all(fd, line + b"\n", durable=self.fsync)
-            finally:
-                os.close(fd)
+            append_line(self.path, line, durable=self.fsync)
             self._seq += 1
             self._prev = sha256_bytes(line)
             for listener in list(self._listeners):  # under the lock: listeners see events in seq order
