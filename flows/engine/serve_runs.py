@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from flows.config import Settings
-from flows.engine.workers import Workers
+from flows.engine.workers import ATTEMPTS, STEPS, Workers
 from flows.errors import RunError
 from flows.record.store import iso, utcnow
 
@@ -129,8 +129,6 @@ class RunManager:
     def warm(self, runs: int = WARM_RUNS) -> None:
         """Start the threads of ``runs`` runs ahead, and the shared Prefect client, so that an alert
         storm's runs start neither (the first run built the client, ~0.2 s, while the others waited)."""
-        from flows.engine.workers import ATTEMPTS, STEPS
-
         for workers in (self._runs, self._engines, STEPS, ATTEMPTS):
             workers.warm(runs)
         self._context.copy().run(self._make_client)
